@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: system packages, a venv, lint, types,
+# layer contracts, tests. Run as root (CI) or with the packages already installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    else
+        echo "missing system packages: ${need_apt[*]} (sudo apt-get install ${need_apt[*]})" >&2
+        exit 1
+    fi
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 \
+    | grep -v "is ignored: it is neither a file nor a directory" || true
+
+.venv/bin/ruff check apolo_jupyter tests bench
+.venv/bin/ruff format --check apolo_jupyter tests bench
+.venv/bin/mypy
+.venv/bin/lint-imports
+.venv/bin/pytest -q -p no:cacheprovider "$@"
