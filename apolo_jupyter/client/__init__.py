@@ -1,0 +1,70 @@
+"""The embedded async jobs client; public names mirror ``apolo_sdk``."""
+
+from ._client import Client, get
+from ._config import Cluster, Config
+from ._errors import (
+    AuthenticationError,
+    AuthError,
+    AuthorizationError,
+    BadGateway,
+    ClientError,
+    ConfigError,
+    IllegalArgumentError,
+    NDJSONError,
+    PlatformUnreachable,
+    ResourceNotFound,
+    ServerNotAvailable,
+)
+from ._jobs import Jobs
+from ._models import (
+    Container,
+    DiskVolume,
+    HTTPPort,
+    JobDescription,
+    JobPriority,
+    JobRestartPolicy,
+    JobStatus,
+    JobStatusHistory,
+    JobStatusItem,
+    Preset,
+    RemoteImage,
+    Resources,
+    SecretFile,
+    Volume,
+)
+from ._parser import Parser, VolumeParseResult
+
+__all__ = [
+    "AuthError",
+    "AuthenticationError",
+    "AuthorizationError",
+    "BadGateway",
+    "Client",
+    "ClientError",
+    "Cluster",
+    "Config",
+    "ConfigError",
+    "Container",
+    "DiskVolume",
+    "HTTPPort",
+    "IllegalArgumentError",
+    "JobDescription",
+    "JobPriority",
+    "JobRestartPolicy",
+    "JobStatus",
+    "JobStatusHistory",
+    "JobStatusItem",
+    "Jobs",
+    "NDJSONError",
+    "Parser",
+    "PlatformUnreachable",
+    "Preset",
+    "RemoteImage",
+    "ResourceNotFound",
+    "Resources",
+    "SecretFile",
+    "ServerNotAvailable",
+    "Volume",
+    "VolumeParseResult",
+    "get",
+]

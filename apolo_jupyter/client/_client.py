@@ -1,0 +1,90 @@
+"""``Client`` and ``get()``: the entry points, as in ``apolo_sdk``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from types import TracebackType
+
+from yarl import URL
+
+from ._config import Config
+from ._connect import resolve
+from ._core import Core
+from ._jobs import Jobs
+from ._models import Preset
+from ._parser import Parser
+from ._utils import AwaitableContextManager
+
+
+class Client:
+    """A connection to one platform; close it (or use ``async with``) when done."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._core = Core(config.token)
+        self.parse = Parser(config)
+        self.jobs = Jobs(self._core, config, self.parse)
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def presets(self) -> Mapping[str, Preset]:
+        return self._config.presets
+
+    @property
+    def username(self) -> str:
+        return self._config.username
+
+    @property
+    def cluster_name(self) -> str:
+        return self._config.cluster_name
+
+    @property
+    def closed(self) -> bool:
+        return self._core._session is None
+
+    async def close(self) -> None:
+        await self._core.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<Client {self._config.describe()}>"
+
+
+async def _get(
+    url: URL | str | None, token: str | None, local: bool, quiet: bool
+) -> Client:
+    config = await resolve(url=url, token=token, local=local)
+    if not (quiet or os.environ.get("APOLO_JUPYTER_QUIET")):
+        print(config.describe(), file=sys.stderr)
+    return Client(config)
+
+
+def get(
+    url: URL | str | None = None,
+    token: str | None = None,
+    *,
+    local: bool = False,
+    quiet: bool = False,
+) -> AwaitableContextManager[Client]:
+    """Connect: ``async with get() as client`` (or ``client = await get()``).
+
+    Picks, in order: explicit ``url``/``token``; ``APOLO_PASSED_CONFIG``; an
+    apolo-cli login; else the embedded local platform (``local=True`` forces it).
+    Says in one line (on stderr) which one it picked unless ``quiet``.
+    """
+    return AwaitableContextManager(_get(url, token, local, quiet))

@@ -1,0 +1,321 @@
+"""``client.jobs``: start, run, list, status, kill and watch jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from multidict import MultiDict
+from yarl import URL
+
+from . import _wire
+from ._config import Config
+from ._core import Core
+from ._errors import ClientError, NDJSONError
+from ._models import (
+    Container,
+    DiskVolume,
+    HTTPPort,
+    JobDescription,
+    JobPriority,
+    JobRestartPolicy,
+    JobStatus,
+    RemoteImage,
+    SecretFile,
+    Volume,
+)
+from ._parser import Parser
+from ._url_utils import normalize_storage_path_uri
+from ._utils import AsyncIteratorAndContextManager, asyncgeneratorcontextmanager
+
+# Adaptive polling for servers without a push endpoint: start fast, back off.
+POLL_MIN = 0.05
+POLL_MAX = 2.0
+
+
+def _status_key(job: JobDescription) -> tuple[Any, ...]:
+    """What counts as a change for ``watch``: status, reason, a new transition."""
+    history = job.history
+    return (job.status, history.reason, history.description, len(history.transitions))
+
+
+class Jobs:
+    def __init__(self, core: Core, config: Config, parser: Parser) -> None:
+        self._core = core
+        self._config = config
+        self._parse = parser
+
+    @property
+    def _api(self) -> URL:
+        return self._config.api_url
+
+    def _volumes(self, volumes: Sequence[Volume]) -> list[dict[str, Any]]:
+        return [
+            _wire.volume_to_api(
+                v, normalize_storage_path_uri(v.storage_uri, self._config)
+            )
+            for v in volumes
+        ]
+
+    async def _post_job(self, url: URL, payload: dict[str, Any]) -> JobDescription:
+        async with self._core.request("POST", url, json=payload) as resp:
+            return _wire.job_description_from_api(await resp.json(), self._parse)
+
+    async def run(
+        self,
+        container: Container,
+        *,
+        name: str | None = None,
+        tags: Sequence[str] = (),
+        description: str | None = None,
+        scheduler_enabled: bool = False,
+        pass_config: bool = False,
+        wait_for_jobs_quota: bool = False,
+        schedule_timeout: float | None = None,
+        restart_policy: JobRestartPolicy = JobRestartPolicy.NEVER,
+        life_span: float | None = None,
+        org_name: str | None = None,
+        priority: JobPriority | None = None,
+        project_name: str | None = None,
+        preemptible_node: bool = False,
+    ) -> JobDescription:
+        """Run a container with explicit resources (``POST /jobs``)."""
+        payload = _wire.job_to_api(
+            cluster_name=self._config.cluster_name,
+            project_name=project_name or self._config.project_name_or_raise,
+            org_name=org_name or self._config.org_name,
+            name=name,
+            tags=tags,
+            description=description,
+            pass_config=pass_config,
+            wait_for_jobs_quota=wait_for_jobs_quota,
+            schedule_timeout=schedule_timeout,
+            restart_policy=restart_policy,
+            life_span=life_span,
+            priority=priority,
+        )
+        payload["container"] = _wire.container_to_api(
+            image=container.image,
+            entrypoint=container.entrypoint,
+            command=container.command,
+            working_dir=container.working_dir,
+            http=container.http,
+            env=container.env,
+            volumes=self._volumes(container.volumes),
+            secret_env=container.secret_env,
+            secret_files=container.secret_files,
+            disk_volumes=container.disk_volumes,
+            tty=container.tty,
+        )
+        payload["container"]["resources"] = _wire.resources_to_api(container.resources)
+        payload["scheduler_enabled"] = scheduler_enabled
+        if preemptible_node:
+            # Older SDKs' run(..., preemptible_node=True); the platform reads it here.
+            payload["preemptible_node"] = True
+        return await self._post_job(self._api / "jobs", payload)
+
+    async def start(
+        self,
+        *,
+        image: RemoteImage,
+        preset_name: str,
+        cluster_name: str | None = None,
+        org_name: str | None = None,
+        entrypoint: str | None = None,
+        command: str | None = None,
+        working_dir: str | None = None,
+        http: HTTPPort | None = None,
+        env: Mapping[str, str] | None = None,
+        volumes: Sequence[Volume] = (),
+        secret_env: Mapping[str, URL] | None = None,
+        secret_files: Sequence[SecretFile] = (),
+        disk_volumes: Sequence[DiskVolume] = (),
+        tty: bool = False,
+        shm: bool = False,
+        name: str | None = None,
+        tags: Sequence[str] = (),
+        description: str | None = None,
+        pass_config: bool = False,
+        wait_for_jobs_quota: bool = False,
+        schedule_timeout: float | None = None,
+        restart_policy: JobRestartPolicy = JobRestartPolicy.NEVER,
+        life_span: float | None = None,
+        privileged: bool = False,
+        priority: JobPriority | None = None,
+        energy_schedule_name: str | None = None,
+        project_name: str | None = None,
+    ) -> JobDescription:
+        """Start a job from a resource preset (``POST /jobs?from_preset``)."""
+        if not isinstance(image, RemoteImage):
+            raise TypeError(
+                "image must be a RemoteImage: "
+                'image=client.parse.remote_image("ubuntu:latest")'
+            )
+        payload = _wire.job_to_api(
+            cluster_name=cluster_name or self._config.cluster_name,
+            project_name=project_name or self._config.project_name_or_raise,
+            org_name=org_name or self._config.org_name,
+            name=name,
+            preset_name=preset_name,
+            tags=tags,
+            description=description,
+            pass_config=pass_config,
+            wait_for_jobs_quota=wait_for_jobs_quota,
+            schedule_timeout=schedule_timeout,
+            restart_policy=restart_policy,
+            life_span=life_span,
+            privileged=privileged,
+            priority=priority,
+            energy_schedule_name=energy_schedule_name,
+        )
+        payload.update(
+            _wire.container_to_api(
+                image=image,
+                entrypoint=entrypoint,
+                command=command,
+                working_dir=working_dir,
+                http=http,
+                env=env,
+                volumes=self._volumes(volumes),
+                secret_env=secret_env,
+                secret_files=secret_files,
+                disk_volumes=disk_volumes,
+                tty=tty,
+                shm=shm,
+            )
+        )
+        return await self._post_job(
+            (self._api / "jobs").with_query("from_preset"), payload
+        )
+
+    def list(
+        self,
+        *,
+        statuses: Iterable[JobStatus] = (),
+        name: str = "",
+        tags: Iterable[str] = (),
+        owners: Iterable[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+        cluster_name: str | None = None,
+        org_names: Iterable[str | None] = (),
+        project_names: Iterable[str] = (),
+    ) -> AsyncIteratorAndContextManager[JobDescription]:
+        """Stream jobs (ndjson, one at a time: memory stays flat for long lists)."""
+        params: MultiDict[str] = MultiDict()
+        for status in statuses:
+            params.add("status", JobStatus(status).value)
+        if name:
+            params.add("name", name)
+        for owner in owners:
+            params.add("owner", owner)
+        for tag in tags:
+            params.add("tag", tag)
+        for key, when in (("since", since), ("until", until)):
+            if when is not None:
+                if when.tzinfo is None:
+                    when = when.astimezone(UTC)
+                params.add(key, when.isoformat())
+        params["cluster_name"] = cluster_name or self._config.cluster_name
+        if reverse:
+            params.add("reverse", "1")
+        if limit is not None:
+            params.add("limit", str(limit))
+        params.add("being_dropped", "False")
+        params.add("logs_removed", "False")
+        for org in org_names or [self._config.org_name]:
+            if org is not None:
+                params.add("org_name", org)
+        for project in project_names:
+            params.add("project_name", project)
+        return self._list(params)
+
+    @asyncgeneratorcontextmanager
+    async def _list(
+        self, params: MultiDict[str]
+    ) -> AsyncGenerator[JobDescription, None]:
+        headers = {"Accept": "application/x-ndjson"}
+        url = self._api / "jobs"
+        async with self._core.request(
+            "GET", url, params=params, headers=headers
+        ) as resp:
+            if resp.headers.get("Content-Type", "").startswith("application/x-ndjson"):
+                async for line in resp.content:
+                    if not line.strip():
+                        continue
+                    item = json.loads(line)
+                    if "error" in item:
+                        raise NDJSONError(item["error"])
+                    yield _wire.job_description_from_api(item, self._parse)
+            else:
+                for item in (await resp.json())["jobs"]:
+                    yield _wire.job_description_from_api(item, self._parse)
+
+    async def status(self, id: str) -> JobDescription:
+        async with self._core.request("GET", self._api / "jobs" / id) as resp:
+            return _wire.job_description_from_api(await resp.json(), self._parse)
+
+    async def kill(self, id: str) -> None:
+        async with self._core.request("DELETE", self._api / "jobs" / id):
+            return None
+
+    async def bump_life_span(self, id: str, additional_life_span: float) -> None:
+        url = self._api / "jobs" / id / "max_run_time_minutes"
+        payload = _wire.bump_life_span_to_api(additional_life_span)
+        async with self._core.request("PUT", url, json=payload):
+            return None
+
+    def watch(self, id: str) -> AsyncIteratorAndContextManager[JobDescription]:
+        """Yield the job now and again on every status change, until it finishes.
+
+        Pushed over a WebSocket where the platform advertises one (the local
+        platform does); adaptive polling otherwise (the real platform).
+        """
+        if self._config.status_ws_url is not None:
+            return self._watch_pushed(id, self._config.status_ws_url)
+        return self._watch_polled(id)
+
+    @asyncgeneratorcontextmanager
+    async def _watch_pushed(
+        self, id: str, base: URL
+    ) -> AsyncGenerator[JobDescription, None]:
+        url = base / id / "status_ws"
+        last: tuple[Any, ...] | None = None
+        async with self._core.ws_connect(url) as ws:
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+                job = _wire.job_description_from_api(json.loads(msg.data), self._parse)
+                key = _status_key(job)
+                if key != last:
+                    last = key
+                    yield job
+                if job.status.is_finished:
+                    return
+        # The socket closed before the job finished (platform restart): say so.
+        raise ClientError(f"status stream of {id} ended before the job finished")
+
+    @asyncgeneratorcontextmanager
+    async def _watch_polled(self, id: str) -> AsyncGenerator[JobDescription, None]:
+        last: tuple[Any, ...] | None = None
+        delay = POLL_MIN
+        while True:
+            started = time.monotonic()
+            job = await self.status(id)
+            key = _status_key(job)
+            if key != last:
+                last = key
+                delay = POLL_MIN
+                yield job
+                if job.status.is_finished:
+                    return
+            else:
+                delay = min(delay * 1.5, POLL_MAX)
+            await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))

@@ -1,0 +1,166 @@
+"""``client.parse``: volumes, images, URIs and env vars written as text.
+
+Results and error messages follow ``apolo_sdk`` 26.9.0 (protocol reference,
+section 6); each error message keeps the SDK's wording first and then says how
+to write the value correctly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from yarl import URL
+
+from ._config import Config
+from ._image_parser import parse_remote_image
+from ._models import DiskVolume, RemoteImage, SecretFile, Volume
+from ._url_utils import check_scheme, normalize_uri, shorten_uri, uri_from_cli
+
+#: A POSIX environment variable name.
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+#: The last part of a 4-part volume spec: read-only or read-write.
+ACCESS_MODES = {"ro": True, "rw": False}
+
+_VOLUME_FORM = "storage:<path>:<container path>[:ro|rw], e.g. storage:data:/var/data:ro"
+_SECRET_FORM = "secret:<key>:<container path>, e.g. secret:key:/etc/key"  # noqa: S105
+_DISK_FORM = "disk:<disk>:<container path>[:ro|rw], e.g. disk:my-disk:/mnt/disk"
+_REMOVED_VOLUMES = ("HOME", "ALL")
+
+
+@dataclass(frozen=True)
+class VolumeParseResult:
+    """``Parser.volumes`` split by kind, each list in the order given."""
+
+    volumes: Sequence[Volume]
+    secret_files: Sequence[SecretFile]
+    disk_volumes: Sequence[DiskVolume]
+
+
+@dataclass(frozen=True)
+class _MountSpec:
+    """``<uri>:<container path>[:ro|rw]`` split into its parts."""
+
+    uri: str
+    container_path: str
+    read_only: bool
+
+
+class Parser:
+    """Turns user-written text into the client's models and URIs."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+
+    def volume(self, spec: str) -> Volume:
+        """``storage:<path>:<container path>[:ro|rw]`` as a :class:`Volume`."""
+        mount = _split_mount(spec, "volume", _VOLUME_FORM, allow_mode=True)
+        uri = uri_from_cli(mount.uri, self._config, allowed_schemes=("storage",))
+        return Volume(
+            storage_uri=uri,
+            container_path=mount.container_path,
+            read_only=mount.read_only,
+        )
+
+    def volumes(self, specs: Sequence[str]) -> VolumeParseResult:
+        """Storage volumes, ``secret:`` files and ``disk:`` volumes, by prefix."""
+        for removed in _REMOVED_VOLUMES:
+            if removed in specs:
+                raise ValueError(
+                    f"--volume={removed} no longer supported; list each folder to "
+                    f"mount instead, e.g. {_VOLUME_FORM}"
+                )
+        storage = [s for s in specs if not s.startswith(("secret:", "disk:"))]
+        secrets = [s for s in specs if s.startswith("secret:")]
+        disks = [s for s in specs if s.startswith("disk:")]
+        return VolumeParseResult(
+            volumes=[self.volume(spec) for spec in storage],
+            secret_files=[self._secret_file(spec) for spec in secrets],
+            disk_volumes=[self._disk_volume(spec) for spec in disks],
+        )
+
+    def remote_image(self, image: str) -> RemoteImage:
+        """An external (``ubuntu:22.04``) or platform (``image:name:tag``) image."""
+        return parse_remote_image(image, self._config)
+
+    def env(self, specs: Sequence[str]) -> dict[str, str]:
+        """``NAME=value`` strings as a dict (later ones win)."""
+        result: dict[str, str] = {}
+        for spec in specs:
+            name, sep, value = spec.partition("=")
+            if not sep:
+                raise ValueError(
+                    f"Invalid environment variable '{spec}': no '=' in it; "
+                    f"write it as -e NAME=value (e.g. -e {name or 'NAME'}=1)"
+                )
+            if not ENV_NAME_RE.fullmatch(name):
+                raise ValueError(
+                    f"Invalid environment variable name '{name}' in '{spec}': "
+                    f"use letters, digits and '_', not starting with a digit; "
+                    f"write it as -e NAME=value"
+                )
+            result[name] = value
+        return result
+
+    def str_to_uri(
+        self,
+        text: str,
+        *,
+        allowed_schemes: Iterable[str] = (),
+        short: bool = False,
+    ) -> URL:
+        """Parse a URI; an empty ``allowed_schemes`` allows every scheme."""
+        uri = uri_from_cli(text, self._config, allowed_schemes=allowed_schemes)
+        return shorten_uri(uri, self._config) if short else uri
+
+    def uri_to_str(self, uri: URL) -> str:
+        return str(uri)
+
+    def normalize_uri(
+        self,
+        uri: URL,
+        *,
+        allowed_schemes: Iterable[str] = (),
+        short: bool = False,
+    ) -> URL:
+        """Complete a host-less cluster URI; an empty ``allowed_schemes`` allows all."""
+        check_scheme(uri.scheme, allowed_schemes)
+        result = normalize_uri(uri, self._config)
+        return shorten_uri(result, self._config) if short else result
+
+    def _secret_file(self, spec: str) -> SecretFile:
+        mount = _split_mount(spec, "secret file", _SECRET_FORM, allow_mode=False)
+        uri = uri_from_cli(mount.uri, self._config, allowed_schemes=("secret",))
+        return SecretFile(secret_uri=uri, container_path=mount.container_path)
+
+    def _disk_volume(self, spec: str) -> DiskVolume:
+        mount = _split_mount(spec, "disk volume", _DISK_FORM, allow_mode=True)
+        uri = uri_from_cli(mount.uri, self._config, allowed_schemes=("disk",))
+        return DiskVolume(
+            disk_uri=uri,
+            container_path=mount.container_path,
+            read_only=mount.read_only,
+        )
+
+
+def _split_mount(spec: str, kind: str, form: str, *, allow_mode: bool) -> _MountSpec:
+    """Split on every ``:``: 3 parts, or 4 with ``ro``/``rw`` when allowed.
+
+    The container path is not validated (the SDK does not either).
+    """
+    parts = spec.split(":")
+    read_only = False
+    if allow_mode and len(parts) == 4:
+        mode = parts.pop()
+        if mode not in ACCESS_MODES:
+            raise ValueError(
+                f"Wrong ReadWrite/ReadOnly mode spec for '{spec}': the last part "
+                f"must be 'ro' (read-only) or 'rw' (read-write); write {form}"
+            )
+        read_only = ACCESS_MODES[mode]
+    elif len(parts) != 3:
+        raise ValueError(f"Invalid {kind} specification '{spec}': write it as {form}")
+    container_path = parts.pop()
+    return _MountSpec(":".join(parts), container_path, read_only)
