@@ -1,0 +1,224 @@
+"""The local platform's HTTP and WebSocket routes (reference §2-§3)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ..client._wire import STATUS_WS_KEY
+from ._auth import auth_middleware
+from ._requests import BadRequest, parse_job_request
+from ._service import JobNotFound, JobService
+from ._settings import CLUSTER, ORG, PROJECT, REGISTRY_URL, Settings
+from ._store import JobFilter
+
+SERVICE: web.AppKey[JobService] = web.AppKey("service", JobService)
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_error(status: int, message: str) -> web.Response:
+    """An error as apolo_sdk reads it: JSON body, and X-Error for WS handshakes."""
+    body = json.dumps({"error": message})
+    return web.Response(
+        status=status,
+        text=body,
+        content_type="application/json",
+        headers={"X-Error": body},
+    )
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        return json_error(400, str(exc))
+    except JobNotFound as exc:
+        return json_error(404, str(exc.args[0]))
+
+
+def _base(request: web.Request) -> str:
+    return f"http://{request.host}/api/v1"
+
+
+async def get_config(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    api = _base(request)
+    cluster = {
+        "name": CLUSTER,
+        "orgs": [ORG],
+        "registry_url": REGISTRY_URL,
+        "storage_url": f"{api}/storage",
+        "monitoring_url": f"{api}/monitoring",
+        "users_url": f"{api}/users",
+        "secrets_url": f"{api}/secrets",
+        "disks_url": f"{api}/disk",
+        "buckets_url": f"{api}/buckets",
+        "resource_pool_types": [
+            {
+                "name": "local-cpu",
+                "min_size": 1,
+                "max_size": 1,
+                "cpu": 2.0,
+                "memory": 2**30,
+                "disk_size": 0,
+                "is_preemptible": False,
+            }
+        ],
+        "resource_presets": [p.to_api() for p in settings.presets],
+    }
+    data: dict[str, Any] = {
+        "authorized": True,
+        "auth_url": f"{api}/oauth/authorize",
+        "token_url": f"{api}/oauth/token",
+        "logout_url": f"{api}/oauth/logout",
+        "client_id": "apolo-jupyter-local",
+        "audience": "apolo-jupyter-local",
+        "headless_callback_url": f"{api}/oauth/show-code",
+        "clusters": [cluster],
+        "projects": [
+            {"name": PROJECT, "cluster_name": CLUSTER, "org_name": ORG, "role": "admin"}
+        ],
+        STATUS_WS_KEY: f"{api}/jobs",
+    }
+    return web.json_response(data)
+
+
+async def create_job(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("the request body is not valid JSON") from None
+    job = parse_job_request(
+        request.app[SETTINGS],
+        body,
+        from_preset="from_preset" in request.query,
+        owner=request["user"],
+    )
+    text = request.app[SERVICE].create(job)
+    return web.Response(status=202, text=text, content_type="application/json")
+
+
+def _utc(value: str, key: str) -> str:
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{key}={value!r} is not an ISO-8601 time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _filter(request: web.Request) -> JobFilter:
+    q = request.query
+    limit = q.get("limit")
+    if limit is not None and (not limit.isdigit() or int(limit) < 1):
+        raise BadRequest("limit must be a whole number >= 1")
+    cluster = q.get("cluster_name")
+    if cluster not in (None, CLUSTER):
+        # Another cluster has no jobs here; an impossible status makes that explicit.
+        return JobFilter(statuses=("-",))
+    return JobFilter(
+        statuses=tuple(q.getall("status", ())),
+        name=q.get("name") or None,
+        owners=tuple(q.getall("owner", ())),
+        tags=tuple(q.getall("tag", ())),
+        since=_utc(q["since"], "since") if "since" in q else None,
+        until=_utc(q["until"], "until") if "until" in q else None,
+        reverse=q.get("reverse", "").lower() in ("1", "true"),
+        limit=int(limit) if limit else None,
+    )
+
+
+async def list_jobs(request: web.Request) -> web.StreamResponse:
+    flt = _filter(request)
+    store = request.app[SERVICE].store
+    if not request.headers.get("Accept", "").startswith("application/x-ndjson"):
+        jobs = [json.loads(b) for batch in store.iter_bodies(flt) for b in batch]
+        return web.json_response({"jobs": jobs})
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await resp.prepare(request)
+    for batch in store.iter_bodies(flt):
+        await resp.write(("\n".join(batch) + "\n").encode())
+    await resp.write_eof()
+    return resp
+
+
+async def get_job(request: web.Request) -> web.Response:
+    job = request.app[SERVICE].get(request.match_info["id"])
+    return web.json_response(job.to_api())
+
+
+async def kill_job(request: web.Request) -> web.Response:
+    await request.app[SERVICE].kill(request.match_info["id"])
+    return web.Response(status=204)
+
+
+async def bump_life_span(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    job = service.get(request.match_info["id"])
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("the request body is not valid JSON") from None
+    if not isinstance(body, dict) or len(body) != 1:
+        raise BadRequest(
+            "send exactly one of additional_max_run_time_minutes or max_run_time_minutes"
+        )
+    ((key, value),) = body.items()
+    if key not in ("additional_max_run_time_minutes", "max_run_time_minutes") or not (
+        isinstance(value, int) and value >= 1
+    ):
+        raise BadRequest(f"{key} must be a whole number of minutes >= 1")
+    service.set_life_span(job.id, value, additional=key.startswith("additional"))
+    return web.Response(status=204)
+
+
+async def status_ws(request: web.Request) -> web.StreamResponse:
+    """Push the job's JSON now and on every change; close once it has finished."""
+    service = request.app[SERVICE]
+    job = service.get(request.match_info["id"])
+    ws = web.WebSocketResponse(heartbeat=30)
+    await ws.prepare(request)
+    queue = service.subscribe(job.id)
+    reader = request.loop.create_task(_drain(ws))
+    try:
+        body = json.dumps(service.get(job.id).to_api())
+        while True:
+            await ws.send_str(body)
+            if json.loads(body)["status"] in ("succeeded", "failed", "cancelled"):
+                break
+            body = await queue.get()
+    finally:
+        service.unsubscribe(job.id, queue)
+        reader.cancel()
+        await ws.close()
+    return ws
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    """Keep reading so PING/PONG and CLOSE are handled."""
+    async for msg in ws:
+        if msg.type == WSMsgType.ERROR:
+            break
+
+
+def make_app(settings: Settings, service: JobService, secret: bytes) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, auth_middleware(secret)])
+    app[SETTINGS] = settings
+    app[SERVICE] = service
+    app.router.add_get("/api/v1/config", get_config)
+    app.router.add_post("/api/v1/jobs", create_job)
+    app.router.add_get("/api/v1/jobs", list_jobs)
+    app.router.add_get("/api/v1/jobs/{id}", get_job)
+    app.router.add_delete("/api/v1/jobs/{id}", kill_job)
+    app.router.add_put("/api/v1/jobs/{id}/max_run_time_minutes", bump_life_span)
+    app.router.add_get("/api/v1/jobs/{id}/status_ws", status_ws)
+    return app

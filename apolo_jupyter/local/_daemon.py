@@ -1,0 +1,101 @@
+"""The local platform as a background daemon: lock, bind, serve, clean up."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from ..client._local_home import LocalPaths
+from ._app import make_app
+from ._auth import load_or_create
+from ._executor import Executor, detect_sandbox
+from ._service import JobService
+from ._settings import Settings
+from ._store import Store
+
+log = logging.getLogger("apolo_jupyter.local")
+
+
+def _hold_lock(paths: LocalPaths) -> int:
+    fd = os.open(paths.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SystemExit(f"a local platform already runs for {paths.home}") from None
+    return fd
+
+
+def _write_atomic(path: Path, data: dict[str, object]) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+async def serve(paths: LocalPaths, port: int = 0) -> None:
+    paths.ensure()
+    lock_fd = _hold_lock(paths)
+    settings = Settings.load(paths)
+    secret, token = load_or_create(paths, settings.owner)
+    store = Store(paths.db_file)
+    mode, sandbox = detect_sandbox()
+    service = JobService(settings, store, Executor(mode), token)
+    lost = service.recover()
+    runner = web.AppRunner(make_app(settings, service, secret), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    service.api_url = f"http://127.0.0.1:{bound}/api/v1"
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    _write_atomic(
+        paths.daemon_file,
+        {"pid": os.getpid(), "url": service.api_url, "port": bound, "sandbox": sandbox},
+    )
+    log.info(
+        "serving %s (sandbox: %s; %d lost job(s) marked failed)",
+        service.api_url,
+        sandbox,
+        lost,
+    )
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping: killing %d running job(s)", service.active_count)
+        await service.shutdown()
+        await runner.cleanup()
+        paths.daemon_file.unlink(missing_ok=True)
+        store.close()
+        os.close(lock_fd)
+
+
+def main(argv: list[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m apolo_jupyter.local")
+    parser.add_argument("command", choices=["serve"])
+    parser.add_argument("--home", type=Path, default=None)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    paths = LocalPaths(args.home) if args.home else LocalPaths.default()
+    asyncio.run(serve(paths, args.port))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,351 @@
+"""Start, watch and kill the process of one local job.
+
+Every job is its own session and process group (``pid == pgid``). In BWRAP mode
+the group leader is bubblewrap; its pid-1 helper (the sandbox's "init") runs the
+payload in a new pid namespace, so nothing the job starts, not even a ``setsid``
+escapee, outlives it. In PLAIN mode the payload leads the group itself, and
+processes that leave the group (``setsid``) are out of reach.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import pwd
+import shutil
+import signal
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ._sandbox import (
+    HOME,
+    JobSpec,
+    Mount,
+    PreflightError,
+    SandboxMode,
+    build_view,
+    default_python_prefixes,
+    detect_sandbox,
+    find_executable,
+    job_env,
+    normalize_abs,
+)
+
+__all__ = [
+    "Executor",
+    "JobSpec",
+    "Mount",
+    "PreflightError",
+    "RunningJob",
+    "SandboxMode",
+    "detect_sandbox",
+]
+
+_SETTLE_TIMEOUT = 2.0  # seconds to wait for killed processes to disappear
+
+
+class _SandboxInfo:
+    """What ``bwrap --json-status-fd`` reports: the host pid of the sandbox's init
+    and its pid namespace. Read without blocking; the pipe stays open until bwrap
+    exits (bwrap writes its exit code there last and would get SIGPIPE)."""
+
+    def __init__(self) -> None:
+        read_fd, self.write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        self._pipe = os.fdopen(read_fd, "rb", buffering=0)
+        self._data = b""
+        self.init: int | None = None
+        self.pid_ns: str | None = None
+
+    def poll(self) -> int | None:
+        if self.init is None and not self._pipe.closed:
+            while chunk := self._pipe.read(4096):
+                self._data += chunk
+            with contextlib.suppress(ValueError):
+                info, _ = json.JSONDecoder().raw_decode(self._data.decode().lstrip())
+                self.pid_ns = f"pid:[{info['pid-namespace']}]"
+                self.init = int(info["child-pid"])
+        return self.init
+
+    def close(self) -> None:
+        self._pipe.close()  # only once bwrap has exited
+
+
+class RunningJob:
+    """A started job. ``pid`` is also its process group id.
+
+    Keep the object until ``wait`` or ``kill`` has returned: in BWRAP mode it holds
+    the read end of bwrap's status pipe (dropping it early makes bwrap's final
+    status write fail with SIGPIPE).
+    """
+
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        mode: SandboxMode,
+        job_id: str,
+        sandbox: _SandboxInfo | None = None,
+    ) -> None:
+        self._proc = proc
+        self.pid: int = proc.pid
+        self.mode = mode
+        self.job_id = job_id
+        self._sandbox = sandbox
+        self._kill_task: asyncio.Task[int] | None = None
+        self._settle_task: asyncio.Task[None] | None = None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once the job process has ended (see ``wait``), else None."""
+        rc = self._proc.returncode
+        return None if rc is None else _exit_code(rc)
+
+    async def wait(self) -> int:
+        """Wait for the job to end and return its exit code; safe to call many times
+        and concurrently. When it returns, no process of the job is left: PLAIN
+        SIGKILLs the rest of the group, as a container runtime would; BWRAP waits
+        until the pid namespace is torn down.
+
+        Exit codes follow the Kubernetes/shell convention, measured with bubblewrap
+        0.8.0: the payload's exit status (exit 3 -> 3, bwrap passes it through), or
+        128 + N if it died of signal N (bwrap reports that itself; PLAIN's raw -N
+        from asyncio is normalized), so 143 after SIGTERM and 137 after SIGKILL,
+        also when ``kill`` escalates. If execvp fails inside the sandbox (e.g. a
+        script's interpreter is missing) bwrap exits 1 and logs ``bwrap: execvp
+        <name>: <reason>``; sandbox setup errors also give 1 and a ``bwrap:`` line.
+        In PLAIN mode an exec failure raises PreflightError from ``start`` instead.
+        """
+        rc = await self._proc.wait()
+        if self._settle_task is None:
+            self._settle_task = asyncio.create_task(self._settle())
+        await asyncio.shield(self._settle_task)
+        return _exit_code(rc)
+
+    async def kill(self, grace: float = 5.0) -> int:
+        """SIGTERM the job, SIGKILL it after ``grace`` seconds; return its exit code.
+
+        PLAIN: the signals go to the process group. BWRAP: SIGTERM goes to every
+        process in the sandbox's pid namespace except bwrap's init (SIGTERM to bwrap
+        itself would tear the sandbox down at once, without grace); SIGKILL goes to
+        init and bwrap, and the kernel then kills the whole namespace. The first
+        call's ``grace`` wins; a cancelled caller does not stop the kill.
+        """
+        if self._kill_task is None:
+            self._kill_task = asyncio.create_task(self._kill(grace))
+        return await asyncio.shield(self._kill_task)
+
+    async def _kill(self, grace: float) -> int:
+        if self._proc.returncode is None:
+            await self._signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self._proc.wait(), max(grace, 0.0))
+            except TimeoutError:
+                await self._signal(signal.SIGKILL)
+                await self._proc.wait()
+        return await self.wait()
+
+    async def _signal(self, sig: int) -> None:
+        init = None if self._sandbox is None else self._sandbox.poll()
+        members: list[int] = []
+        if init is not None and self._sandbox and sig != signal.SIGKILL:
+            members = await asyncio.to_thread(_ns_members, self._sandbox.pid_ns, init)
+        elif init is not None:
+            _kill(init, sig)  # the kernel then kills the whole pid namespace
+        for pid in members:
+            _kill(pid, sig)
+        if not members:  # PLAIN, SIGKILL, or a sandbox still being set up
+            _killpg(self.pid, sig)
+
+    async def _settle(self) -> None:
+        """After the job process has exited: wait until nothing of the job is left."""
+        if self._sandbox is None:
+            if _killpg(self.pid, signal.SIGKILL):
+                await _until(lambda: not _group_alive(self.pid), in_thread=True)
+            return
+        init, pid_ns = self._sandbox.poll(), self._sandbox.pid_ns
+        self._sandbox.close()
+        if init is not None and _running(init, pid_ns):
+            _kill(init, signal.SIGKILL)  # normally dying already (--die-with-parent)
+            await _until(lambda: not _running(init, pid_ns), in_thread=False)
+
+
+class Executor:
+    """Runs jobs as local processes, sandboxed by bubblewrap when available."""
+
+    def __init__(
+        self,
+        mode: SandboxMode | None = None,
+        python_prefixes: Sequence[Path] | None = None,
+    ) -> None:
+        """``mode`` None detects the sandbox (``detect_sandbox``, blocking).
+        ``python_prefixes`` None means the running interpreter's environment; the
+        first prefix's ``bin`` leads the jobs' PATH."""
+        if mode is None:
+            mode, self.description = detect_sandbox()
+        else:
+            self.description = f"{mode.value} mode, chosen explicitly"
+        if mode is SandboxMode.UNSHARE:
+            raise ValueError("UNSHARE mode is not implemented; use BWRAP or PLAIN")
+        bwrap = shutil.which("bwrap")
+        if mode is SandboxMode.BWRAP and bwrap is None:
+            raise PreflightError("bwrap not found; apt-get install bubblewrap")
+        self.mode: SandboxMode = mode
+        self._bwrap = bwrap or "bwrap"
+        if python_prefixes is None:
+            python_prefixes = default_python_prefixes()
+        self._prefixes = [Path(p) for p in python_prefixes]
+        self._path_head = [str(p / "bin") for p in self._prefixes[:1]]
+
+    async def start(self, spec: JobSpec) -> RunningJob:
+        """Start the job; PreflightError (before anything runs) if it cannot."""
+        cmd, env, cwd = self._prepare(spec)
+        log_fd = _open_log(spec.log_path)
+        sandbox: _SandboxInfo | None = None
+        try:
+            if self.mode is SandboxMode.BWRAP:
+                sandbox = _SandboxInfo()
+                cmd[1:1] = ["--json-status-fd", str(sandbox.write_fd)]
+            proc = await asyncio.create_subprocess_exec(
+                *cmd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=log_fd,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+                pass_fds=() if sandbox is None else (sandbox.write_fd,),
+                preexec_fn=_die_with_platform,
+            )
+        except OSError as exc:
+            if sandbox is not None:
+                sandbox.close()
+            message = f"could not start {spec.argv[0]!r}: {exc.strerror or exc}"
+            raise PreflightError(message) from exc
+        finally:
+            os.close(log_fd)
+            if sandbox is not None:
+                os.close(sandbox.write_fd)
+        return RunningJob(proc, self.mode, spec.job_id, sandbox)
+
+    def _prepare(self, spec: JobSpec) -> tuple[list[str], dict[str, str], str]:
+        """Command line, environment and cwd of the job process."""
+        if not spec.argv or not spec.argv[0]:
+            raise PreflightError("the job has no command; give the program to run")
+        workdir = normalize_abs(spec.working_dir or "/", "working directory")
+        if self.mode is SandboxMode.PLAIN:
+            env = job_env(spec.env, self._path_head, _plain_home())
+            if spec.mounts:
+                raise PreflightError(
+                    "volumes need bubblewrap, which is not in use here "
+                    "(apt-get install bubblewrap, then restart the local platform)"
+                )
+            if not os.path.isdir(workdir):
+                raise PreflightError(f"working directory {workdir} does not exist")
+            find_executable(spec.argv[0], env["PATH"], workdir, Path)
+            return list(spec.argv), env, workdir
+        env = job_env(spec.env, self._path_head, HOME)
+        view = build_view(spec.mounts, self._prefixes)
+        chdir = view.workdir_args(workdir)
+        find_executable(spec.argv[0], env["PATH"], workdir, view.host_path)
+        # The env reaches the payload through bwrap's own environment (no
+        # --clearenv needed), not --setenv arguments that `ps` would show.
+        return [self._bwrap, *view.args(), *chdir, "--", *spec.argv], env, "/"
+
+
+# Resolved in the parent: the child of fork() only calls it.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_platform() -> None:
+    """In the child before exec: SIGKILL it when the platform process dies.
+
+    bwrap's --die-with-parent covers the sandboxed payload, not bwrap itself; a
+    crashed daemon must not leave jobs running that nobody can see or kill.
+    """
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _exit_code(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _plain_home() -> str:
+    with contextlib.suppress(KeyError):
+        return pwd.getpwuid(os.getuid()).pw_dir
+    return "/"
+
+
+def _open_log(path: Path) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOCTTY
+    try:
+        return os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise PreflightError(f"cannot open the job log {path}: {exc.strerror}") from exc
+
+
+def _kill(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _killpg(pgid: int, sig: int) -> bool:
+    """Signal a process group; False if the group no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+async def _until(done: Callable[[], bool], in_thread: bool) -> None:
+    """Poll ``done`` (~every ms at first) for up to _SETTLE_TIMEOUT seconds."""
+    delay, waited = 0.0005, 0.0
+    while not (await asyncio.to_thread(done) if in_thread else done()):
+        if waited > _SETTLE_TIMEOUT:
+            return
+        await asyncio.sleep(delay)
+        waited += delay
+        delay = min(delay * 1.25, 0.02)
+
+
+# /proc readers (psutil is not a runtime dependency). Zombies count as gone: they
+# are dead, and on hosts whose pid 1 does not reap orphans they stay for a while.
+
+
+def _stat(pid: int) -> tuple[int, bool] | None:
+    """(process group, is a zombie) of ``pid``; None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2 :].split()  # the comm may contain spaces
+    return int(fields[2]), fields[0] in (b"Z", b"X")
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _pid_ns(pid: int) -> str | None:
+    with contextlib.suppress(OSError):
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    return None
+
+
+def _running(pid: int, pid_ns: str | None) -> bool:
+    return (st := _stat(pid)) is not None and not st[1] and _pid_ns(pid) == pid_ns
+
+
+def _group_alive(pgid: int) -> bool:
+    return any((st := _stat(pid)) and st[0] == pgid and not st[1] for pid in _pids())
+
+
+def _ns_members(pid_ns: str | None, init: int) -> list[int]:
+    return [pid for pid in _pids() if pid != init and _pid_ns(pid) == pid_ns]

@@ -1,0 +1,307 @@
+"""What a local job sees: its filesystem view, environment and bwrap command line.
+
+Pure data and checks; nothing here starts a process (that is ``_executor``).
+
+The bubblewrap view is a tmpfs root holding the host's ``/usr`` and ``/etc``
+read-only, the merged-/usr symlinks (``/bin -> usr/bin`` ...), fresh ``/proc``,
+``/dev``, ``/tmp`` and ``/root``, the platform's Python environment read-only at
+its host paths, and the job's mounts at their container paths.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+
+HOME = "/root"
+SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
+# Top-level directories that a merged-/usr host (Debian 12) makes symlinks into /usr.
+_USR_ALIASES = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+_KERNEL_FS = ("/proc", "/dev")
+_ISOLATION = (
+    "--unshare-pid",
+    "--die-with-parent",
+    "--new-session",
+    "--cap-drop",
+    "ALL",
+)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host directory bound at ``container_path`` (absolute) inside the job."""
+
+    host_path: Path
+    container_path: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job to run. ``argv`` is never run through a shell."""
+
+    job_id: str
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    working_dir: str | None  # container path; None means "/"
+    mounts: Sequence[Mount]
+    log_path: Path  # stdout and stderr are appended here, interleaved
+
+
+class SandboxMode(StrEnum):
+    BWRAP = "bwrap"
+    UNSHARE = "unshare"  # reserved: not implemented, never detected
+    PLAIN = "plain"
+
+
+class PreflightError(ValueError):
+    """The job cannot start; the message says what is wrong and how to fix it."""
+
+
+def _within(path: str, root: str) -> bool:
+    return root == "/" or path == root or path.startswith(root + "/")
+
+
+def normalize_abs(path: str, what: str) -> str:
+    """``path`` normalized, or PreflightError if it is not absolute."""
+    if not path.startswith("/"):
+        raise PreflightError(f"{what} {path!r} must be an absolute path (start with /)")
+    return posixpath.normpath("/" + path.lstrip("/"))
+
+
+def default_python_prefixes() -> list[Path]:
+    """The running interpreter's environment: sys.prefix first, then sys.base_prefix
+    and every existing directory on sys.path (editable installs point at source
+    trees). Paths under /usr are filtered out later, by the view."""
+    out: list[Path] = []
+    for entry in (sys.prefix, sys.base_prefix, *sys.path):
+        if entry and os.path.isabs(entry) and os.path.isdir(entry):
+            path = Path(os.path.normpath(entry))
+            if path not in out:
+                out.append(path)
+    return out
+
+
+def job_env(
+    spec_env: Mapping[str, str], path_head: Sequence[str], home: str
+) -> dict[str, str]:
+    """The complete environment of the payload; nothing is inherited from the daemon."""
+    default_path = ":".join([*path_head, *SYSTEM_PATH])
+    env = dict(PATH=default_path, HOME=home, LANG="C.UTF-8", PYTHONUNBUFFERED="1")
+    for key, value in spec_env.items():
+        if not key or "=" in key or "\0" in key or "\0" in value:
+            raise PreflightError(
+                f"invalid environment variable {key!r}: names must be non-empty "
+                "without '=' and neither name nor value may contain NUL"
+            )
+        env[key] = value
+    if not env["PATH"]:
+        env["PATH"] = default_path
+    return env
+
+
+def find_executable(
+    argv0: str, path: str, cwd: str, to_host: Callable[[str], Path | None]
+) -> Path:
+    """The host file that ``argv0`` runs, as execvp inside the job would find it.
+
+    ``to_host`` maps a container path to the host path behind it (None: nothing
+    there). Raises PreflightError when it is not found or not executable.
+    """
+    if "/" in argv0:
+        host = to_host(posixpath.normpath(posixpath.join(cwd, argv0)))
+        if host is not None and host.is_file() and os.access(host, os.X_OK):
+            return host
+        raise PreflightError(
+            f"executable {argv0!r} does not exist in the job's filesystem or is not "
+            "executable; a job sees only /usr, /etc, the platform's Python "
+            "environment and its own volumes"
+        )
+    dirs = [str(h) for d in path.split(":") if d.startswith("/") and (h := to_host(d))]
+    found = shutil.which(argv0, path=os.pathsep.join(dirs))
+    if found is None:
+        raise PreflightError(
+            f"executable {argv0!r} was not found on the job's PATH ({path}); the "
+            "local platform runs host programs, images are not pulled"
+        )
+    return Path(found)
+
+
+@dataclass(frozen=True)
+class _Layer:
+    container: str
+    host: Path | None  # None: nothing from the host (tmpfs, proc, dev, symlink)
+    read_only: bool
+    args: tuple[str, ...]  # the bwrap options that create it
+    volume: bool = False  # one of the job's mounts
+
+
+def _bind(host: Path, container: str, read_only: bool, volume: bool = False) -> _Layer:
+    option = "--ro-bind" if read_only else "--bind"
+    return _Layer(container, host, read_only, (option, str(host), container), volume)
+
+
+class SandboxView:
+    """The bubblewrap filesystem of one job, and the host paths behind it."""
+
+    def __init__(self, layers: Sequence[_Layer], aliases: Mapping[str, str]) -> None:
+        self._layers = tuple(layers)  # in bwrap order: later and deeper layers win
+        self._aliases = dict(aliases)  # "/bin" -> "/usr/bin"
+        self._dirs = {
+            "/",
+            *(lay.container for lay in layers if lay.container not in aliases),
+        }
+        for layer in self._layers:  # bwrap creates the parents of every mountpoint
+            self._dirs.update(str(p) for p in PurePosixPath(layer.container).parents)
+
+    def _locate(self, container: str) -> tuple[str, _Layer | None]:
+        path = posixpath.normpath(container)
+        for alias, target in self._aliases.items():
+            if _within(path, alias):
+                path = target + path[len(alias) :]
+        found = [lay for lay in self._layers if _within(path, lay.container)]
+        # The deepest layer wins; of equally deep ones, the last one mounted.
+        return path, max(
+            reversed(found), key=lambda lay: len(lay.container), default=None
+        )
+
+    def host_path(self, container: str) -> Path | None:
+        """The host path behind a container path, or None for the sandbox's tmpfs."""
+        path, layer = self._locate(container)
+        if layer is None or layer.host is None:
+            return None
+        return layer.host / path[len(layer.container) :].lstrip("/")
+
+    def workdir_args(self, working_dir: str) -> list[str]:
+        """bwrap options to start in ``working_dir`` (made on the tmpfs if missing)."""
+        path = self._locate(working_dir)[0]
+        host = self.host_path(path)
+        if path in self._dirs or (host is not None and host.is_dir()):
+            return ["--chdir", working_dir]
+        if host is not None or any(_within(path, k) for k in _KERNEL_FS):
+            raise PreflightError(
+                f"working directory {working_dir} does not exist in the job's "
+                "filesystem; create it in the volume or choose another one"
+            )
+        return ["--dir", working_dir, "--chdir", working_dir]
+
+    def args(self) -> list[str]:
+        """The bwrap options that build this view, in order."""
+        return [arg for layer in self._layers for arg in layer.args] + list(_ISOLATION)
+
+
+def build_view(mounts: Sequence[Mount], python_prefixes: Sequence[Path]) -> SandboxView:
+    """The view of a job with ``mounts``; PreflightError for mounts that cannot work."""
+    layers = [_bind(Path("/usr"), "/usr", True)]
+    aliases: dict[str, str] = {}
+    for name in _USR_ALIASES:
+        host = Path("/", name)
+        if host.is_symlink():
+            link = os.readlink(host)
+            aliases[str(host)] = posixpath.normpath(posixpath.join("/", link))
+            layers.append(_Layer(str(host), None, True, ("--symlink", link, str(host))))
+        elif host.is_dir():
+            layers.append(_bind(host, str(host), True))
+    layers += [
+        _bind(Path("/etc"), "/etc", True),
+        _Layer("/proc", None, True, ("--proc", "/proc")),
+        _Layer("/dev", None, True, ("--dev", "/dev")),
+        _Layer("/tmp", None, False, ("--tmpfs", "/tmp")),  # noqa: S108 (in the job)
+        _Layer(HOME, None, False, ("--dir", HOME)),
+    ]
+    volumes = _volumes(mounts, [*aliases, *_KERNEL_FS])
+    # Python paths already visible (system binds), hidden, or shadowed by a volume:
+    covered = [lay.container for lay in (*layers, *volumes) if lay.host is not None]
+    covered += [*aliases, *_KERNEL_FS]
+    for prefix in sorted({os.path.normpath(p) for p in python_prefixes}):
+        if (
+            prefix.startswith("/")
+            and prefix != "/"
+            and not any(_within(prefix, c) for c in covered)
+        ):
+            volumes.append(_bind(Path(prefix), prefix, True))
+            covered.append(prefix)
+    ordered = sorted(
+        volumes, key=lambda lay: (PurePosixPath(lay.container).parts, lay.volume)
+    )
+    for index, layer in enumerate(ordered):
+        # bwrap cannot make a mountpoint inside a read-only bind: it must exist.
+        below = [
+            b
+            for b in (*layers, *ordered[:index])
+            if _within(layer.container, b.container)
+        ]
+        parent = max(below, key=lambda b: len(b.container), default=None)
+        if layer.volume and parent and parent.host and parent.read_only:
+            rest = layer.container[len(parent.container) :].lstrip("/")
+            if not (parent.host / rest).is_dir():
+                raise PreflightError(
+                    f"a volume cannot be mounted at {layer.container}: "
+                    f"{parent.container} is read-only in the job and has no such "
+                    "directory; choose another path"
+                )
+    return SandboxView([*layers, *ordered], aliases)
+
+
+def _volumes(mounts: Sequence[Mount], forbidden: Sequence[str]) -> list[_Layer]:
+    out: list[_Layer] = []
+    for mount in mounts:
+        target = normalize_abs(mount.container_path, "volume mount path")
+        if target == "/" or any(_within(target, f) for f in forbidden):
+            raise PreflightError(
+                f"a volume cannot be mounted at {target}; use a path like /var/data"
+            )
+        if any(layer.container == target for layer in out):
+            raise PreflightError(f"two volumes are mounted at {target}")
+        host = Path(mount.host_path).resolve()
+        if not host.is_dir():
+            raise PreflightError(
+                f"volume source {mount.host_path} does not exist or is not a "
+                "directory; create it first"
+            )
+        out.append(_bind(host, target, mount.read_only, volume=True))
+    return out
+
+
+_NO_ISOLATION = "jobs run as plain processes without isolation"
+_PROBE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+
+def detect_sandbox() -> tuple[SandboxMode, str]:
+    """The best sandbox available here, and a sentence saying what was found.
+
+    Runs ``bwrap --version`` and a probe sandbox (a few ms, blocking): call it once
+    at start-up, off the event loop. Never returns UNSHARE.
+    """
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return SandboxMode.PLAIN, (
+            f"bwrap not found: {_NO_ISOLATION} (apt-get install bubblewrap)"
+        )
+
+    def run(*cmd: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=10, env=_PROBE_ENV, cwd="/"
+        )
+
+    try:
+        version = run(bwrap, "--version").stdout.strip() or "bubblewrap"
+        probe = run(bwrap, *build_view([], []).args(), "true")
+    except (OSError, subprocess.SubprocessError) as exc:
+        return (
+            SandboxMode.PLAIN,
+            f"bwrap at {bwrap} cannot run ({exc}): {_NO_ISOLATION}",
+        )
+    if probe.returncode != 0:
+        reason = probe.stderr.strip() or f"exit code {probe.returncode}"
+        return SandboxMode.PLAIN, (
+            f"bwrap at {bwrap} cannot create a sandbox here ({reason}): {_NO_ISOLATION}"
+        )
+    return SandboxMode.BWRAP, f"{version} at {bwrap}"

@@ -1,0 +1,234 @@
+"""Job lifecycle on the local platform: create, run, kill, publish changes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import shlex
+from collections import defaultdict
+from pathlib import Path
+
+from ..client._models import JobStatus
+from ._executor import Executor, JobSpec, Mount, PreflightError, RunningJob
+from ._records import JobRecord, TransitionRefused
+from ._requests import BadRequest, storage_host_path
+from ._settings import Settings
+from ._store import Store
+
+log = logging.getLogger(__name__)
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+class JobService:
+    def __init__(
+        self, settings: Settings, store: Store, executor: Executor, token: str
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._executor = executor
+        self.api_url = ""  # set once the server is bound; used for pass_config
+        self._token = token
+        self._jobs: dict[str, JobRecord] = {}
+        self._procs: dict[str, RunningJob] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stopping: dict[str, tuple[str, str]] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[str]]] = defaultdict(set)
+
+    # -- queries ------------------------------------------------------------------
+
+    def get(self, id_or_name: str) -> JobRecord:
+        job = self._jobs.get(id_or_name) or self._store.get(id_or_name)
+        if job is None:
+            raise JobNotFound(
+                f"job {id_or_name!r} not found: list jobs with client.jobs.list() "
+                "or `apolo-jupyter local status`"
+            )
+        return job
+
+    def log_path(self, job_id: str) -> Path:
+        return self._settings.paths.jobs_dir / job_id / "log"
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def active_count(self) -> int:
+        return len(self._tasks)
+
+    def set_life_span(self, job_id: str, minutes: int, *, additional: bool) -> None:
+        """Record a new life span (enforced by the scheduler)."""
+        job = self._jobs.get(job_id) or self.get(job_id)
+        if job.status.is_finished:
+            raise BadRequest(f"job {job_id} has finished; its life span cannot change")
+        base = (job.max_run_time_minutes or 0) if additional else 0
+        job.max_run_time_minutes = base + minutes
+        self._commit(job)
+
+    # -- changes ------------------------------------------------------------------
+
+    def subscribe(self, job_id: str) -> asyncio.Queue[str]:
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        self._subscribers[job_id].add(queue)
+        return queue
+
+    def unsubscribe(self, job_id: str, queue: asyncio.Queue[str]) -> None:
+        subs = self._subscribers.get(job_id)
+        if subs is not None:
+            subs.discard(queue)
+            if not subs:
+                del self._subscribers[job_id]
+
+    def _commit(self, job: JobRecord) -> str:
+        body = self._store.save(job)
+        for queue in self._subscribers.get(job.id, ()):
+            queue.put_nowait(body)
+        if job.status.is_finished:
+            self._jobs.pop(job.id, None)
+        return body
+
+    def _transition(
+        self,
+        job: JobRecord,
+        status: JobStatus,
+        reason: str = "",
+        description: str = "",
+        exit_code: int | None = None,
+    ) -> None:
+        try:
+            job.transition(status, reason, description, exit_code)
+        except TransitionRefused:
+            return
+        self._commit(job)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def recover(self) -> int:
+        """After a restart: jobs whose process is gone end as failed, with the reason."""
+        lost = self._store.unfinished()
+        for job in lost:
+            job.transition(
+                JobStatus.FAILED,
+                "PlatformRestarted",
+                "the local platform restarted and could not re-adopt the job's "
+                "process; its log up to then is kept",
+            )
+            self._store.save(job)
+        return len(lost)
+
+    def create(self, job: JobRecord) -> str:
+        self._check_volumes(job)
+        self._jobs[job.id] = job
+        body = self._commit(job)
+        self._tasks[job.id] = asyncio.create_task(self._run(job), name=f"job {job.id}")
+        return body
+
+    def _check_volumes(self, job: JobRecord) -> None:
+        for volume in job.container.get("volumes", ()):
+            host = storage_host_path(self._settings, volume["src_storage_uri"])
+            if volume["read_only"] and not host.is_dir():
+                raise BadRequest(
+                    f"read-only volume source {volume['src_storage_uri']} does not "
+                    "exist: create the folder first (client.storage.mkdir) or mount it rw"
+                )
+
+    def _spec(self, job: JobRecord) -> JobSpec:
+        container = job.container
+        argv = shlex.split(container.get("entrypoint") or "") + shlex.split(
+            container["command"]
+        )
+        env = dict(container.get("env") or {})
+        if job.pass_config:
+            passed = base64.b64encode(
+                json.dumps(
+                    {
+                        "token": self._token,
+                        "cluster": job.cluster_name,
+                        "url": self.api_url,
+                        "org_name": job.org_name,
+                        "project_name": job.project_name,
+                    }
+                ).encode()
+            ).decode()
+            env["APOLO_PASSED_CONFIG"] = env["NEURO_PASSED_CONFIG"] = passed
+        mounts = []
+        for volume in container.get("volumes", ()):
+            host = storage_host_path(self._settings, volume["src_storage_uri"])
+            if not volume["read_only"]:
+                host.mkdir(parents=True, exist_ok=True)
+            mounts.append(Mount(host, volume["dst_path"], volume["read_only"]))
+        log_path = self.log_path(job.id)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        return JobSpec(
+            job.id, argv, env, container.get("working_dir"), mounts, log_path
+        )
+
+    async def _run(self, job: JobRecord) -> None:
+        try:
+            await self._run_once(job)
+        except Exception as exc:  # never leave a job unfinished on a bug
+            log.exception("job %s crashed the runner", job.id)
+            self._transition(job, JobStatus.FAILED, "PlatformError", str(exc))
+        finally:
+            self._tasks.pop(job.id, None)
+            self._procs.pop(job.id, None)
+
+    async def _run_once(self, job: JobRecord) -> None:
+        try:
+            proc = await self._executor.start(self._spec(job))
+        except (PreflightError, BadRequest, OSError) as exc:
+            self._transition(job, JobStatus.FAILED, "ContainerCannotRun", str(exc))
+            return
+        self._procs[job.id] = proc
+        if job.id in self._stopping:  # killed while the process was being started
+            await proc.kill(self._settings.kill_grace)
+        else:
+            self._transition(job, JobStatus.RUNNING)
+        code = await proc.wait()
+        stop = self._stopping.pop(job.id, None)
+        if stop is not None:
+            self._transition(job, JobStatus.CANCELLED, stop[0], stop[1], code)
+        elif code == 0:
+            self._transition(job, JobStatus.SUCCEEDED, exit_code=0)
+        else:
+            self._transition(
+                job,
+                JobStatus.FAILED,
+                "Error",
+                f"the command exited with code {code}",
+                code,
+            )
+
+    async def kill(
+        self, id_or_name: str, reason: str = "UserRequested", description: str = ""
+    ) -> JobRecord:
+        job = self.get(id_or_name)
+        if job.status.is_finished:
+            return job
+        job = self._jobs.get(job.id, job)
+        task = self._tasks.get(job.id)
+        self._stopping.setdefault(job.id, (reason, description))
+        proc = self._procs.get(job.id)
+        if proc is not None:
+            await proc.kill(self._settings.kill_grace)
+        if task is not None:
+            await asyncio.shield(task)
+        if not job.status.is_finished:  # never started a process
+            self._stopping.pop(job.id, None)
+            self._transition(job, JobStatus.CANCELLED, reason, description)
+        return job
+
+    async def shutdown(self) -> None:
+        ids = list(self._tasks)
+        await asyncio.gather(
+            *(
+                self.kill(i, "PlatformStopped", "the local platform was stopped")
+                for i in ids
+            ),
+            return_exceptions=True,
+        )
