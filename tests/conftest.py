@@ -1,0 +1,100 @@
+"""Fixtures: a real local platform daemon on 127.0.0.1:0 in a temporary home."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from apolo_jupyter import Client, get
+from apolo_jupyter.client._local_home import (
+    DaemonInfo,
+    LocalPaths,
+    ensure_running,
+    is_running,
+)
+
+
+def stop_daemon(
+    paths: LocalPaths, info: DaemonInfo | None, timeout: float = 30.0
+) -> None:
+    if info is None:
+        return
+    try:
+        os.kill(info.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while is_running(paths) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not is_running(paths), f"daemon {info.pid} did not stop"
+
+
+class Platform:
+    """A running local platform daemon and its data directory."""
+
+    def __init__(self, home: Path) -> None:
+        self.paths = LocalPaths(home)
+        (home / "config.json").parent.mkdir(parents=True, exist_ok=True)
+        (home / "config.json").write_text('{"kill_grace": 2.0}')
+        self.info = ensure_running(self.paths)
+
+    @property
+    def url(self) -> str:
+        return self.info.url
+
+    @property
+    def token(self) -> str:
+        return self.info.token
+
+    def restart(self) -> None:
+        self.stop()
+        self.info = ensure_running(self.paths)
+
+    def stop(self) -> None:
+        stop_daemon(self.paths, self.info)
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    plat = Platform(tmp_path_factory.mktemp("platform"))
+    yield plat
+    plat.stop()
+
+
+@pytest.fixture
+def own_platform(tmp_path: Path) -> Iterator[Platform]:
+    """A platform of the test's own, for restart and crash tests."""
+    plat = Platform(tmp_path / "home")
+    yield plat
+    plat.stop()
+
+
+@pytest.fixture
+async def client(platform: Platform) -> AsyncIterator[Client]:
+    async with get(platform.url, platform.token, quiet=True) as c:
+        yield c
+
+
+@pytest.fixture
+def isolated_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, platform: Platform
+) -> Path:
+    """No login, no passed config: ``get()`` must pick the local platform."""
+    home = tmp_path / "user-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for var in (
+        "APOLO_PASSED_CONFIG",
+        "NEURO_PASSED_CONFIG",
+        "APOLO_CONFIG",
+        "NEUROMATION_CONFIG",
+        "XDG_DATA_HOME",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("APOLO_JUPYTER_HOME", str(platform.paths.home))
+    return home

@@ -1,0 +1,166 @@
+"""The local platform as a daemon: files, restarts, the CLI."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from apolo_jupyter import JobStatus, get
+from apolo_jupyter.client._local_home import (
+    LocalPaths,
+    ensure_running,
+    is_running,
+    read_info,
+)
+
+from .conftest import Platform
+
+
+def test_secret_and_token_are_private(platform: Platform) -> None:
+    for path in (platform.paths.secret_file, platform.paths.token_file):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(platform.paths.home.stat().st_mode) == 0o700
+
+
+def test_binds_loopback_only(platform: Platform) -> None:
+    conns = psutil.Process(platform.info.pid).net_connections(kind="tcp")
+    listening = [c.laddr for c in conns if c.status == psutil.CONN_LISTEN]
+    assert listening and all(addr.ip == "127.0.0.1" for addr in listening)
+
+
+def test_second_start_reuses_the_daemon(platform: Platform) -> None:
+    again = ensure_running(platform.paths)
+    assert again == platform.info
+
+
+async def test_history_survives_a_restart(own_platform: Platform) -> None:
+    async with get(own_platform.url, own_platform.token, quiet=True) as client:
+        done = await client.jobs.start(
+            image=client.parse.remote_image("ubuntu"),
+            preset_name="cpu-small",
+            command="true",
+        )
+        async with client.jobs.watch(done.id) as updates:
+            async for finished in updates:
+                pass
+        assert finished.status == JobStatus.SUCCEEDED
+        running = await client.jobs.start(
+            image=client.parse.remote_image("ubuntu"),
+            preset_name="cpu-small",
+            command="sleep 100",
+        )
+        async with client.jobs.watch(running.id) as updates:
+            async for update in updates:
+                if update.status == JobStatus.RUNNING:
+                    break
+    job_pids = [
+        p.pid for p in psutil.Process(own_platform.info.pid).children(recursive=True)
+    ]
+    # A crash: the daemon dies without cleaning up; its jobs die with it.
+    os.kill(own_platform.info.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while is_running(own_platform.paths) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    own_platform.info = ensure_running(own_platform.paths)
+    async with get(own_platform.url, own_platform.token, quiet=True) as client:
+        kept = await client.jobs.status(done.id)
+        assert kept.status == JobStatus.SUCCEEDED
+        assert kept.history.transitions == finished.history.transitions
+        lost = await client.jobs.status(running.id)
+        assert lost.status == JobStatus.FAILED
+        assert lost.reason == "PlatformRestarted"
+        assert "could not re-adopt" in lost.history.description
+    time.sleep(0.2)
+    assert not [
+        pid
+        for pid in job_pids
+        if psutil.pid_exists(pid)
+        and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    ]
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "apolo_jupyter.cli", *args, "--home", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cli_start_status_env_stop(tmp_path: Path) -> None:
+    home = tmp_path / "cli-home"
+    paths = LocalPaths(home)
+    try:
+        started = _cli(home, "local", "start")
+        assert started.returncode == 0, started.stderr
+        assert "local platform running at http://127.0.0.1:" in started.stdout
+        status = _cli(home, "local", "status")
+        assert status.returncode == 0, status.stderr
+        assert "sandbox:" in status.stdout and "no jobs yet" in status.stdout
+        env = _cli(home, "local", "env")
+        key, _, value = env.stdout.strip().partition("=")
+        assert key == "APOLO_PASSED_CONFIG"
+        passed = json.loads(base64.b64decode(value))
+        info = read_info(paths)
+        assert info is not None
+        assert passed["url"] == info.url and passed["token"] == info.token
+        assert passed["cluster"] == "local" and passed["project_name"] == "default"
+        stopped = _cli(home, "local", "stop")
+        assert stopped.returncode == 0 and "stopped" in stopped.stdout
+        assert not is_running(paths)
+        assert _cli(home, "local", "status").returncode == 3
+    finally:
+        if is_running(paths):
+            _cli(home, "local", "stop")
+
+
+def test_cli_run_shows_the_job_go_through(tmp_path: Path) -> None:
+    home = tmp_path / "run-home"
+    env = {**os.environ, "APOLO_JUPYTER_HOME": str(home), "HOME": str(tmp_path)}
+    env.pop("APOLO_PASSED_CONFIG", None)
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "apolo_jupyter.cli",
+                "run",
+                "ubuntu:latest",
+                "--",
+                "sh",
+                "-c",
+                "sleep 0.5; echo done",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0].startswith("job job-")
+        order = [line.split("] ")[1].split(" ")[0].rstrip(":") for line in lines[1:]]
+        assert order[0] == "pending" and order[-1] == "succeeded" and "running" in order
+        failing = subprocess.run(
+            [sys.executable, "-m", "apolo_jupyter.cli", "run", "ubuntu", "--", "false"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        assert failing.returncode == 1 and "failed (exit code 1)" in failing.stdout
+    finally:
+        _cli(home, "local", "stop")

@@ -1,0 +1,90 @@
+"""The public API is pinned: adding or removing a name is a deliberate change."""
+
+from __future__ import annotations
+
+import apolo_jupyter
+import apolo_jupyter.client
+
+PUBLIC = {
+    "AuthError",
+    "AuthenticationError",
+    "AuthorizationError",
+    "BadGateway",
+    "Client",
+    "ClientError",
+    "Cluster",
+    "Config",
+    "ConfigError",
+    "Container",
+    "DiskVolume",
+    "HTTPPort",
+    "IllegalArgumentError",
+    "JobDescription",
+    "JobPriority",
+    "JobRestartPolicy",
+    "JobStatus",
+    "JobStatusHistory",
+    "JobStatusItem",
+    "Jobs",
+    "NDJSONError",
+    "Parser",
+    "PlatformUnreachable",
+    "Preset",
+    "RemoteImage",
+    "ResourceNotFound",
+    "Resources",
+    "SecretFile",
+    "ServerNotAvailable",
+    "Volume",
+    "get",
+}
+
+
+def test_client_all_is_pinned() -> None:
+    assert set(apolo_jupyter.client.__all__) == PUBLIC
+    for name in PUBLIC:
+        assert getattr(apolo_jupyter.client, name) is getattr(apolo_jupyter, name)
+
+
+def test_top_level_all() -> None:
+    assert set(apolo_jupyter.__all__) == PUBLIC | {"__version__"}
+
+
+def test_names_match_the_official_sdk() -> None:
+    import pytest
+
+    sdk = pytest.importorskip("apolo_sdk")
+    shared = PUBLIC - {"PlatformUnreachable", "Cluster", "Config"}
+    missing = {name for name in shared if not hasattr(sdk, name)}
+    assert missing == set()
+
+
+def test_job_status_semantics() -> None:
+    from apolo_jupyter import JobStatus
+
+    assert {s for s in JobStatus if s.is_pending} == {
+        JobStatus.PENDING,
+        JobStatus.SUSPENDED,
+    }
+    assert {s for s in JobStatus if s.is_finished} == {
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+    }
+    assert JobStatus.RUNNING.is_running and not JobStatus.PENDING.is_running
+    assert f"{JobStatus.RUNNING}" == "running"
+
+
+def test_resources_spellings() -> None:
+    import pytest
+
+    from apolo_jupyter import Resources
+
+    assert Resources(memory_mb=100, cpu=0.5) == Resources(memory=100 * 2**20, cpu=0.5)
+    assert Resources(memory_mb=100, cpu=0.5).memory_mb == 100
+    with pytest.raises(TypeError, match="not both"):
+        Resources(memory=1, memory_mb=1, cpu=1)
+    with pytest.raises(TypeError, match="memory_mb=100"):
+        Resources(cpu=1)
+    with pytest.raises(ValueError, match="cpu must be positive"):
+        Resources(memory_mb=1, cpu=0)

@@ -1,0 +1,166 @@
+"""The seed's "Start a Job", "Check Job Status" and "Kill a Job" snippets, verbatim
+with ``apolo_sdk`` replaced by ``apolo_jupyter``, against the real local platform."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import psutil
+import pytest
+
+from apolo_jupyter import (
+    Client,
+    Container,
+    JobDescription,
+    JobStatus,
+    Resources,
+)
+
+from .conftest import Platform
+
+
+async def test_start_a_job_verbatim(
+    isolated_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from apolo_jupyter import get
+
+    async with get() as client:
+        job = await client.jobs.start(
+            image=client.parse.remote_image("ubuntu:latest"),
+            preset_name="cpu-small",
+            command="sleep 30",
+        )
+        try:
+            assert job.status in (JobStatus.PENDING, JobStatus.RUNNING)
+            assert job.id.startswith("job-")
+            assert job.preset_name == "cpu-small"
+            assert job.container.command == "sleep 30"
+            assert job.container.resources.cpu == 1.0
+            assert job.container.image.name == "ubuntu"
+        finally:
+            await client.jobs.kill(job.id)
+    assert "embedded local platform" in capsys.readouterr().err
+
+
+async def test_check_job_status_loop_verbatim(client: Client) -> None:
+    job = await client.jobs.start(
+        image=client.parse.remote_image("ubuntu:latest"),
+        preset_name="cpu-small",
+        command="sleep 1",
+    )
+
+    # job is a JobDescription given by former client.job.run() call
+
+    while True:
+        job = await client.jobs.status(job.id)
+        if job.status in (JobStatus.RUNNING, JobStatus.SUCCEEDED):
+            break
+        elif job.status == JobStatus.FAILED:
+            raise RuntimeError(
+                f"Job {job.id} failed with {job.reason}:{job.history.description}"
+            )
+        else:
+            await asyncio.sleep(1)
+
+    assert job.status in (JobStatus.RUNNING, JobStatus.SUCCEEDED)
+    assert job.history.started_at is not None
+    await client.jobs.kill(job.id)
+
+
+async def _wait_finished(client: Client, job_id: str) -> JobDescription:
+    async with client.jobs.watch(job_id) as updates:
+        async for job in updates:
+            pass
+    return job
+
+
+async def test_failed_job_reason_and_description(client: Client) -> None:
+    job = await client.jobs.start(
+        image=client.parse.remote_image("ubuntu:latest"),
+        preset_name="cpu-small",
+        command="sh -c 'echo oops >&2; exit 3'",
+    )
+    job = await _wait_finished(client, job.id)
+    assert job.status == JobStatus.FAILED
+    with pytest.raises(RuntimeError, match=rf"Job {job.id} failed with Error:.*code 3"):
+        if job.status == JobStatus.FAILED:
+            raise RuntimeError(
+                f"Job {job.id} failed with {job.reason}:{job.history.description}"
+            )
+    assert job.history.exit_code == 3
+    assert [t.status for t in job.history.transitions] == [
+        JobStatus.PENDING,
+        JobStatus.RUNNING,
+        JobStatus.FAILED,
+    ]
+    assert job.history.finished_at is not None
+
+
+async def test_succeeded_job_history(client: Client) -> None:
+    job = await client.jobs.start(
+        image=client.parse.remote_image("python:3.11"),
+        preset_name="cpu-medium",
+        command="python3 -c 'print(6*7)'",
+    )
+    job = await _wait_finished(client, job.id)
+    assert job.status == JobStatus.SUCCEEDED, job.history
+    assert job.history.exit_code == 0
+    assert job.container.resources.cpu == 2.0
+    h = job.history
+    assert (
+        h.created_at is not None
+        and h.started_at is not None
+        and h.finished_at is not None
+    )
+    assert h.created_at <= h.started_at <= h.finished_at
+
+
+async def test_kill_a_job_verbatim(client: Client, platform: Platform) -> None:
+    job = await client.jobs.start(
+        image=client.parse.remote_image("ubuntu:latest"),
+        preset_name="cpu-small",
+        command="sh -c 'sleep 100 & sleep 101 & wait'",
+    )
+    async with client.jobs.watch(job.id) as updates:
+        async for job in updates:
+            if job.status == JobStatus.RUNNING:
+                break
+    daemon = psutil.Process(platform.info.pid)
+    before = {p.pid for p in daemon.children(recursive=True)}
+    assert before, "the running job has processes"
+
+    await client.jobs.kill(job.id)
+
+    job = await client.jobs.status(job.id)
+    assert job.status == JobStatus.CANCELLED
+    assert job.reason == "UserRequested"
+    alive = [
+        pid
+        for pid in before
+        if psutil.pid_exists(pid)
+        and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    ]
+    assert alive == []
+    # Terminal states are final: killing again changes nothing.
+    await client.jobs.kill(job.id)
+    again = await client.jobs.status(job.id)
+    assert again.history.transitions == job.history.transitions
+
+
+async def test_run_with_older_spellings(client: Client) -> None:
+    job = await client.jobs.run(
+        Container(
+            image=client.parse.remote_image("ubuntu:latest"),
+            resources=Resources(memory_mb=100, cpu=0.5),
+            command="true",
+        ),
+        preemptible_node=True,
+    )
+    assert job.preemptible_node is True
+    assert job.container.resources.memory == 100 * 2**20
+    assert job.container.resources.memory_mb == 100
+    assert job.container.resources.cpu == 0.5
+    job = await _wait_finished(client, job.id)
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.reason == job.history.reason
