@@ -36,6 +36,7 @@ PUBLIC = {
     "SecretFile",
     "ServerNotAvailable",
     "Volume",
+    "VolumeParseResult",
     "get",
 }
 
