@@ -272,6 +272,55 @@ class Jobs:
         async with self._core.request("PUT", url, json=payload):
             return None
 
+    def _monitoring_url(self, cluster_name: str | None) -> URL:
+        cluster = self._config.get_cluster(cluster_name or self._config.cluster_name)
+        return cluster.monitoring_url
+
+    def monitor(
+        self,
+        id: str,
+        *,
+        cluster_name: str | None = None,
+        since: datetime | None = None,
+        timestamps: bool = False,
+        separator: str | None = None,
+        debug: bool = False,
+    ) -> AsyncIteratorAndContextManager[bytes]:
+        """Stream the job's output (stdout and stderr) from its start, or ``since``.
+
+        Follows a pending or running job live and ends when the job has finished
+        and everything was sent.
+        """
+        url = self._monitoring_url(cluster_name) / id / "log_ws"
+        query: dict[str, str] = {}
+        if since is not None:
+            if since.tzinfo is None:
+                since = since.astimezone(UTC)
+            query["since"] = since.isoformat()
+        if timestamps:
+            query["timestamps"] = "true"
+        if separator is not None:
+            query["separator"] = separator
+        if debug:
+            query["debug"] = "true"
+        return self._monitor(url.with_query(query) if query else url)
+
+    @asyncgeneratorcontextmanager
+    async def _monitor(self, url: URL) -> AsyncGenerator[bytes, None]:
+        async with self._core.ws_connect(url) as ws:
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    if msg.data:
+                        yield msg.data
+                elif msg.type == aiohttp.WSMsgType.ERROR:
+                    raise ClientError(
+                        f"log stream of {url.parent.name} broke: {ws.exception()}"
+                    )
+                else:
+                    raise ClientError(
+                        f"unexpected log frame {msg.type.name} from {url}"
+                    )
+
     def watch(self, id: str) -> AsyncIteratorAndContextManager[JobDescription]:
         """Yield the job now and again on every status change, until it finishes.
 

@@ -11,25 +11,14 @@ from aiohttp import WSMsgType, web
 
 from ..client._wire import STATUS_WS_KEY
 from ._auth import auth_middleware
+from ._monitoring import add_monitoring_routes
 from ._requests import BadRequest, parse_job_request
 from ._service import JobNotFound, JobService
 from ._settings import CLUSTER, ORG, PROJECT, REGISTRY_URL, Settings
 from ._store import JobFilter
+from ._web import SERVICE, SETTINGS, json_error
 
-SERVICE: web.AppKey[JobService] = web.AppKey("service", JobService)
-SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def json_error(status: int, message: str) -> web.Response:
-    """An error as apolo_sdk reads it: JSON body, and X-Error for WS handshakes."""
-    body = json.dumps({"error": message})
-    return web.Response(
-        status=status,
-        text=body,
-        content_type="application/json",
-        headers={"X-Error": body},
-    )
 
 
 @web.middleware
@@ -221,4 +210,5 @@ def make_app(settings: Settings, service: JobService, secret: bytes) -> web.Appl
     app.router.add_delete("/api/v1/jobs/{id}", kill_job)
     app.router.add_put("/api/v1/jobs/{id}/max_run_time_minutes", bump_life_span)
     app.router.add_get("/api/v1/jobs/{id}/status_ws", status_ws)
+    add_monitoring_routes(app)
     return app

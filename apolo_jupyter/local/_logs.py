@@ -104,7 +104,7 @@ class _Stamper:
         return bytes(out)
 
 
-def _parse_since(text: str | None) -> float | None:
+def parse_since(text: str | None) -> float | None:
     if not text:
         return None
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..client._models import JobStatus
 from ._executor import Executor, JobSpec, Mount, PreflightError, RunningJob
+from ._logs import index_log
 from ._records import JobRecord, TransitionRefused
 from ._requests import BadRequest, storage_host_path
 from ._settings import Settings
@@ -185,11 +186,17 @@ class JobService:
             self._transition(job, JobStatus.FAILED, "ContainerCannotRun", str(exc))
             return
         self._procs[job.id] = proc
+        ended = asyncio.Event()
+        indexer = asyncio.create_task(index_log(self.log_path(job.id), ended))
         if job.id in self._stopping:  # killed while the process was being started
             await proc.kill(self._settings.kill_grace)
         else:
             self._transition(job, JobStatus.RUNNING)
-        code = await proc.wait()
+        try:
+            code = await proc.wait()
+        finally:
+            ended.set()
+            await indexer
         stop = self._stopping.pop(job.id, None)
         if stop is not None:
             self._transition(job, JobStatus.CANCELLED, stop[0], stop[1], code)

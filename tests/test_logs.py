@@ -1,0 +1,151 @@
+"""jobs.monitor: logs of finished, running, quiet and pending jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from apolo_jupyter import Client, JobStatus, ResourceNotFound
+
+from .conftest import Platform
+
+PY = "python3 -u -c"
+
+
+async def _start(client: Client, command: str) -> str:
+    job = await client.jobs.start(
+        image=client.parse.remote_image("python:3.11"),
+        preset_name="cpu-small",
+        command=command,
+    )
+    return job.id
+
+
+async def _logs(client: Client, job_id: str, **kwargs: Any) -> bytes:
+    out = b""
+    async with client.jobs.monitor(job_id, **kwargs) as chunks:
+        async for chunk in chunks:
+            out += chunk
+    return out
+
+
+async def _finish(client: Client, job_id: str) -> None:
+    async with client.jobs.watch(job_id) as updates:
+        async for job in updates:
+            pass
+    assert job.status.is_finished
+
+
+async def test_logs_of_a_finished_job(client: Client) -> None:
+    job_id = await _start(
+        client, "sh -c 'for i in 1 2 3; do echo out $i; echo err $i >&2; done'"
+    )
+    await _finish(client, job_id)
+    text = (await _logs(client, job_id)).decode()
+    assert [line for line in text.splitlines() if line.startswith("out")] == [
+        "out 1",
+        "out 2",
+        "out 3",
+    ]
+    assert "err 3" in text
+
+
+async def test_logs_follow_a_running_job_live(client: Client) -> None:
+    script = "import time\nfor i in range(5):\n    print(i, time.time(), flush=True)\n    time.sleep(0.2)"
+    job_id = await _start(client, f"{PY} '{script}'")
+    seen: list[tuple[int, float, float]] = []
+    async with client.jobs.monitor(job_id) as chunks:
+        buffer = b""
+        async for chunk in chunks:
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                i, printed = line.split()
+                seen.append((int(i), float(printed), time.time()))
+    assert [i for i, _, _ in seen] == [0, 1, 2, 3, 4]
+    # Live: each line arrived well before the job ended, within ~0.2 s of printing.
+    lags = sorted(arrived - printed for _, printed, arrived in seen)
+    assert lags[len(lags) // 2] < 0.2
+    assert (await client.jobs.status(job_id)).status == JobStatus.SUCCEEDED
+
+
+async def test_logs_wait_for_a_pending_job(client: Client) -> None:
+    job = await client.jobs.start(
+        image=client.parse.remote_image("ubuntu"),
+        preset_name="cpu-small",
+        command="echo from-the-start",
+    )
+    assert (await _logs(client, job.id)).decode().strip() == "from-the-start"
+
+
+@pytest.mark.timeout(90)
+async def test_quiet_job_is_not_disconnected(client: Client) -> None:
+    """Heartbeats keep a silent stream alive past the SDK's 15 s ping window."""
+    job_id = await _start(client, "sh -c 'echo begin; sleep 30; echo end'")
+    started = time.monotonic()
+    text = (await _logs(client, job_id)).decode()
+    assert text.split() == ["begin", "end"]
+    assert time.monotonic() - started >= 29
+
+
+async def test_since_and_timestamps(client: Client) -> None:
+    job_id = await _start(client, "sh -c 'echo early; sleep 1; echo late'")
+    await _finish(client, job_id)
+    job = await client.jobs.status(job_id)
+    assert job.history.started_at is not None
+    middle = job.history.started_at.timestamp() + 0.6
+    late = (
+        await _logs(client, job_id, since=datetime.fromtimestamp(middle, UTC))
+    ).decode()
+    assert late.split() == ["late"]
+    stamped = (await _logs(client, job_id, timestamps=True)).decode().splitlines()
+    assert len(stamped) == 2
+    times = []
+    for line, word in zip(stamped, ["early", "late"], strict=True):
+        match = re.fullmatch(r"(\S+Z) (\w+)", line)
+        assert match and match.group(2) == word, line
+        times.append(datetime.fromisoformat(match.group(1).replace("Z", "+00:00")))
+    assert 0.7 < (times[1] - times[0]).total_seconds() < 1.5
+
+
+async def test_unknown_job_logs(client: Client) -> None:
+    with pytest.raises(ResourceNotFound, match="not found"):
+        await _logs(client, "job-00000000-0000-4000-8000-000000000000")
+
+
+async def test_log_socket_requires_the_token(
+    platform: Platform, client: Client
+) -> None:
+    job_id = await _start(client, "true")
+    url = URL(platform.url) / "monitoring" / job_id / "log_ws"
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await session.ws_connect(url)
+    assert info.value.status == 401
+    await _finish(client, job_id)
+
+
+async def test_official_sdk_monitor(platform: Platform, tmp_path: Path) -> None:
+    apolo_sdk: Any = pytest.importorskip("apolo_sdk")
+    path = tmp_path / ".apolo"
+    await apolo_sdk.login_with_token(platform.token, url=URL(platform.url), path=path)
+    async with apolo_sdk.get(path=path) as sdk:
+        job = await sdk.jobs.start(
+            image=sdk.parse.remote_image("ubuntu"),
+            preset_name="cpu-small",
+            command="sh -c 'echo one; sleep 0.3; echo two'",
+        )
+        out = b""
+        async with sdk.jobs.monitor(job.id) as chunks:
+            async for chunk in chunks:
+                out += chunk
+        assert out.decode().split() == ["one", "two"]
+        await asyncio.sleep(0)
