@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from .client import JobDescription, JobStatus, get
+from .client import Client, JobDescription, JobStatus, get
 from .client._connect import LOCAL_SOURCE
 from .client._local_home import LocalPaths, ensure_running, is_running, read_info
 
@@ -130,13 +130,24 @@ async def _run(args: argparse.Namespace) -> int:
             f"(preset {args.preset}, image {args.image})"
         )
         created = job.history.transitions[0].transition_time
+        logs = asyncio.create_task(_print_logs(client, job.id))
         shown = 0
         async with client.jobs.watch(job.id) as updates:
             async for job in updates:
+                if job.status.is_finished:
+                    await logs  # all output before the final status line
                 for line in _lines(job, shown, created):
                     print(line, flush=True)
                 shown = len(job.history.transitions)
     return 0 if job.status is JobStatus.SUCCEEDED else 1
+
+
+async def _print_logs(client: Client, job_id: str) -> None:
+    """The job's output, as it comes, between the status lines."""
+    async with client.jobs.monitor(job_id) as chunks:
+        async for chunk in chunks:
+            sys.stdout.write(chunk.decode(errors="replace"))
+            sys.stdout.flush()
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -151,8 +151,11 @@ def test_cli_run_shows_the_job_go_through(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stdout + proc.stderr
         lines = proc.stdout.splitlines()
         assert lines[0].startswith("job job-")
-        order = [line.split("] ")[1].split(" ")[0].rstrip(":") for line in lines[1:]]
-        assert order[0] == "pending" and order[-1] == "succeeded" and "running" in order
+        status_lines = [line for line in lines[1:] if line.startswith("[")]
+        order = [line.split("] ")[1].split(" ")[0].rstrip(":") for line in status_lines]
+        assert order == ["pending", "running", "succeeded"]
+        # The job's output streams in, before the final status line.
+        assert lines.index("done") < lines.index(status_lines[-1])
         failing = subprocess.run(
             [sys.executable, "-m", "apolo_jupyter.cli", "run", "ubuntu", "--", "false"],
             capture_output=True,

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Mapping
 from types import TracebackType
 
+import aiohttp
 from yarl import URL
 
 from ._config import Config
@@ -21,9 +22,11 @@ from ._utils import AwaitableContextManager
 class Client:
     """A connection to one platform; close it (or use ``async with``) when done."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self, config: Config, trace_configs: list[aiohttp.TraceConfig] | None = None
+    ) -> None:
         self._config = config
-        self._core = Core(config.token)
+        self._core = Core(config.token, trace_configs)
         self.parse = Parser(config)
         self.jobs = Jobs(self._core, config, self.parse)
 
@@ -66,12 +69,16 @@ class Client:
 
 
 async def _get(
-    url: URL | str | None, token: str | None, local: bool, quiet: bool
+    url: URL | str | None,
+    token: str | None,
+    local: bool,
+    quiet: bool,
+    trace_configs: list[aiohttp.TraceConfig] | None,
 ) -> Client:
     config = await resolve(url=url, token=token, local=local)
     if not (quiet or os.environ.get("APOLO_JUPYTER_QUIET")):
         print(config.describe(), file=sys.stderr)
-    return Client(config)
+    return Client(config, trace_configs)
 
 
 def get(
@@ -80,11 +87,13 @@ def get(
     *,
     local: bool = False,
     quiet: bool = False,
+    trace_configs: list[aiohttp.TraceConfig] | None = None,
 ) -> AwaitableContextManager[Client]:
     """Connect: ``async with get() as client`` (or ``client = await get()``).
 
     Picks, in order: explicit ``url``/``token``; ``APOLO_PASSED_CONFIG``; an
     apolo-cli login; else the embedded local platform (``local=True`` forces it).
     Says in one line (on stderr) which one it picked unless ``quiet``.
+    ``trace_configs`` are passed to the aiohttp session, as in ``apolo_sdk.get``.
     """
-    return AwaitableContextManager(_get(url, token, local, quiet))
+    return AwaitableContextManager(_get(url, token, local, quiet, trace_configs))

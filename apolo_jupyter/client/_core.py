@@ -47,8 +47,11 @@ def translate_errors(url: URL) -> Iterator[None]:
 class Core:
     """Owns the HTTP session; adds auth to every request and WebSocket."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(
+        self, token: str, trace_configs: list[aiohttp.TraceConfig] | None = None
+    ) -> None:
         self._token = token
+        self._trace_configs = trace_configs
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -58,6 +61,7 @@ class Core:
                 timeout=DEFAULT_TIMEOUT,
                 trust_env=False,
                 headers={"User-Agent": USER_AGENT},
+                trace_configs=self._trace_configs,
             )
         return self._session
 
