@@ -90,6 +90,7 @@ def isolated_env(
     monkeypatch.setenv("HOME", str(home))
     for var in (
         "APOLO_PASSED_CONFIG",
+        "APOLO_JUPYTER_QUIET",
         "NEURO_PASSED_CONFIG",
         "APOLO_CONFIG",
         "NEUROMATION_CONFIG",
