@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from apolo_jupyter import Client, get
+from apolo_jupyter import Client, JobDescription, JobStatus, get
 from apolo_jupyter.client._local_home import (
     DaemonInfo,
     LocalPaths,
@@ -99,3 +99,21 @@ def isolated_env(
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("APOLO_JUPYTER_HOME", str(platform.paths.home))
     return home
+
+
+async def wait_finished(client: Client, job_id: str) -> JobDescription:
+    """Follow the job's status changes until it has finished."""
+    async with client.jobs.watch(job_id) as updates:
+        async for job in updates:
+            if job.status.is_finished:
+                return job
+    raise AssertionError(f"watch of {job_id} ended before the job finished")
+
+
+async def wait_running(client: Client, job_id: str) -> JobDescription:
+    """Follow the job's status changes until it runs (or has finished)."""
+    async with client.jobs.watch(job_id) as updates:
+        async for job in updates:
+            if job.status == JobStatus.RUNNING or job.status.is_finished:
+                return job
+    raise AssertionError(f"watch of {job_id} ended before the job ran")

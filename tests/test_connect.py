@@ -12,7 +12,7 @@ from yarl import URL
 from apolo_jupyter import ConfigError, JobStatus, PlatformUnreachable, get
 
 from .compat.test_official_sdk import passed_config
-from .conftest import Platform
+from .conftest import Platform, wait_finished
 
 
 async def test_explicit_url_and_token(platform: Platform) -> None:
@@ -71,9 +71,7 @@ async def test_apolo_cli_login_is_used_read_only(
             preset_name="cpu-small",
             command="true",
         )
-        async with client.jobs.watch(job.id) as updates:
-            async for job in updates:
-                pass
+        job = await wait_finished(client, job.id)
         assert job.status == JobStatus.SUCCEEDED
     assert _digest(cli_dir) == before
     assert {p.name: p.stat().st_mtime_ns for p in cli_dir.iterdir()} == mtimes

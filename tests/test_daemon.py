@@ -22,7 +22,7 @@ from apolo_jupyter.client._local_home import (
     read_info,
 )
 
-from .conftest import Platform
+from .conftest import Platform, wait_finished, wait_running
 
 
 def test_secret_and_token_are_private(platform: Platform) -> None:
@@ -49,19 +49,14 @@ async def test_history_survives_a_restart(own_platform: Platform) -> None:
             preset_name="cpu-small",
             command="true",
         )
-        async with client.jobs.watch(done.id) as updates:
-            async for finished in updates:
-                pass
+        finished = await wait_finished(client, done.id)
         assert finished.status == JobStatus.SUCCEEDED
         running = await client.jobs.start(
             image=client.parse.remote_image("ubuntu"),
             preset_name="cpu-small",
             command="sleep 100",
         )
-        async with client.jobs.watch(running.id) as updates:
-            async for update in updates:
-                if update.status == JobStatus.RUNNING:
-                    break
+        assert (await wait_running(client, running.id)).status == JobStatus.RUNNING
     job_pids = [
         p.pid for p in psutil.Process(own_platform.info.pid).children(recursive=True)
     ]

@@ -21,7 +21,7 @@ from apolo_jupyter import (
 from apolo_jupyter.client._config import Config
 from apolo_jupyter.client._jobs import Jobs
 
-from .conftest import Platform
+from .conftest import Platform, wait_finished
 
 
 async def _count(client: Client) -> int:
@@ -42,20 +42,13 @@ async def _start(client: Client, command: str = "true", **kwargs: object) -> str
     return job.id
 
 
-async def _finish(client: Client, job_id: str) -> JobStatus:
-    async with client.jobs.watch(job_id) as updates:
-        async for job in updates:
-            pass
-    return job.status
-
-
 async def test_list_filters_by_status_name_and_tag(client: Client) -> None:
     tag = f"t-{uuid.uuid4().hex[:8]}"
     name = f"n{uuid.uuid4().hex[:8]}"
     done = await _start(client, tags=[tag], name=name)
     sleeping = await _start(client, "sleep 60", tags=[tag])
     try:
-        assert await _finish(client, done) == JobStatus.SUCCEEDED
+        assert (await wait_finished(client, done)).status == JobStatus.SUCCEEDED
         async with client.jobs.list(tags=[tag]) as jobs:
             ids = [j.id async for j in jobs]
         assert ids == [done, sleeping]
@@ -76,7 +69,7 @@ async def test_status_by_name(client: Client) -> None:
     name = f"by-name-{uuid.uuid4().hex[:6]}"
     job_id = await _start(client, name=name)
     assert (await client.jobs.status(name)).id == job_id
-    await _finish(client, job_id)
+    await wait_finished(client, job_id)
 
 
 async def test_watch_pushes_every_transition(client: Client) -> None:
@@ -147,9 +140,7 @@ async def test_empty_or_broken_command_is_refused(client: Client, command: str) 
 
 async def test_missing_executable_fails_with_reason(client: Client) -> None:
     job_id = await _start(client, "no-such-program-xyz --flag")
-    async with client.jobs.watch(job_id) as updates:
-        async for job in updates:
-            pass
+    job = await wait_finished(client, job_id)
     assert job.status == JobStatus.FAILED
     assert job.reason == "ContainerCannotRun"
     assert "no-such-program-xyz" in job.history.description
@@ -198,7 +189,7 @@ async def test_websocket_requires_the_token(platform: Platform, client: Client) 
         with pytest.raises(aiohttp.WSServerHandshakeError) as info:
             await session.ws_connect(f"{platform.url}/jobs/{job_id}/status_ws")
         assert info.value.status == 401
-    await _finish(client, job_id)
+    await wait_finished(client, job_id)
 
 
 async def test_bump_life_span(client: Client) -> None:

@@ -15,7 +15,7 @@ from yarl import URL
 
 from apolo_jupyter import Client, JobStatus, ResourceNotFound
 
-from .conftest import Platform
+from .conftest import Platform, wait_finished
 
 PY = "python3 -u -c"
 
@@ -37,18 +37,11 @@ async def _logs(client: Client, job_id: str, **kwargs: Any) -> bytes:
     return out
 
 
-async def _finish(client: Client, job_id: str) -> None:
-    async with client.jobs.watch(job_id) as updates:
-        async for job in updates:
-            pass
-    assert job.status.is_finished
-
-
 async def test_logs_of_a_finished_job(client: Client) -> None:
     job_id = await _start(
         client, "sh -c 'for i in 1 2 3; do echo out $i; echo err $i >&2; done'"
     )
-    await _finish(client, job_id)
+    await wait_finished(client, job_id)
     text = (await _logs(client, job_id)).decode()
     assert [line for line in text.splitlines() if line.startswith("out")] == [
         "out 1",
@@ -98,7 +91,7 @@ async def test_quiet_job_is_not_disconnected(client: Client) -> None:
 
 async def test_since_and_timestamps(client: Client) -> None:
     job_id = await _start(client, "sh -c 'echo early; sleep 1; echo late'")
-    await _finish(client, job_id)
+    await wait_finished(client, job_id)
     job = await client.jobs.status(job_id)
     assert job.history.started_at is not None
     middle = job.history.started_at.timestamp() + 0.6
@@ -130,7 +123,7 @@ async def test_log_socket_requires_the_token(
         with pytest.raises(aiohttp.WSServerHandshakeError) as info:
             await session.ws_connect(url)
     assert info.value.status == 401
-    await _finish(client, job_id)
+    await wait_finished(client, job_id)
 
 
 async def test_official_sdk_monitor(platform: Platform, tmp_path: Path) -> None:

@@ -12,12 +12,11 @@ import pytest
 from apolo_jupyter import (
     Client,
     Container,
-    JobDescription,
     JobStatus,
     Resources,
 )
 
-from .conftest import Platform
+from .conftest import Platform, wait_finished, wait_running
 
 
 async def test_start_a_job_verbatim(
@@ -68,20 +67,13 @@ async def test_check_job_status_loop_verbatim(client: Client) -> None:
     await client.jobs.kill(job.id)
 
 
-async def _wait_finished(client: Client, job_id: str) -> JobDescription:
-    async with client.jobs.watch(job_id) as updates:
-        async for job in updates:
-            pass
-    return job
-
-
 async def test_failed_job_reason_and_description(client: Client) -> None:
     job = await client.jobs.start(
         image=client.parse.remote_image("ubuntu:latest"),
         preset_name="cpu-small",
         command="sh -c 'echo oops >&2; exit 3'",
     )
-    job = await _wait_finished(client, job.id)
+    job = await wait_finished(client, job.id)
     assert job.status == JobStatus.FAILED
     with pytest.raises(RuntimeError, match=rf"Job {job.id} failed with Error:.*code 3"):
         if job.status == JobStatus.FAILED:
@@ -103,7 +95,7 @@ async def test_succeeded_job_history(client: Client) -> None:
         preset_name="cpu-medium",
         command="python3 -c 'print(6*7)'",
     )
-    job = await _wait_finished(client, job.id)
+    job = await wait_finished(client, job.id)
     assert job.status == JobStatus.SUCCEEDED, job.history
     assert job.history.exit_code == 0
     assert job.container.resources.cpu == 2.0
@@ -122,10 +114,7 @@ async def test_kill_a_job_verbatim(client: Client, platform: Platform) -> None:
         preset_name="cpu-small",
         command="sh -c 'sleep 100 & sleep 101 & wait'",
     )
-    async with client.jobs.watch(job.id) as updates:
-        async for job in updates:
-            if job.status == JobStatus.RUNNING:
-                break
+    job = await wait_running(client, job.id)
     daemon = psutil.Process(platform.info.pid)
     before = {p.pid for p in daemon.children(recursive=True)}
     assert before, "the running job has processes"
@@ -161,6 +150,6 @@ async def test_run_with_older_spellings(client: Client) -> None:
     assert job.container.resources.memory == 100 * 2**20
     assert job.container.resources.memory_mb == 100
     assert job.container.resources.cpu == 0.5
-    job = await _wait_finished(client, job.id)
+    job = await wait_finished(client, job.id)
     assert job.status == JobStatus.SUCCEEDED
     assert job.reason == job.history.reason
