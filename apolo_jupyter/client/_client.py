@@ -26,6 +26,7 @@ class Client:
         self, config: Config, trace_configs: list[aiohttp.TraceConfig] | None = None
     ) -> None:
         self._config = config
+        self._closed = False
         self._core = Core(config.token, trace_configs)
         self.parse = Parser(config)
         self.jobs = Jobs(self._core, config, self.parse)
@@ -48,9 +49,10 @@ class Client:
 
     @property
     def closed(self) -> bool:
-        return self._core._session is None
+        return self._closed
 
     async def close(self) -> None:
+        self._closed = True
         await self._core.close()
 
     async def __aenter__(self) -> Client:
