@@ -24,4 +24,4 @@ fi
 .venv/bin/ruff format --check apolo_jupyter tests bench
 .venv/bin/mypy
 .venv/bin/lint-imports
-.venv/bin/pytest -q -p no:cacheprovider "$@"
+.venv/bin/pytest -q -p no:cacheprovider --nbval-lax tests notebooks "$@"

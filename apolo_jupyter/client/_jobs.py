@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from ._models import (
     Volume,
 )
 from ._parser import Parser
+from ._port_forward import Forward, forward
 from ._url_utils import normalize_storage_path_uri
 from ._utils import AsyncIteratorAndContextManager, asyncgeneratorcontextmanager
 
@@ -320,6 +322,23 @@ class Jobs:
                     raise ClientError(
                         f"unexpected log frame {msg.type.name} from {url}"
                     )
+
+    def port_forward(
+        self,
+        id: str,
+        local_port: int,
+        job_port: int,
+        *,
+        no_key_check: bool = False,
+        cluster_name: str | None = None,
+    ) -> AbstractAsyncContextManager[Forward]:
+        """Forward 127.0.0.1:``local_port`` to the job's ``job_port`` while in the block.
+
+        Every accepted TCP connection gets its own WebSocket to the platform.
+        ``local_port=0`` picks a free port: read it from the yielded ``Forward``.
+        """
+        url = self._monitoring_url(cluster_name) / id / "port_forward" / str(job_port)
+        return forward(self._core, url, local_port)
 
     def watch(self, id: str) -> AsyncIteratorAndContextManager[JobDescription]:
         """Yield the job now and again on every status change, until it finishes.

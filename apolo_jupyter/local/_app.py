@@ -12,9 +12,11 @@ from aiohttp import WSMsgType, web
 from ..client._wire import STATUS_WS_KEY
 from ._auth import auth_middleware
 from ._monitoring import add_monitoring_routes
+from ._port_forward import add_port_forward_routes
 from ._requests import BadRequest, parse_job_request
 from ._service import JobNotFound, JobService
 from ._settings import CLUSTER, ORG, PROJECT, REGISTRY_URL, Settings
+from ._storage import add_storage_routes
 from ._store import JobFilter
 from ._web import SERVICE, SETTINGS, json_error
 
@@ -180,11 +182,13 @@ async def status_ws(request: web.Request) -> web.StreamResponse:
     reader = request.loop.create_task(_drain(ws))
     try:
         body = json.dumps(service.get(job.id).to_api())
-        while True:
+        while not ws.closed:
             await ws.send_str(body)
             if json.loads(body)["status"] in ("succeeded", "failed", "cancelled"):
                 break
             body = await queue.get()
+    except ConnectionResetError:
+        pass  # the watcher left early (e.g. it only waited for "running")
     finally:
         service.unsubscribe(job.id, queue)
         reader.cancel()
@@ -211,4 +215,6 @@ def make_app(settings: Settings, service: JobService, secret: bytes) -> web.Appl
     app.router.add_put("/api/v1/jobs/{id}/max_run_time_minutes", bump_life_span)
     app.router.add_get("/api/v1/jobs/{id}/status_ws", status_ws)
     add_monitoring_routes(app)
+    add_port_forward_routes(app)
+    add_storage_routes(app)
     return app

@@ -51,7 +51,9 @@ async def serve(paths: LocalPaths, port: int = 0) -> None:
     mode, sandbox = detect_sandbox()
     service = JobService(settings, store, Executor(mode), token)
     lost = service.recover()
-    runner = web.AppRunner(make_app(settings, service, secret), access_log=None)
+    runner = web.AppRunner(
+        make_app(settings, service, secret), access_log=None, shutdown_timeout=3.0
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()

@@ -1,0 +1,72 @@
+"""The unmodified official ``apolo_sdk`` forwards job ports through our platform."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from apolo_jupyter import Client
+
+from ..conftest import Platform
+from ..test_port_forward import ECHO, GRPC_DIR, free_port, serving_job
+
+apolo_sdk: Any = pytest.importorskip("apolo_sdk")
+
+
+@pytest.fixture
+async def sdk_client(platform: Platform, tmp_path: Path) -> AsyncIterator[Any]:
+    path = tmp_path / ".apolo"
+    await apolo_sdk.login_with_token(platform.token, url=URL(platform.url), path=path)
+    async with apolo_sdk.get(path=path) as client:
+        yield client
+
+
+async def test_sdk_port_forward_fetches_http(client: Client, sdk_client: Any) -> None:
+    port = free_port()
+    command = (
+        f"python3 -m http.server {port} --bind 127.0.0.1 "
+        f"--directory {shlex.quote(str(GRPC_DIR))}"
+    )
+    job = await serving_job(client, command, port)
+    try:
+        local = free_port()
+        async with (
+            sdk_client.jobs.port_forward(job.id, local, port),
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{local}/helloworld.proto") as resp,
+        ):
+            assert resp.status == 200
+            assert await resp.read() == (GRPC_DIR / "helloworld.proto").read_bytes()
+    finally:
+        await client.jobs.kill(job.id)
+
+
+async def test_sdk_port_forward_concurrent_connections(
+    client: Client, sdk_client: Any
+) -> None:
+    port = free_port()
+    job = await serving_job(client, f"python3 -c {shlex.quote(ECHO)} {port}", port)
+
+    async def one(local: int, i: int) -> None:
+        payload = os.urandom(10_000 + 4099 * i)
+        reader, writer = await asyncio.open_connection("127.0.0.1", local)
+        writer.write(payload)
+        await writer.drain()
+        assert await reader.readexactly(len(payload)) == payload
+        writer.close()
+        await writer.wait_closed()
+
+    try:
+        local = free_port()
+        async with sdk_client.jobs.port_forward(job.id, local, port):
+            await asyncio.gather(*(one(local, i) for i in range(50)))
+    finally:
+        await client.jobs.kill(job.id)
