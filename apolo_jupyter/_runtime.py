@@ -56,7 +56,9 @@ class Runtime:
 
     async def aw(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Await ``coro`` from another loop (e.g. the kernel's)."""
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+        return await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(coro, self._loop)
+        )
 
     def submit(self, coro: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
         """Start ``coro`` in the background, in an empty context (see module doc)."""
@@ -75,7 +77,11 @@ class Runtime:
 
             task.add_done_callback(done)
             result.add_done_callback(
-                lambda f: self._loop.call_soon_threadsafe(task.cancel) if f.cancelled() else None
+                lambda f: (
+                    self._loop.call_soon_threadsafe(task.cancel)
+                    if f.cancelled()
+                    else None
+                )
             )
 
         self._loop.call_soon_threadsafe(start, context=contextvars.Context())
