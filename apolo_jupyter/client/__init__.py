@@ -33,6 +33,8 @@ from ._models import (
     Volume,
 )
 from ._parser import Parser, VolumeParseResult
+from ._storage import Storage
+from ._storage_models import DiskUsageInfo, FileStatus, FileStatusType
 
 __all__ = [
     "AuthError",
@@ -45,7 +47,10 @@ __all__ = [
     "Config",
     "ConfigError",
     "Container",
+    "DiskUsageInfo",
     "DiskVolume",
+    "FileStatus",
+    "FileStatusType",
     "HTTPPort",
     "IllegalArgumentError",
     "JobDescription",
@@ -64,6 +69,7 @@ __all__ = [
     "Resources",
     "SecretFile",
     "ServerNotAvailable",
+    "Storage",
     "Volume",
     "VolumeParseResult",
     "get",

@@ -16,6 +16,7 @@ from ._core import Core
 from ._jobs import Jobs
 from ._models import Preset
 from ._parser import Parser
+from ._storage import Storage
 from ._utils import AwaitableContextManager
 
 
@@ -30,6 +31,7 @@ class Client:
         self._core = Core(config.token, trace_configs)
         self.parse = Parser(config)
         self.jobs = Jobs(self._core, config, self.parse)
+        self.storage = Storage(self._core, config)
 
     @property
     def config(self) -> Config:

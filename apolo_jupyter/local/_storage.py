@@ -1,0 +1,247 @@
+"""Storage API: ``{storage_url}/{org}/{project}/{path}?op=...`` (reference §5).
+
+The storage lives in ``settings.paths.storage_dir``, laid out ``<org>/<project>/
+<path>`` as on the real platform (jobs mount the same folders, see
+``_requests.storage_host_path``). Paths are checked by ``_storage_fs.locate`` before
+anything is touched and reached through folder fds (``_storage_ops``). Bodies are
+streamed both ways (``_storage_io``): whole-chunk disk writes run in a thread and
+files go out with ``sendfile``, so a large transfer never stalls the event loop.
+Errors are ``{"error", "errno"}`` JSON: 404 for a missing path (the SDK's
+``ResourceNotFound``, which its probes expect), else 400 (an ``OSError`` there)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import stat
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ._settings import ORG, PROJECT
+from ._storage_fs import Entry, StorageError, locate, os_error, refused, storage_root
+from ._storage_io import byte_range, receive, send
+from ._storage_ops import (
+    disk_usage,
+    file_status,
+    is_dir,
+    list_dir,
+    make_dirs,
+    open_file,
+    remove,
+    rename,
+)
+from ._web import SETTINGS
+
+NDJSON = "application/x-ndjson"
+NDJSON_BATCH = 1000
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+# Files are created, written, deleted and renamed only inside a project.
+FILE_DEPTH = 3
+
+OpHandler = Callable[[web.Request, Entry], Awaitable[web.StreamResponse]]
+
+
+def _error(exc: StorageError) -> web.Response:
+    return web.Response(
+        status=exc.status,
+        text=json.dumps(exc.to_api()),
+        content_type="application/json",
+    )
+
+
+def _check_depth(entry: Entry, depth: int = FILE_DEPTH) -> None:
+    if len(entry.parts) < depth:
+        raise refused(
+            entry.api_path,
+            "is managed by the platform: use a path inside a project folder, "
+            "e.g. storage:folder/file",
+        )
+
+
+def _regular(fd: int, entry: Entry) -> int:
+    """The size of the open file; refuses folders and special files."""
+    st = os.fstat(fd)
+    if stat.S_ISDIR(st.st_mode):
+        raise StorageError(
+            400, f"Is a directory: {entry.uri}; name a file inside it", "EISDIR"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise refused(entry.api_path, "is not a regular file")
+    return st.st_size
+
+
+async def _ndjson(request: web.Request, lines: list[str]) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": NDJSON})
+    await resp.prepare(request)
+    with contextlib.suppress(ConnectionError):  # the client went away
+        for start in range(0, len(lines), NDJSON_BATCH):
+            batch = lines[start : start + NDJSON_BATCH]
+            await resp.write(("\n".join(batch) + "\n").encode())
+        await resp.write_eof()
+    return resp
+
+
+def _wants_ndjson(request: web.Request) -> bool:
+    return request.headers.get("Accept", "").startswith(NDJSON)
+
+
+# ---------------------------------------------------------------- reading
+
+
+async def list_status(request: web.Request, entry: Entry) -> web.StreamResponse:
+    items = await asyncio.to_thread(list_dir, entry)
+    if _wants_ndjson(request):
+        return await _ndjson(request, [json.dumps({"FileStatus": i}) for i in items])
+    return web.json_response({"FileStatuses": {"FileStatus": items}})
+
+
+async def get_file_status(request: web.Request, entry: Entry) -> web.StreamResponse:
+    return web.json_response({"FileStatus": file_status(entry)})
+
+
+async def get_disk_usage(request: web.Request, entry: Entry) -> web.StreamResponse:
+    return web.json_response(disk_usage(entry.root))
+
+
+async def read_file(request: web.Request, entry: Entry) -> web.StreamResponse:
+    fd = open_file(entry, os.O_RDONLY)
+    try:
+        size = _regular(fd, entry)
+        rng = byte_range(request, size)
+        start, end = rng or (0, size)
+        resp = web.StreamResponse(status=206 if rng else 200)
+        resp.content_type = "application/octet-stream"
+        resp.content_length = end - start
+        resp.headers["Accept-Ranges"] = "bytes"
+        if rng:
+            resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        await resp.prepare(request)
+        with contextlib.suppress(ConnectionError):  # the client went away
+            await send(request, fd, start, end - start)
+            await resp.write_eof()
+        return resp
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- writing
+
+
+async def create_file(request: web.Request, entry: Entry) -> web.StreamResponse:
+    _check_depth(entry)
+    fd = open_file(entry, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        _regular(fd, entry)
+        await receive(request, fd, 0)
+    finally:
+        os.close(fd)
+    return web.Response(status=201)
+
+
+async def write_file(request: web.Request, entry: Entry) -> web.StreamResponse:
+    _check_depth(entry)
+    match = _CONTENT_RANGE.fullmatch(request.headers.get("Content-Range", ""))
+    if match is None or int(match[2]) < int(match[1]):
+        raise StorageError(
+            400, "WRITE needs a header 'Content-Range: bytes <first>-<last>/*'", None
+        )
+    first, last = int(match[1]), int(match[2])
+    fd = open_file(entry, os.O_WRONLY)
+    try:
+        _regular(fd, entry)
+        written = await receive(request, fd, first)
+    finally:
+        os.close(fd)
+    if written != last - first + 1:
+        raise StorageError(
+            400,
+            f"the body has {written} bytes but Content-Range names "
+            f"{last - first + 1}: {entry.uri}",
+            None,
+        )
+    return web.Response(status=200)
+
+
+async def mkdirs(request: web.Request, entry: Entry) -> web.StreamResponse:
+    if not is_dir(entry):
+        _check_depth(entry, 2)
+        make_dirs(entry)
+    return web.Response(status=201)
+
+
+async def delete(request: web.Request, entry: Entry) -> web.StreamResponse:
+    _check_depth(entry)
+    recursive = request.query.get("recursive", "").lower() == "true"
+    removed = await asyncio.to_thread(remove, entry, recursive)
+    if not _wants_ndjson(request):
+        return web.Response(status=204)
+    lines = [json.dumps({"path": path, "is_dir": is_dir}) for path, is_dir in removed]
+    return await _ndjson(request, lines)
+
+
+async def move(request: web.Request, entry: Entry) -> web.StreamResponse:
+    destination = request.query.get("destination")
+    if not destination:
+        raise StorageError(
+            400, "RENAME needs destination=/<org>/<project>/<path>", None
+        )
+    dst = locate(entry.root, destination)
+    _check_depth(entry)
+    _check_depth(dst)
+    rename(entry, dst)
+    return web.Response(status=204)
+
+
+# ---------------------------------------------------------------- dispatch
+
+OPS: dict[str, dict[str, OpHandler]] = {
+    "GET": {
+        "LISTSTATUS": list_status,
+        "GETFILESTATUS": get_file_status,
+        "OPEN": read_file,
+        "GETDISKUSAGE": get_disk_usage,
+    },
+    "PUT": {"MKDIRS": mkdirs, "CREATE": create_file},
+    "PATCH": {"WRITE": write_file},
+    "POST": {"RENAME": move},
+    "DELETE": {"DELETE": delete},
+}
+
+
+def _no_handler(method: str, op: str) -> StorageError:
+    for other, handlers in OPS.items():
+        if op in handlers:
+            return StorageError(
+                405, f"op={op} needs method {other}, not {method}", None
+            )
+    known = ", ".join(sorted(name for h in OPS.values() for name in h))
+    return StorageError(400, f"unknown storage op={op!r}: use one of {known}", None)
+
+
+async def storage(request: web.Request) -> web.StreamResponse:
+    op = request.query.get("op", "").upper()
+    handler = OPS.get(request.method, {}).get(op)
+    api_path = "/"
+    try:
+        if handler is None:
+            raise _no_handler(request.method, op)
+        root = storage_root(request.app[SETTINGS].paths.storage_dir, (ORG, PROJECT))
+        entry = locate(root, request.match_info.get("path", ""))
+        api_path = entry.api_path
+        return await handler(request, entry)
+    except StorageError as exc:
+        return _error(exc)
+    except OSError as exc:
+        return _error(os_error(exc, api_path))
+    except ValueError as exc:  # e.g. a name the file system cannot encode
+        return _error(StorageError(400, f"invalid storage path: {exc}", None))
+
+
+def add_storage_routes(app: web.Application) -> None:
+    app.router.add_route("*", "/api/v1/storage", storage)
+    # [\s\S]: any character, newlines included (a file name may hold one)
+    app.router.add_route("*", r"/api/v1/storage/{path:[\s\S]*}", storage)

@@ -1,0 +1,224 @@
+"""Storage operations on checked entries, each reached through folder fds.
+
+Blocking but short (one folder, one file); the callers run the potentially long
+ones (listing, recursive delete) in a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from typing import Any
+
+from ._storage_fs import (
+    DIR_FLAGS,
+    Entry,
+    StorageError,
+    folder_of,
+    inside,
+    os_error,
+    refused,
+    walk,
+)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "DIRECTORY"
+    if stat.S_ISREG(mode):
+        return "FILE"
+    if stat.S_ISLNK(mode):
+        return "SYMLINK"
+    return "UNKNOWN"
+
+
+def status_json(path: str, st: os.stat_result, target: str | None) -> dict[str, Any]:
+    return {
+        "path": path,
+        "length": st.st_size,
+        "modificationTime": int(st.st_mtime),
+        "permission": "manage",
+        "type": _kind(st.st_mode),
+        "target": target,
+    }
+
+
+def _lstat(entry: Entry, real: str) -> os.stat_result:
+    if real == entry.root:
+        return os.stat(real)
+    with folder_of(entry, real) as fd:
+        return os.stat(os.path.basename(real), dir_fd=fd, follow_symlinks=False)
+
+
+def _link_target(name: str, fd: int, mode: int) -> str | None:
+    if not stat.S_ISLNK(mode):
+        return None
+    try:
+        return os.readlink(name, dir_fd=fd)
+    except OSError:
+        return None
+
+
+def file_status(entry: Entry) -> dict[str, Any]:
+    """GETFILESTATUS. A symlink to somewhere inside the storage is followed (its
+    ``target`` is still reported); one that leads outside, or nowhere, is
+    reported as SYMLINK."""
+    target = None
+    if entry.parts:
+        with folder_of(entry, entry.host) as fd:
+            name = os.path.basename(entry.host)
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            target = _link_target(name, fd, st.st_mode)
+    else:
+        st = os.stat(entry.root)
+    if target is not None:
+        real = os.path.realpath(entry.host)
+        if inside(real, entry.root):
+            with contextlib.suppress(OSError, StorageError):  # dangling: the link
+                st = _lstat(entry, real)
+    return status_json(entry.api_path, st, target)
+
+
+def list_dir(entry: Entry) -> list[dict[str, Any]]:
+    """LISTSTATUS of a folder (following the entry if it is an inner symlink)."""
+    fd = walk(entry.root, entry.follow())
+    result = []
+    try:
+        with os.scandir(fd) as it:
+            items = sorted(it, key=lambda item: item.name)
+        for item in items:
+            try:
+                st = item.stat(follow_symlinks=False)
+            except FileNotFoundError:  # removed while we listed
+                continue
+            target = _link_target(item.name, fd, st.st_mode)
+            result.append(status_json(item.name, st, target))
+    finally:
+        os.close(fd)
+    return result
+
+
+def open_file(entry: Entry, flags: int) -> int:
+    """Open the (followed) entry as a file: ``O_NOFOLLOW``, relative to its folder."""
+    real = entry.follow()
+    if real == entry.root:
+        raise IsADirectoryError(errno.EISDIR, "Is a directory")
+    with folder_of(entry, real) as fd:
+        return os.open(
+            os.path.basename(real),
+            flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+            0o666,
+            dir_fd=fd,
+        )
+
+
+def _mode(entry: Entry, real: str) -> int | None:
+    try:
+        return _lstat(entry, real).st_mode
+    except (OSError, StorageError):
+        return None
+
+
+def is_dir(entry: Entry) -> bool:
+    try:
+        mode = _mode(entry, entry.follow())
+    except StorageError:
+        return False
+    return mode is not None and stat.S_ISDIR(mode)
+
+
+def make_dirs(entry: Entry) -> None:
+    """MKDIRS: the folder and its missing parents; EEXIST if it is a file."""
+    real = entry.follow()
+    try:
+        os.close(walk(entry.root, real, create=True))
+    except NotADirectoryError:
+        mode = _mode(entry, real)
+        if mode is not None and not stat.S_ISDIR(mode):
+            raise FileExistsError(errno.EEXIST, "File exists") from None
+        raise
+
+
+def remove(entry: Entry, recursive: bool) -> list[tuple[str, bool]]:
+    """DELETE the entry itself (a symlink, never its target).
+
+    Returns ``(api_path, is_dir)`` of every removed entry, children first.
+    """
+    name = os.path.basename(entry.host)
+    removed: list[tuple[str, bool]] = []
+    with folder_of(entry, entry.host) as fd:
+        mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+        if not stat.S_ISDIR(mode):
+            os.unlink(name, dir_fd=fd)
+            return [(entry.api_path, False)]
+        if not recursive:
+            raise StorageError(
+                400,
+                f"Is a directory: {entry.uri}; pass recursive=True to delete it "
+                "with everything inside",
+                "EISDIR",
+            )
+        try:
+            _remove_in(fd, name, entry.api_path, removed)
+        except RecursionError:
+            raise StorageError(
+                400, f"{entry.uri} is nested too deeply to delete at once", None
+            ) from None
+    return removed
+
+
+def _remove_in(
+    parent_fd: int, name: str, api_path: str, removed: list[tuple[str, bool]]
+) -> None:
+    fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+    try:
+        with os.scandir(fd) as it:
+            children = [(item.name, item.is_dir(follow_symlinks=False)) for item in it]
+        for child, child_is_dir in children:
+            child_path = f"{api_path}/{child}"
+            if child_is_dir:
+                _remove_in(fd, child, child_path, removed)
+            else:
+                os.unlink(child, dir_fd=fd)
+                removed.append((child_path, False))
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent_fd)
+    removed.append((api_path, True))
+
+
+def rename(src: Entry, dst: Entry) -> None:
+    """RENAME the entry itself (a symlink is moved, not its target)."""
+    src_name = os.path.basename(src.host)
+    with folder_of(src, src.host) as src_fd:
+        try:
+            os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)
+        except OSError as exc:
+            raise os_error(exc, src.api_path) from None
+        with folder_of(dst, dst.host) as dst_fd:
+            try:
+                os.rename(
+                    src_name,
+                    os.path.basename(dst.host),
+                    src_dir_fd=src_fd,
+                    dst_dir_fd=dst_fd,
+                )
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise refused(dst.api_path, "became a symlink") from None
+                name = errno.errorcode.get(exc.errno or 0, "EIO")
+                raise StorageError(
+                    400, f"cannot move {src.uri} to {dst.uri}: {exc.strerror}", name
+                ) from None
+
+
+def disk_usage(root: str) -> dict[str, int]:
+    vfs = os.statvfs(root)
+    total = vfs.f_blocks * vfs.f_frsize
+    return {
+        "total": total,
+        "used": total - vfs.f_bfree * vfs.f_frsize,
+        "free": vfs.f_bavail * vfs.f_frsize,
+    }
