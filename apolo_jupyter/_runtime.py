@@ -11,7 +11,9 @@ and plain Python.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import contextlib
 import contextvars
 import threading
 from collections.abc import Coroutine
@@ -31,6 +33,13 @@ class Runtime:
         self._thread.start()
         self._client: Client | None = None
         self._client_lock = threading.Lock()
+        atexit.register(self._close_client)
+
+    def _close_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                self.run(client.close(), timeout=5)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

@@ -1,0 +1,135 @@
+"""Attach a cell to a job: a live widget, or deterministic text without a frontend.
+
+Attached cells wait for the job. Interrupting the kernel detaches (the job keeps
+running and the widget keeps updating) and says how to kill it; with
+``--kill-on-interrupt`` it kills instead.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ._frontend import use_widgets
+from ._runtime import Runtime
+from .client import Client, JobDescription
+from .widgets import JobStatusView
+from .widgets._bridge import Attachment
+from .widgets._status_view import status_line
+
+if TYPE_CHECKING:
+    from ._options import JobOptions
+
+POLL = 0.2
+# Views shown in this kernel, by job id (newest wins): lets code reach a view's
+# Kill button or state, e.g. in tests of headless runs.
+VIEWS: dict[str, JobStatusView] = {}
+
+
+def _detached_note(job_id: str) -> str:
+    return (
+        f"Detached: {job_id} keeps running. Kill it with %apolo_kill {job_id}; "
+        f"watch it again with %apolo_status {job_id}"
+    )
+
+
+def _interrupted(rt: Runtime, client: Client, att: Attachment, o: JobOptions) -> None:
+    if o.kill_on_interrupt:
+        rt.run(client.jobs.kill(att.job_id), timeout=60)
+        print(f"Interrupted: killed {att.job_id}")
+        return
+    message = _detached_note(att.job_id)
+    if att.view is not None:
+        att.view.set_note(message)
+    else:
+        att.stop()
+    print(message)
+
+
+def transition_lines(job: JobDescription, shown: int) -> list[str]:
+    """A status line for each transition after the first ``shown`` ones."""
+    lines = []
+    for item in job.history.transitions[shown:]:
+        history = replace(
+            job.history,
+            status=item.status,
+            reason=item.reason,
+            description=item.description,
+            exit_code=item.exit_code,
+        )
+        lines.append(status_line(replace(job, status=item.status, history=history)))
+    return lines
+
+
+def follow(
+    rt: Runtime, client: Client, job: JobDescription, o: JobOptions
+) -> JobDescription:
+    if use_widgets():
+        return _follow_widget(rt, client, job, o)
+    return _follow_text(rt, client, job, o)
+
+
+def _follow_widget(
+    rt: Runtime, client: Client, job: JobDescription, o: JobOptions
+) -> JobDescription:
+    from IPython.display import display
+
+    holder: list[Attachment] = []
+    view = JobStatusView(
+        on_kill=lambda: holder[0].kill(), logs_hint=f"%apolo_logs {job.id}"
+    )
+    view.update(job)
+    VIEWS[job.id] = view
+    display(view)
+    att = Attachment(rt, client, job.id, view)
+    holder.append(att)
+    if o.detach:
+        view.set_note(_detached_note(job.id))
+        return job
+    try:
+        while True:
+            try:
+                return att.future.result(POLL)
+            except TimeoutError:
+                continue
+    except KeyboardInterrupt:
+        _interrupted(rt, client, att, o)
+        if o.kill_on_interrupt:
+            return att.future.result(60)
+        return att.last or job
+
+
+def _follow_text(
+    rt: Runtime, client: Client, job: JobDescription, o: JobOptions
+) -> JobDescription:
+    if o.detach:
+        print(status_line(job))
+        print(_detached_note(job.id))
+        return job
+    att = Attachment(rt, client, job.id, None)
+    shown = 0
+    try:
+        while True:
+            try:
+                event = att.events.get(timeout=POLL)
+            except queue.Empty:
+                continue
+            if event is None:
+                break
+            if event.job is not None:
+                for line in transition_lines(event.job, shown):
+                    print(line, flush=True)
+                shown = max(shown, len(event.job.history.transitions))
+            elif event.log is not None:
+                sys.stdout.write(event.log)
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        _interrupted(rt, client, att, o)
+        if not o.kill_on_interrupt:
+            return att.last or job
+        final: JobDescription = rt.run(client.jobs.status(job.id), timeout=30)
+        print(status_line(final))
+        return final
+    return att.future.result(30)

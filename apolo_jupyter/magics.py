@@ -1,0 +1,249 @@
+"""IPython magics: ``%apolo_run``, ``%%apolo_job``, ``%apolo_ps`` and friends.
+
+Each magic parses its line with ``IPython.core.magic_arguments`` (so ``%apolo_run?``
+prints help with an example) and turns every bad input into a ``UsageError`` that
+says how to fix it. Work happens on the runtime loop (``_runtime``).
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+# The work lives in modules loaded on first use, so that %load_ext stays fast.
+
+
+def _parse(func: Any, line: str, name: str) -> Any:
+    try:
+        return parse_argstring(func, line)
+    except UsageError as exc:
+        raise UsageError(
+            f"{exc} (see %{name}? for the options and an example)"
+        ) from None
+
+
+def _split_command(line: str) -> tuple[str, bool, str]:
+    """Options and image before a standalone ``--``, the command after it (verbatim)."""
+    padded = f" {line} "
+    at = padded.find(" -- ")
+    if at < 0:
+        return line, False, ""
+    return padded[:at].strip(), True, padded[at + 4 :]
+
+
+def _run_options(func: Any) -> Any:
+    """The options %apolo_run and %%apolo_job share (mirroring `apolo run`)."""
+    for decorator in reversed(
+        [
+            argument("-s", "--preset", help="resource preset, e.g. cpu-small"),
+            argument(
+                "-v",
+                "--volume",
+                action="append",
+                default=[],
+                help="storage:<folder>:<path>[:ro], repeatable",
+            ),
+            argument(
+                "-e",
+                "--env",
+                action="append",
+                default=[],
+                help="NAME=value, repeatable",
+            ),
+            argument("-n", "--name", help="job name"),
+            argument("--tag", action="append", default=[], help="tag, repeatable"),
+            argument("-w", "--workdir", help="working directory in the job"),
+            argument(
+                "--life-span", help="stop the job after this long: 90s, 30m, 2h, 1d"
+            ),
+            argument(
+                "--preemptible",
+                action="store_true",
+                help="run on a preemptible node (may be suspended and restarted)",
+            ),
+            argument("--http-port", type=int, help="the job's HTTP port"),
+            argument(
+                "--port-forward",
+                action="append",
+                default=[],
+                help="LOCAL:REMOTE TCP port pair to forward, repeatable",
+            ),
+            argument(
+                "-d",
+                "--detach",
+                action="store_true",
+                help="return at once; the status keeps updating",
+            ),
+            argument(
+                "-o", "--out", help="also store the JobDescription in this variable"
+            ),
+            argument(
+                "--kill-on-interrupt",
+                action="store_true",
+                help="interrupting the cell kills the job instead of detaching",
+            ),
+            argument(
+                "--raise",
+                dest="raise_",
+                action="store_true",
+                help="raise if the job does not succeed",
+            ),
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+@magics_class
+class ApoloMagics(Magics):
+    @magic_arguments()
+    @_run_options
+    @argument("image", nargs="?", help="image, e.g. ubuntu:latest or python:3.11")
+    @argument("command", nargs="*", help="the command after --, run without a shell")
+    @line_magic
+    def apolo_run(self, line: str) -> Any:
+        """Start a job and watch it: status, logs, exit code.
+
+        Example::
+
+            job = %apolo_run -s cpu-small -v storage:data:/var/data ubuntu:latest -- python3 train.py
+        """
+        options_part, dashes, raw_command = _split_command(line)
+        args = _parse(self.apolo_run, options_part, "apolo_run")
+        if not args.image:
+            raise UsageError(
+                "%apolo_run needs an image: %apolo_run [options] IMAGE [-- COMMAND...], "
+                "e.g. %apolo_run ubuntu:latest -- echo hello"
+            )
+        from ._options import JobOptions
+
+        # The command keeps the user's own quoting: the platform shlex-splits it.
+        command = raw_command.strip() if dashes else " ".join(args.command)
+        return self._start(JobOptions.from_args(args, args.image, command or None))
+
+    @magic_arguments()
+    @_run_options
+    @argument("--image", default="python:3.11", help="image (default python:3.11)")
+    @argument("--python", action="store_true", help="run the cell with python3 -c")
+    @cell_magic
+    def apolo_job(self, line: str, cell: str) -> Any:
+        """Run the cell body as the job's script (bash -c, or python3 -c with --python).
+
+        Example::
+
+            %%apolo_job -s cpu-small --image python:3.11 -v storage:data:/var/data
+            echo "training"
+            python3 train.py --epochs 3
+        """
+        args = _parse(self.apolo_job, line, "apolo_job")
+        if not cell.strip():
+            raise UsageError("%%apolo_job needs a script in the cell body")
+        from ._options import JobOptions
+
+        program = ["python3", "-c"] if args.python else ["bash", "-c"]
+        command = shlex.join([*program, cell])
+        return self._start(JobOptions.from_args(args, args.image, command))
+
+    def _start(self, options: Any) -> Any:
+        from ._magic_run import attach_job, start_job
+
+        job = start_job(options)
+        result = attach_job(job.id, options)
+        if options.out and self.shell is not None:
+            self.shell.user_ns[options.out] = result
+        return result
+
+    @magic_arguments()
+    @argument("job", help="job id or name")
+    @argument("-d", "--detach", action="store_true", help="return at once")
+    @argument("--kill-on-interrupt", action="store_true")
+    @line_magic
+    def apolo_status(self, line: str) -> Any:
+        """Show any job's live status (also after a kernel restart).
+
+        Example::
+
+            %apolo_status job-0b0b1c52-8e43-4d2b-9b6c-2b3a8c1c6b1e
+        """
+        from ._magic_run import attach_job
+        from ._options import JobOptions
+
+        args = _parse(self.apolo_status, line, "apolo_status")
+        options = JobOptions(
+            detach=args.detach, kill_on_interrupt=args.kill_on_interrupt
+        )
+        return attach_job(args.job, options)
+
+    @magic_arguments()
+    @argument(
+        "--status",
+        action="append",
+        default=[],
+        help="pending, running, suspended, succeeded, failed, cancelled; repeatable",
+    )
+    @argument("-a", "--all", action="store_true", help="finished jobs too")
+    @argument("-n", "--name", help="only jobs with this name")
+    @argument("--tag", action="append", default=[], help="only jobs with this tag")
+    @line_magic
+    def apolo_ps(self, line: str) -> None:
+        """List jobs (running and pending ones unless --all or --status).
+
+        Example::
+
+            %apolo_ps --all --tag experiment-3
+        """
+        from ._magic_jobs import list_jobs
+
+        args = _parse(self.apolo_ps, line, "apolo_ps")
+        list_jobs(args.status, args.all, args.name, args.tag)
+
+    @magic_arguments()
+    @argument("job", help="job id or name")
+    @argument("-f", "--follow", action="store_true", help="follow until the job ends")
+    @line_magic
+    def apolo_logs(self, line: str) -> None:
+        """Print a job's output (all of it; -f follows a running job).
+
+        Example::
+
+            %apolo_logs -f job-0b0b1c52-8e43-4d2b-9b6c-2b3a8c1c6b1e
+        """
+        from ._magic_jobs import print_logs
+
+        args = _parse(self.apolo_logs, line, "apolo_logs")
+        print_logs(args.job, args.follow)
+
+    @magic_arguments()
+    @argument("jobs", nargs="+", help="job ids or names")
+    @line_magic
+    def apolo_kill(self, line: str) -> None:
+        """Kill jobs.
+
+        Example::
+
+            %apolo_kill job-0b0b1c52-8e43-4d2b-9b6c-2b3a8c1c6b1e
+        """
+        from ._magic_jobs import kill_jobs
+
+        args = _parse(self.apolo_kill, line, "apolo_kill")
+        kill_jobs(args.jobs)
+
+    @magic_arguments()
+    @argument("backend", nargs="?", help="local, auto, or an API URL (with --token)")
+    @argument("--token", help="token for an API URL")
+    @line_magic
+    def apolo_use(self, line: str) -> None:
+        """Show or switch the platform the magics use.
+
+        Example::
+
+            %apolo_use local
+        """
+        from ._magic_jobs import show_backend
+
+        args = _parse(self.apolo_use, line, "apolo_use")
+        show_backend(args.backend, args.token)

@@ -1,0 +1,113 @@
+"""The one module that feeds views from the runtime thread.
+
+An ``Attachment`` follows one job on the runtime loop: status changes from
+``jobs.watch`` and output from ``jobs.monitor``. It hands them either to a
+``JobStatusView`` (widget mode; updates happen on the runtime thread, started in an
+empty context so headless runs record them) or to a queue that the caller's thread
+prints from (text mode: terminals, nbclient, nbval).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .._runtime import Runtime
+from ..client import Client, JobDescription
+from ._status_view import JobStatusView
+
+TICK = 1.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """What text mode prints: a status snapshot, or a chunk of output."""
+
+    job: JobDescription | None = None
+    log: str | None = None
+
+
+class Attachment:
+    def __init__(
+        self,
+        rt: Runtime,
+        client: Client,
+        job_id: str,
+        view: JobStatusView | None = None,
+        *,
+        logs: bool = True,
+    ) -> None:
+        self._rt = rt
+        self._client = client
+        self.job_id = job_id
+        self.view = view
+        self._logs = logs
+        self.events: queue.Queue[Event | None] = queue.Queue()
+        self.last: JobDescription | None = None
+        self.future: concurrent.futures.Future[JobDescription] = rt.submit(
+            self._follow()
+        )
+
+    def kill(self) -> None:
+        """Ask the platform to kill the job; the watcher shows the outcome."""
+        if self.view is not None:
+            self.view.kill_requested()
+        self._rt.submit(self._client.jobs.kill(self.job_id))
+
+    def stop(self) -> None:
+        self.future.cancel()
+
+    def _emit(self, event: Event) -> None:
+        if self.view is None:
+            self.events.put(event)
+        elif event.job is not None:
+            self.view.update(event.job)
+        elif event.log is not None:
+            self.view.append_log(event.log)
+
+    async def _follow(self) -> JobDescription:
+        logs = asyncio.create_task(self._follow_logs()) if self._logs else None
+        ticker = asyncio.create_task(self._tick()) if self.view is not None else None
+        try:
+            async with self._client.jobs.watch(self.job_id) as updates:
+                async for job in updates:
+                    self.last = job
+                    if job.status.is_finished and logs is not None:
+                        await logs  # all output before the final status
+                    self._emit(Event(job=job))
+        finally:
+            for task in (logs, ticker):
+                if task is not None and not task.done():
+                    task.cancel()
+            self.events.put(None)
+        assert self.last is not None
+        return self.last
+
+    async def _follow_logs(self) -> None:
+        decoder = _Utf8()
+        async with self._client.jobs.monitor(self.job_id) as chunks:
+            async for chunk in chunks:
+                text = decoder.feed(chunk)
+                if text:
+                    self._emit(Event(log=text))
+
+    async def _tick(self) -> None:
+        assert self.view is not None
+        while True:
+            await asyncio.sleep(TICK)
+            self.view.tick(datetime.now(UTC))
+
+
+class _Utf8:
+    """Decode a byte stream whose chunks may split multi-byte characters."""
+
+    def __init__(self) -> None:
+        import codecs
+
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, data: bytes) -> str:
+        return self._decoder.decode(data)

@@ -1,0 +1,188 @@
+"""The magics in a real IPython shell: bad input, text output, terminal IPython."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from apolo_jupyter import JobDescription, JobStatus
+
+
+@pytest.fixture(scope="module")
+def shell() -> Iterator[InteractiveShell]:
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "apolo_jupyter")
+    yield ip
+    ip.run_line_magic("unload_ext", "apolo_jupyter")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--bogus ubuntu", r"unrecognized arguments: --bogus.*%apolo_run\?"),
+        ("", "needs an image"),
+        ("Bad_Image!", "image 'Bad_Image!'"),
+        ("-v /tmp:/data ubuntu -- true", r"-v '/tmp:/data'.*storage:"),
+        ("-e NOEQUALS ubuntu -- true", "NAME=value"),
+        ("--port-forward 80 ubuntu -- true", "LOCAL:REMOTE"),
+        ("--port-forward 99999:80 ubuntu -- true", "ports 1-65535"),
+        (
+            "-s cpu-huge ubuntu -- true",
+            "unknown preset 'cpu-huge': choose one of cpu-small",
+        ),
+        ("--life-span soon ubuntu -- true", "not a duration"),
+        ("ubuntu", "command is required"),
+    ],
+)
+def test_bad_input_is_a_usage_error_that_says_how_to_fix_it(
+    shell: InteractiveShell, line: str, message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        shell.run_line_magic("apolo_run", line)
+
+
+@pytest.mark.parametrize(
+    ("magic", "line", "message"),
+    [
+        (
+            "apolo_status",
+            "job-00000000-0000-4000-8000-000000000000",
+            "unknown job.*%apolo_ps",
+        ),
+        ("apolo_kill", "job-00000000-0000-4000-8000-000000000000", "unknown job"),
+        ("apolo_logs", "nope", "unknown job"),
+        ("apolo_ps", "--status sleeping", "--status takes one of"),
+        ("apolo_use", "https://example.invalid/api/v1", "needs --token"),
+    ],
+)
+def test_other_magics_refuse_bad_input(
+    shell: InteractiveShell, magic: str, line: str, message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        shell.run_line_magic(magic, line)
+
+
+def test_help_has_an_example(shell: InteractiveShell) -> None:
+    for name in (
+        "apolo_run",
+        "apolo_status",
+        "apolo_ps",
+        "apolo_logs",
+        "apolo_kill",
+        "apolo_use",
+    ):
+        doc = shell.find_line_magic(name).__doc__ or ""
+        assert "Example::" in doc and f"%{name}" in doc
+    assert "%%apolo_job" in (shell.find_cell_magic("apolo_job").__doc__ or "")
+
+
+def test_run_attached_prints_text_and_returns_the_description(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = shell.run_line_magic(
+        "apolo_run", "-o done ubuntu -- sh -c 'echo hello; exit 3'"
+    )
+    assert isinstance(job, JobDescription)
+    assert job.status == JobStatus.FAILED and job.history.exit_code == 3
+    assert shell.user_ns["done"] is job
+    out = capsys.readouterr().out.splitlines()
+    statuses = [line.split()[1] for line in out if line.startswith(job.id)]
+    assert statuses == ["pending", "running", "failed"]
+    assert "hello" in out
+    assert out.index("hello") < len(out) - 1
+    assert "(exit code 3)" in out[-1]
+    with pytest.raises(RuntimeError, match="failed"):
+        shell.run_line_magic("apolo_run", "--raise ubuntu -- false")
+
+
+def test_cell_magic_runs_the_cell_with_bash(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = shell.run_cell_magic(
+        "apolo_job",
+        "-s cpu-small --image python:3.11",
+        'echo "training"\nx=3; echo "epochs $x"\n',
+    )
+    assert job.status == JobStatus.SUCCEEDED
+    out = capsys.readouterr().out
+    assert "training\nepochs 3\n" in out
+    job = shell.run_cell_magic("apolo_job", "--python", "print(sum(range(10)))\n")
+    assert job.status == JobStatus.SUCCEEDED
+    assert "45\n" in capsys.readouterr().out
+
+
+def test_detach_ps_logs_kill(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = shell.run_line_magic(
+        "apolo_run", "-d -n detached-one ubuntu -- sh -c 'echo up; sleep 60'"
+    )
+    assert job.status in (JobStatus.PENDING, JobStatus.RUNNING)
+    assert f"%apolo_kill {job.id}" in capsys.readouterr().out
+    shell.run_line_magic("apolo_ps", "-n detached-one")
+    table = capsys.readouterr().out
+    assert re.search(rf"{job.id}\s+detached-one\s+(pending|running)\s+cpu-small", table)
+    shell.run_line_magic("apolo_logs", job.id)
+    assert capsys.readouterr().out.strip() == "up"
+    shell.run_line_magic("apolo_kill", job.id)
+    assert capsys.readouterr().out.strip() == f"{job.id}: cancelled"
+    final = shell.run_line_magic("apolo_status", job.id)
+    assert final.status == JobStatus.CANCELLED
+
+
+def test_use_shows_and_switches_the_backend(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.run_line_magic("apolo_use", "")
+    assert "embedded local platform" in capsys.readouterr().out
+    shell.run_line_magic("apolo_use", "local")
+    assert "embedded local platform at http://127.0.0.1:" in capsys.readouterr().out
+
+
+def test_terminal_ipython_prints_deterministic_text(tmp_path: Path) -> None:
+    script = "\n".join(
+        [
+            "%load_ext apolo_jupyter",
+            "job = %apolo_run ubuntu:latest -- sh -c 'echo from-the-job'",
+            "print('final', job.status, job.history.exit_code)",
+        ]
+    )
+    env = {**os.environ, "HOME": str(tmp_path)}
+    env.pop("APOLO_JUPYTER_DISPLAY", None)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "IPython",
+            "--quick",
+            "--no-banner",
+            "--colors=nocolor",
+            "-c",
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    ids = {line.split()[0] for line in lines if line.startswith("job-")}
+    assert len(ids) == 1
+    job_id = ids.pop()
+    assert [line.split()[1] for line in lines if line.startswith(job_id)] == [
+        "pending",
+        "running",
+        "succeeded",
+    ]
+    assert "from-the-job" in lines
+    assert lines[-1] == "final succeeded 0"
