@@ -86,7 +86,8 @@ def _follow_widget(
     att = Attachment(rt, client, job.id, view)
     holder.append(att)
     if o.detach:
-        view.set_note(_detached_note(job.id))
+        if not job.status.is_finished:
+            view.set_note(_detached_note(job.id))
         return job
     try:
         while True:
@@ -106,7 +107,8 @@ def _follow_text(
 ) -> JobDescription:
     if o.detach:
         print(status_line(job))
-        print(_detached_note(job.id))
+        if not job.status.is_finished:
+            print(_detached_note(job.id))
         return job
     att = Attachment(rt, client, job.id, None)
     shown = 0

@@ -45,7 +45,7 @@ def _run_options(func: Any) -> Any:
                 "--volume",
                 action="append",
                 default=[],
-                help="storage:<folder>:<path>[:ro], repeatable",
+                help="storage:<folder>:<path>[:ro], repeatable; @picker takes the mounts of a MountPicker variable",
             ),
             argument(
                 "-e",
@@ -148,9 +148,32 @@ class ApoloMagics(Magics):
         command = shlex.join([*program, cell])
         return self._start(JobOptions.from_args(args, args.image, command))
 
+    def _volumes(self, specs: list[str]) -> list[str]:
+        """``-v @picker`` takes the mounts of a MountPicker (or list) in the namespace."""
+        out: list[str] = []
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        for spec in specs:
+            if not spec.startswith("@"):
+                out.append(spec)
+                continue
+            value = namespace.get(spec[1:])
+            value = getattr(value, "value", value)
+            if not isinstance(value, list) or not all(
+                isinstance(v, str) for v in value
+            ):
+                raise UsageError(
+                    f"-v {spec}: name a MountPicker or a list of volume strings, "
+                    "e.g. picker = MountPicker(); %apolo_run -v @picker IMAGE -- CMD"
+                )
+            out.extend(value)
+        return out
+
     def _start(self, options: Any) -> Any:
+        from dataclasses import replace
+
         from ._magic_run import attach_job, start_job
 
+        options = replace(options, volumes=tuple(self._volumes(list(options.volumes))))
         job = start_job(options)
         result = attach_job(job.id, options)
         if options.out and self.shell is not None:

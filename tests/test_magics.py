@@ -186,3 +186,21 @@ def test_terminal_ipython_prints_deterministic_text(tmp_path: Path) -> None:
     ]
     assert "from-the-job" in lines
     assert lines[-1] == "final succeeded 0"
+
+
+def test_volumes_from_a_mount_picker(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from apolo_jupyter.widgets import MountPicker
+
+    shell.user_ns["picker"] = MountPicker(mounts=["storage:magic-vol:/var/data"])
+    job = shell.run_line_magic(
+        "apolo_run",
+        "-v @picker ubuntu -- sh -c 'echo via-picker > /var/data/x; cat /var/data/x'",
+    )
+    assert job.status == JobStatus.SUCCEEDED
+    assert "via-picker" in capsys.readouterr().out
+    assert [v.container_path for v in job.container.volumes] == ["/var/data"]
+    shell.user_ns["nothing"] = 42
+    with pytest.raises(UsageError, match="name a MountPicker"):
+        shell.run_line_magic("apolo_run", "-v @nothing ubuntu -- true")

@@ -20,6 +20,7 @@ from ..client import Client, JobDescription
 from ._status_view import JobStatusView
 
 TICK = 1.0
+LOG_BATCH = 0.1  # a noisy job must not flood the browser with redraws
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,20 @@ class Attachment:
         return self.last
 
     async def _follow_logs(self) -> None:
+        """Forward output, batched to at most one view redraw per LOG_BATCH seconds."""
         decoder = _Utf8()
+        pending: list[str] = []
+        flushed = 0.0
+        loop = asyncio.get_running_loop()
         async with self._client.jobs.monitor(self.job_id) as chunks:
             async for chunk in chunks:
-                text = decoder.feed(chunk)
-                if text:
-                    self._emit(Event(log=text))
+                pending.append(decoder.feed(chunk))
+                if self.view is None or loop.time() - flushed >= LOG_BATCH:
+                    self._emit(Event(log="".join(pending)))
+                    pending.clear()
+                    flushed = loop.time()
+        if any(pending):
+            self._emit(Event(log="".join(pending)))
 
     async def _tick(self) -> None:
         assert self.view is not None
