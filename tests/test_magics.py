@@ -204,3 +204,38 @@ def test_volumes_from_a_mount_picker(
     shell.user_ns["nothing"] = 42
     with pytest.raises(UsageError, match="name a MountPicker"):
         shell.run_line_magic("apolo_run", "-v @nothing ubuntu -- true")
+
+
+def test_no_backend_reachable(shell: InteractiveShell, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"cannot use http://127\.0\.0\.1:9/api/v1"):
+        shell.run_line_magic("apolo_use", "http://127.0.0.1:9/api/v1 --token t")
+    # A fresh terminal IPython whose only configured platform is unreachable.
+    import base64
+    import json
+
+    passed = base64.b64encode(
+        json.dumps(
+            {"token": "t", "cluster": "c", "url": "http://127.0.0.1:9/api/v1"}
+        ).encode()
+    ).decode()
+    env = {**os.environ, "HOME": str(tmp_path), "APOLO_PASSED_CONFIG": passed}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "IPython",
+            "--quick",
+            "--no-banner",
+            "--colors=nocolor",
+            "-c",
+            "%load_ext apolo_jupyter\n%apolo_ps",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert "UsageError: no Apolo platform is reachable" in output, output
+    assert "%apolo_use" in output
