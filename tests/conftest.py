@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,10 +39,12 @@ def stop_daemon(
 class Platform:
     """A running local platform daemon and its data directory."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, **settings: Any) -> None:
         self.paths = LocalPaths(home)
+        config = {"kill_grace": 2.0, "capacity": {"cpu": 1000, "memory": 2**50}}
+        config.update(settings)
         (home / "config.json").parent.mkdir(parents=True, exist_ok=True)
-        (home / "config.json").write_text('{"kill_grace": 2.0}')
+        (home / "config.json").write_text(json.dumps(config))
         self.info = ensure_running(self.paths)
 
     @property

@@ -20,7 +20,12 @@ async def test_explicit_url_and_token(platform: Platform) -> None:
         assert client.config.source == "explicit url"
         assert client.config.api_url == URL(platform.url)
         assert client.cluster_name == "local"
-        assert set(client.presets) == {"cpu-small", "cpu-medium", "cpu-large"}
+        assert set(client.presets) == {
+            "cpu-small",
+            "cpu-medium",
+            "cpu-large",
+            "cpu-small-p",
+        }
 
 
 async def test_passed_config_wins_over_local(
@@ -65,7 +70,12 @@ async def test_apolo_cli_login_is_used_read_only(
     async with get() as client:
         assert client.config.source == f"apolo-cli login ({cli_dir})"
         assert client.config.cluster_name == "local"
-        assert set(client.presets) == {"cpu-small", "cpu-medium", "cpu-large"}
+        assert set(client.presets) == {
+            "cpu-small",
+            "cpu-medium",
+            "cpu-large",
+            "cpu-small-p",
+        }
         job = await client.jobs.start(
             image=client.parse.remote_image("ubuntu"),
             preset_name="cpu-small",

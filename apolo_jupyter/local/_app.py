@@ -54,14 +54,15 @@ async def get_config(request: web.Request) -> web.Response:
         "buckets_url": f"{api}/buckets",
         "resource_pool_types": [
             {
-                "name": "local-cpu",
+                "name": name,
                 "min_size": 1,
                 "max_size": 1,
-                "cpu": 2.0,
-                "memory": 2**30,
+                "cpu": settings.capacity.cpu,
+                "memory": settings.capacity.memory,
                 "disk_size": 0,
-                "is_preemptible": False,
+                "is_preemptible": preemptible,
             }
+            for name, preemptible in (("local-cpu", False), ("local-cpu-p", True))
         ],
         "resource_presets": [p.to_api() for p in settings.presets],
     }

@@ -79,6 +79,14 @@ class JobRecord:
     def created_at(self) -> str:
         return self.statuses[0].transition_time
 
+    @property
+    def first_started(self) -> float | None:
+        """When the job first ran (seconds since the epoch), for its life span."""
+        for item in self.statuses:
+            if item.status is JobStatus.RUNNING:
+                return datetime.fromisoformat(item.transition_time).timestamp()
+        return None
+
     def transition(
         self,
         status: JobStatus,

@@ -7,14 +7,18 @@ import base64
 import json
 import logging
 import shlex
+import time
 from collections import defaultdict
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from ..client._models import JobStatus
 from ._executor import Executor, JobSpec, Mount, PreflightError, RunningJob
 from ._logs import index_log
 from ._records import JobRecord, TransitionRefused
 from ._requests import BadRequest, storage_host_path
+from ._scheduler import Demand, plan
 from ._settings import Settings
 from ._store import Store
 
@@ -23,6 +27,25 @@ log = logging.getLogger(__name__)
 
 class JobNotFound(LookupError):
     pass
+
+
+def _wait_reason(why: str) -> str:
+    if why.startswith("preempting"):
+        return "Preempting"
+    if why.startswith("waiting for earlier"):
+        return "WaitingInQueue"
+    return "WaitingForCapacity"
+
+
+def _demand(job: JobRecord) -> Demand:
+    resources = job.container["resources"]
+    return Demand(
+        id=job.id,
+        cpu=float(resources["cpu"]),
+        memory=int(resources["memory"]),
+        preemptible=job.preemptible_node,
+        created=job.created_at,
+    )
 
 
 class JobService:
@@ -39,6 +62,10 @@ class JobService:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping: dict[str, tuple[str, str]] = {}
         self._subscribers: dict[str, set[asyncio.Queue[str]]] = defaultdict(set)
+        self._queue: dict[str, JobRecord] = {}  # pending or suspended, not started
+        self._holding: dict[str, JobRecord] = {}  # started: they hold their room
+        self._life_timers: dict[str, asyncio.TimerHandle] = {}
+        self._background: set[asyncio.Task[Any]] = set()
 
     # -- queries ------------------------------------------------------------------
 
@@ -70,6 +97,8 @@ class JobService:
         base = (job.max_run_time_minutes or 0) if additional else 0
         job.max_run_time_minutes = base + minutes
         self._commit(job)
+        if job.status == JobStatus.RUNNING:
+            self._arm_life_span(job)
 
     # -- changes ------------------------------------------------------------------
 
@@ -124,10 +153,76 @@ class JobService:
 
     def create(self, job: JobRecord) -> str:
         self._check_volumes(job)
+        self._check_capacity(job)
         self._jobs[job.id] = job
         body = self._commit(job)
-        self._tasks[job.id] = asyncio.create_task(self._run(job), name=f"job {job.id}")
+        self._queue[job.id] = job
+        self._schedule()
         return body
+
+    def _check_capacity(self, job: JobRecord) -> None:
+        need, cap = _demand(job), self._settings.capacity
+        if need.cpu > cap.cpu or need.memory > cap.memory:
+            raise BadRequest(
+                f"the job asks for {need.cpu:g} CPU and {need.memory / 2**30:.1f} GiB, "
+                f"more than the local platform has ({cap.cpu:g} CPU, "
+                f"{cap.memory / 2**30:.1f} GiB): choose a smaller preset, or raise "
+                "capacity in config.json in the platform's data directory"
+            )
+
+    def _schedule(self) -> None:
+        """Start what fits, preempt what must yield, say why the rest waits."""
+        decision = plan(
+            [_demand(j) for j in self._queue.values()],
+            [_demand(j) for j in self._holding.values()],
+            set(self._stopping),
+            self._settings.capacity,
+        )
+        for victim, winner in decision.preempt:
+            self._stopping[victim] = (
+                "Preempted",
+                f"preempted to make room for {winner}; it restarts from scratch when "
+                "room frees up (its storage volumes keep what it saved)",
+            )
+            proc = self._procs.get(victim)
+            if proc is not None:
+                self._spawn(proc.kill(self._settings.kill_grace))
+        for job_id, why in decision.waiting.items():
+            job = self._queue[job_id]
+            reason = _wait_reason(why)
+            if job.status == JobStatus.PENDING and job.statuses[-1].reason != reason:
+                self._transition(job, JobStatus.PENDING, reason, why)
+        for job_id in decision.start:
+            job = self._queue.pop(job_id)
+            self._holding[job_id] = job
+            self._tasks[job_id] = asyncio.create_task(
+                self._run(job), name=f"job {job_id}"
+            )
+
+    def _arm_life_span(self, job: JobRecord) -> None:
+        timer = self._life_timers.pop(job.id, None)
+        if timer is not None:
+            timer.cancel()
+        started = job.first_started
+        if job.max_run_time_minutes is None or started is None:
+            return
+        limit = job.max_run_time_minutes * self._settings.minute
+        left = started + limit - time.time()
+        loop = asyncio.get_running_loop()
+        description = (
+            f"the job used up its life span ({job.max_run_time_minutes} min); extend "
+            "it with client.jobs.bump_life_span or --life-span"
+        )
+        self._life_timers[job.id] = loop.call_later(
+            max(0.0, left),
+            lambda: self._spawn(self.kill(job.id, "LifeSpanEnded", description)),
+        )
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run in the background, keeping a reference until it is done."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _check_volumes(self, job: JobRecord) -> None:
         for volume in job.container.get("volumes", ()):
@@ -178,6 +273,13 @@ class JobService:
         finally:
             self._tasks.pop(job.id, None)
             self._procs.pop(job.id, None)
+            self._holding.pop(job.id, None)
+            timer = self._life_timers.pop(job.id, None)
+            if timer is not None:
+                timer.cancel()
+            if job.status == JobStatus.SUSPENDED:
+                self._queue[job.id] = job
+            self._schedule()
 
     async def _run_once(self, job: JobRecord) -> None:
         try:
@@ -191,14 +293,19 @@ class JobService:
         if job.id in self._stopping:  # killed while the process was being started
             await proc.kill(self._settings.kill_grace)
         else:
+            if job.status == JobStatus.SUSPENDED:
+                job.restarts += 1
             self._transition(job, JobStatus.RUNNING)
+            self._arm_life_span(job)
         try:
             code = await proc.wait()
         finally:
             ended.set()
             await indexer
         stop = self._stopping.pop(job.id, None)
-        if stop is not None:
+        if stop is not None and stop[0] == "Preempted":
+            self._transition(job, JobStatus.SUSPENDED, stop[0], stop[1])
+        elif stop is not None:
             self._transition(job, JobStatus.CANCELLED, stop[0], stop[1], code)
         elif code == 0:
             self._transition(job, JobStatus.SUCCEEDED, exit_code=0)
@@ -218,8 +325,13 @@ class JobService:
         if job.status.is_finished:
             return job
         job = self._jobs.get(job.id, job)
+        if self._queue.pop(job.id, None) is not None:  # waiting: no process to stop
+            self._transition(job, JobStatus.CANCELLED, reason, description)
+            self._schedule()
+            return job
         task = self._tasks.get(job.id)
-        self._stopping.setdefault(job.id, (reason, description))
+        # A user's kill wins over a preemption in progress.
+        self._stopping[job.id] = (reason, description)
         proc = self._procs.get(job.id)
         if proc is not None:
             await proc.kill(self._settings.kill_grace)
@@ -231,7 +343,7 @@ class JobService:
         return job
 
     async def shutdown(self) -> None:
-        ids = list(self._tasks)
+        ids = list(self._tasks) + list(self._queue)
         await asyncio.gather(
             *(
                 self.kill(i, "PlatformStopped", "the local platform was stopped")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client._local_home import LocalPaths
+from ._scheduler import Capacity
 
 CLUSTER = "local"
 ORG = "local"
@@ -31,7 +32,7 @@ class PresetSpec:
             "memory": self.memory,
             "scheduler_enabled": self.preemptible,
             "preemptible_node": self.preemptible,
-            "resource_pool_names": ["local-cpu"],
+            "resource_pool_names": ["local-cpu-p" if self.preemptible else "local-cpu"],
         }
 
 
@@ -39,6 +40,7 @@ DEFAULT_PRESETS = (
     PresetSpec("cpu-small", 1.0, 1 * _GiB),
     PresetSpec("cpu-medium", 2.0, 4 * _GiB),
     PresetSpec("cpu-large", 4.0, 8 * _GiB),
+    PresetSpec("cpu-small-p", 1.0, 1 * _GiB, preemptible=True),
 )
 
 
@@ -48,6 +50,9 @@ class Settings:
     owner: str = field(default_factory=getpass.getuser)
     presets: tuple[PresetSpec, ...] = DEFAULT_PRESETS
     kill_grace: float = 5.0
+    capacity: Capacity = field(default_factory=Capacity.of_machine)
+    # Seconds in a life-span minute; only tests shorten it.
+    minute: float = 60.0
 
     @classmethod
     def load(cls, paths: LocalPaths) -> Settings:
@@ -62,10 +67,17 @@ class Settings:
             )
             for p in data.get("presets", [])
         )
+        machine = Capacity.of_machine()
+        cap = data.get("capacity", {})
         return cls(
             paths,
             presets=presets or DEFAULT_PRESETS,
             kill_grace=float(data.get("kill_grace", 5.0)),
+            capacity=Capacity(
+                cpu=float(cap.get("cpu", machine.cpu)),
+                memory=int(cap.get("memory", machine.memory)),
+            ),
+            minute=float(data.get("minute_seconds", 60.0)),
         )
 
     def preset(self, name: str) -> PresetSpec | None:

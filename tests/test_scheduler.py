@@ -1,0 +1,202 @@
+"""Capacity, preemption and life span: the pure policy, then on a real platform."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from apolo_jupyter import (
+    Client,
+    Container,
+    IllegalArgumentError,
+    JobStatus,
+    Resources,
+    get,
+)
+from apolo_jupyter.local._scheduler import Capacity, Demand, plan
+
+from .conftest import Platform, wait_finished, wait_running
+
+GiB = 2**30
+CAP = Capacity(cpu=2.0, memory=4 * GiB)
+
+
+def _d(name: str, cpu: float = 1.0, preemptible: bool = False) -> Demand:
+    return Demand(name, cpu, GiB, preemptible, created=name)
+
+
+def test_fifo_within_capacity() -> None:
+    decision = plan([_d("a"), _d("b"), _d("c")], [], set(), CAP)
+    assert decision.start == ["a", "b"]
+    assert "needs 1 CPU" in decision.waiting["c"]
+
+
+def test_regular_job_preempts_the_newest_preemptible_one() -> None:
+    holding = [_d("p1", preemptible=True), _d("p2", preemptible=True)]
+    decision = plan([_d("r")], holding, set(), CAP)
+    assert decision.preempt == [("p2", "r")]
+    assert decision.start == []
+    assert decision.waiting["r"].startswith("preempting 1")
+
+
+def test_preemptible_job_never_preempts() -> None:
+    holding = [_d("r1"), _d("p1", preemptible=True)]
+    decision = plan([_d("p2", preemptible=True)], holding, set(), CAP)
+    assert decision.preempt == [] and decision.start == []
+    holding = [_d("r1"), _d("r2")]
+    decision = plan([_d("r3")], holding, set(), CAP)
+    assert decision.preempt == []
+
+
+def test_regular_jobs_do_not_wait_behind_preemptible_ones() -> None:
+    decision = plan([_d("p", 2.0, preemptible=True), _d("r")], [_d("x")], set(), CAP)
+    assert decision.start == ["r"]
+    assert "p" in decision.waiting
+
+
+def test_a_stopping_victim_is_not_preempted_twice() -> None:
+    holding = [_d("p1", preemptible=True), _d("p2", preemptible=True)]
+    decision = plan([_d("r")], holding, {"p2"}, CAP)
+    assert decision.preempt == [("p1", "r")]
+
+
+# -- on a real platform with 2 CPUs ---------------------------------------------
+
+
+@pytest.fixture
+def small_platform(tmp_path: Path) -> Iterator[Platform]:
+    plat = Platform(
+        tmp_path / "home",
+        capacity={"cpu": 2, "memory": 64 * GiB},
+        minute_seconds=1.0,
+        kill_grace=1.0,
+    )
+    yield plat
+    plat.stop()
+
+
+@pytest.fixture
+async def small(small_platform: Platform) -> AsyncIterator[Client]:
+    async with get(small_platform.url, small_platform.token, quiet=True) as client:
+        yield client
+
+
+async def _start(
+    client: Client, command: str, preset: str = "cpu-small", **kw: object
+) -> str:
+    job = await client.jobs.start(
+        image=client.parse.remote_image("ubuntu"),
+        preset_name=preset,
+        command=command,
+        **kw,  # type: ignore[arg-type]
+    )
+    return job.id
+
+
+async def test_no_more_jobs_run_than_capacity_allows(small: Client) -> None:
+    ids = [await _start(small, "sleep 0.6") for _ in range(5)]
+    running_at_once = 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        jobs = [await small.jobs.status(i) for i in ids]
+        running_at_once = max(
+            running_at_once, sum(j.status == JobStatus.RUNNING for j in jobs)
+        )
+        assert running_at_once <= 2
+        if all(j.status.is_finished for j in jobs):
+            break
+        await asyncio.sleep(0.05)
+    finals = [await small.jobs.status(i) for i in ids]
+    assert all(j.status == JobStatus.SUCCEEDED for j in finals)
+    waited = finals[-1].history.transitions
+    assert any(
+        t.reason == "WaitingForCapacity" and "needs 1 CPU" in t.description
+        for t in waited
+    )
+
+
+async def test_too_big_for_the_machine_is_refused(small: Client) -> None:
+    with pytest.raises(IllegalArgumentError, match="more than the local platform has"):
+        await _start(small, "true", preset="cpu-large")
+
+
+async def test_preemption_suspends_restarts_and_finishes(
+    small: Client, tmp_path: Path
+) -> None:
+    preemptible = await _start(
+        small, "sh -c 'echo start; sleep 2'", preset="cpu-small-p"
+    )
+    await wait_running(small, preemptible)
+    regular = await _start(small, "sleep 1.5", preset="cpu-medium")  # needs both CPUs
+    job = await wait_finished(small, regular)
+    assert job.status == JobStatus.SUCCEEDED
+    final = await wait_finished(small, preemptible)
+    assert final.status == JobStatus.SUCCEEDED
+    statuses = [t.status for t in final.history.transitions]
+    assert JobStatus.SUSPENDED in statuses
+    suspended = next(
+        t for t in final.history.transitions if t.status == JobStatus.SUSPENDED
+    )
+    assert suspended.reason == "Preempted" and regular in suspended.description
+    assert final.history.restarts == 1
+    assert statuses.count(JobStatus.RUNNING) == 2
+    # The regular job only ran after the preemptible one was suspended.
+    ran = next(t for t in job.history.transitions if t.status == JobStatus.RUNNING)
+    assert ran.transition_time >= suspended.transition_time
+
+
+async def test_regular_job_is_never_preempted(small: Client) -> None:
+    regular = await _start(small, "sleep 1", preset="cpu-medium")
+    await wait_running(small, regular)
+    waiting = await _start(small, "true", preset="cpu-small-p")
+    assert (await wait_finished(small, regular)).status == JobStatus.SUCCEEDED
+    job = await wait_finished(small, waiting)
+    assert job.status == JobStatus.SUCCEEDED
+    regular_job = await small.jobs.status(regular)
+    assert JobStatus.SUSPENDED not in [
+        t.status for t in regular_job.history.transitions
+    ]
+
+
+async def test_killed_while_suspended_ends_cancelled(small: Client) -> None:
+    preemptible = await _start(small, "sleep 30", preset="cpu-small-p")
+    await wait_running(small, preemptible)
+    regular = await _start(small, "sleep 3", preset="cpu-medium")
+    async with small.jobs.watch(preemptible) as updates:
+        async for job in updates:
+            if job.status == JobStatus.SUSPENDED:
+                break
+    await small.jobs.kill(preemptible)
+    job = await small.jobs.status(preemptible)
+    assert job.status == JobStatus.CANCELLED and job.reason == "UserRequested"
+    await small.jobs.kill(regular)
+
+
+async def test_life_span_stops_a_job_on_time(small: Client) -> None:
+    # minute_seconds=1 in this platform's config: a 2-minute life span lasts 2 s.
+    job_id = await small.jobs.run(
+        Container(
+            image=small.parse.remote_image("ubuntu"),
+            resources=Resources(memory_mb=64, cpu=0.1),
+            command="sleep 30",
+        ),
+        life_span=120,
+    )
+    job = await wait_finished(small, job_id.id)
+    assert job.status == JobStatus.CANCELLED
+    assert job.reason == "LifeSpanEnded"
+    assert job.history.started_at and job.history.finished_at
+    ran = (job.history.finished_at - job.history.started_at).total_seconds()
+    assert 1.9 <= ran <= 3.5
+
+
+async def test_bump_life_span_extends_it(small: Client) -> None:
+    job_id = await _start(small, "sleep 3", life_span=60)  # 1 s at this scale
+    await wait_running(small, job_id)
+    await small.jobs.bump_life_span(job_id, 300)  # +5 "minutes": 6 s in all
+    job = await wait_finished(small, job_id)
+    assert job.status == JobStatus.SUCCEEDED
