@@ -5,28 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from yarl import URL
 
 from apolo_jupyter import Client
 
-from ..conftest import Platform
 from ..test_port_forward import ECHO, GRPC_DIR, free_port, serving_job
 
 apolo_sdk: Any = pytest.importorskip("apolo_sdk")
-
-
-@pytest.fixture
-async def sdk_client(platform: Platform, tmp_path: Path) -> AsyncIterator[Any]:
-    path = tmp_path / ".apolo"
-    await apolo_sdk.login_with_token(platform.token, url=URL(platform.url), path=path)
-    async with apolo_sdk.get(path=path) as client:
-        yield client
 
 
 async def test_sdk_port_forward_fetches_http(client: Client, sdk_client: Any) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import errno
 import os
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,6 @@ from ..conftest import Platform
 apolo_sdk: Any = pytest.importorskip("apolo_sdk")
 
 MiB = 1 << 20
-
-
-@pytest.fixture
-async def sdk(platform: Platform, tmp_path: Path) -> AsyncIterator[Any]:
-    path = tmp_path / ".apolo"
-    await apolo_sdk.login_with_token(platform.token, url=URL(platform.url), path=path)
-    async with apolo_sdk.get(path=path) as client:
-        yield client
 
 
 def _folder() -> str:
@@ -46,78 +37,80 @@ async def _wait_finished(client: Any, job_id: str) -> Any:
 
 
 async def test_sdk_storage_round_trip(
-    sdk: Any, platform: Platform, tmp_path: Path
+    sdk_client: Any, platform: Platform, tmp_path: Path
 ) -> None:
     folder = _folder()
-    await sdk.storage.mkdir(URL(f"storage:{folder}/sub"), parents=True)
+    await sdk_client.storage.mkdir(URL(f"storage:{folder}/sub"), parents=True)
     with pytest.raises(FileExistsError):
-        await sdk.storage.mkdir(URL(f"storage:{folder}/sub"))
+        await sdk_client.storage.mkdir(URL(f"storage:{folder}/sub"))
     with pytest.raises(FileNotFoundError):
-        await sdk.storage.mkdir(URL(f"storage:{folder}/a/b"))
-    await sdk.storage.mkdir(URL(f"storage:{folder}/sub"), exist_ok=True)
+        await sdk_client.storage.mkdir(URL(f"storage:{folder}/a/b"))
+    await sdk_client.storage.mkdir(URL(f"storage:{folder}/sub"), exist_ok=True)
 
     data = os.urandom(3 * MiB + 333)
     src = tmp_path / "data.bin"
     src.write_bytes(data)
     dst = URL(f"storage:{folder}/data.bin")
-    await sdk.storage.upload_file(URL(src.as_uri()), dst)
+    await sdk_client.storage.upload_file(URL(src.as_uri()), dst)
     stored = platform.paths.storage_dir / "local" / "default" / folder / "data.bin"
     assert stored.read_bytes() == data
 
-    async with sdk.storage.list(URL(f"storage:{folder}")) as entries:
+    async with sdk_client.storage.list(URL(f"storage:{folder}")) as entries:
         listed = {entry.name: entry async for entry in entries}
     assert set(listed) == {"data.bin", "sub"}
     assert listed["data.bin"].is_file() and listed["data.bin"].size == len(data)
     assert listed["sub"].is_dir()
     assert str(listed["data.bin"].permission.value) == "manage"
 
-    status = await sdk.storage.stat(dst)
+    status = await sdk_client.storage.stat(dst)
     assert status.is_file() and status.size == len(data)
     assert status.uri == URL(f"storage://local/local/default/{folder}/data.bin")
-    root = await sdk.storage.stat(URL("storage:"))
+    root = await sdk_client.storage.stat(URL("storage:"))
     assert root.is_dir()
 
-    await sdk.storage.download_file(dst, URL((tmp_path / "back.bin").as_uri()))
+    await sdk_client.storage.download_file(dst, URL((tmp_path / "back.bin").as_uri()))
     assert (tmp_path / "back.bin").read_bytes() == data
     part = b""
-    async with sdk.storage.open(dst, 2 * MiB, 1000) as chunks:
+    async with sdk_client.storage.open(dst, 2 * MiB, 1000) as chunks:
         async for chunk in chunks:
             part += chunk
     assert part == data[2 * MiB : 2 * MiB + 1000]
 
-    await sdk.storage.mv(dst, URL(f"storage:{folder}/sub/moved.bin"))
+    await sdk_client.storage.mv(dst, URL(f"storage:{folder}/sub/moved.bin"))
     with pytest.raises(apolo_sdk.ResourceNotFound):
-        await sdk.storage.stat(dst)
+        await sdk_client.storage.stat(dst)
     with pytest.raises(IsADirectoryError):
-        await sdk.storage.rm(URL(f"storage:{folder}"))
-    usage = await sdk.storage.disk_usage()
+        await sdk_client.storage.rm(URL(f"storage:{folder}"))
+    usage = await sdk_client.storage.disk_usage()
     assert usage.total > 0
-    await sdk.storage.rm(URL(f"storage:{folder}"), recursive=True)
+    await sdk_client.storage.rm(URL(f"storage:{folder}"), recursive=True)
     assert not stored.parent.exists()
     with pytest.raises(apolo_sdk.ResourceNotFound):
-        await sdk.storage.stat(URL(f"storage:{folder}"))
+        await sdk_client.storage.stat(URL(f"storage:{folder}"))
 
 
 async def test_sdk_errors_are_os_errors(
-    sdk: Any, platform: Platform, tmp_path: Path
+    sdk_client: Any, platform: Platform, tmp_path: Path
 ) -> None:
     folder = _folder()
-    await sdk.storage.mkdir(URL(f"storage:{folder}"))
+    await sdk_client.storage.mkdir(URL(f"storage:{folder}"))
     src = tmp_path / "f.txt"
     src.write_text("x")
     with pytest.raises(NotADirectoryError):
-        await sdk.storage.upload_file(
+        await sdk_client.storage.upload_file(
             URL(src.as_uri()), URL(f"storage:{folder}/none/f.txt")
         )
     host = platform.paths.storage_dir / "local" / "default" / folder
     (host / "out").symlink_to(tmp_path)
     for call in (
-        sdk.storage.stat(URL(f"storage:{folder}/out/f.txt")),
-        sdk.storage.download_file(
+        sdk_client.storage.stat(URL(f"storage:{folder}/out/f.txt")),
+        sdk_client.storage.download_file(
             URL(f"storage:{folder}/out/f.txt"), URL((tmp_path / "g").as_uri())
         ),
-        sdk.storage.upload_file(URL(src.as_uri()), URL(f"storage:{folder}/out/h")),
-        sdk.storage.rm(URL(f"storage:{folder}/out/f.txt")),
+        sdk_client.storage.upload_file(
+            URL(src.as_uri()), URL(f"storage:{folder}/out/h")
+        ),
+        sdk_client.storage.rm(URL(f"storage:{folder}/out/f.txt")),
     ):
         with pytest.raises(PermissionError) as refused:
             await call
@@ -127,30 +120,32 @@ async def test_sdk_errors_are_os_errors(
 
 
 async def test_sdk_job_reads_an_uploaded_file_from_a_read_only_volume(
-    sdk: Any, tmp_path: Path
+    sdk_client: Any, tmp_path: Path
 ) -> None:
     folder = _folder()
-    await sdk.storage.mkdir(URL(f"storage:{folder}"), parents=True)
+    await sdk_client.storage.mkdir(URL(f"storage:{folder}"), parents=True)
     src = tmp_path / "hello.txt"
     src.write_text("hello from storage\n")
-    await sdk.storage.upload_file(URL(src.as_uri()), URL(f"storage:{folder}/hello.txt"))
+    await sdk_client.storage.upload_file(
+        URL(src.as_uri()), URL(f"storage:{folder}/hello.txt")
+    )
 
-    job = await sdk.jobs.run(
+    job = await sdk_client.jobs.run(
         apolo_sdk.Container(
-            image=sdk.parse.remote_image("ubuntu:latest"),
+            image=sdk_client.parse.remote_image("ubuntu:latest"),
             resources=apolo_sdk.Resources(memory=100 * MiB, cpu=0.5),
             command="sh -c 'cat /mnt/d/hello.txt; touch /mnt/d/new || echo read-only'",
-            volumes=[sdk.parse.volume(f"storage:{folder}:/mnt/d:ro")],
+            volumes=[sdk_client.parse.volume(f"storage:{folder}:/mnt/d:ro")],
         )
     )
-    finished = await _wait_finished(sdk, job.id)
+    finished = await _wait_finished(sdk_client, job.id)
     logs = b""
-    async with sdk.jobs.monitor(job.id) as chunks:
+    async with sdk_client.jobs.monitor(job.id) as chunks:
         async for chunk in chunks:
             logs += chunk
     assert finished.status == apolo_sdk.JobStatus.SUCCEEDED, logs
     assert finished.history.exit_code == 0
     assert logs.decode().startswith("hello from storage\n")
     assert "read-only" in logs.decode()
-    async with sdk.storage.list(URL(f"storage:{folder}")) as entries:
+    async with sdk_client.storage.list(URL(f"storage:{folder}")) as entries:
         assert [entry.name async for entry in entries] == ["hello.txt"]
