@@ -270,3 +270,20 @@ class ApoloMagics(Magics):
 
         args = _parse(self.apolo_use, line, "apolo_use")
         show_backend(args.backend, args.token)
+
+    @magic_arguments()
+    @argument("job", help="job id or name")
+    @argument("port", type=int, help="the job's TCP port, e.g. 8080")
+    @argument("--on", action="store_true", help="turn the forward on at once")
+    @line_magic
+    def apolo_forward(self, line: str) -> Any:
+        """Show a toggle that serves a job's port inside the notebook, via Jupyter.
+
+        Example::
+
+            %apolo_forward job-0b0b1c52-8e43-4d2b-9b6c-2b3a8c1c6b1e 8080 --on
+        """
+        from ._forward_magic import forward_toggle
+
+        args = _parse(self.apolo_forward, line, "apolo_forward")
+        return forward_toggle(args.job, args.port, args.on)

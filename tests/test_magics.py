@@ -61,6 +61,13 @@ def test_bad_input_is_a_usage_error_that_says_how_to_fix_it(
         ("apolo_logs", "nope", "unknown job"),
         ("apolo_ps", "--status sleeping", "--status takes one of"),
         ("apolo_use", "https://example.invalid/api/v1", "needs --token"),
+        (
+            "apolo_forward",
+            "job-00000000-0000-4000-8000-000000000000 8080",
+            "unknown job",
+        ),
+        ("apolo_forward", "some-job 70000", "use 1-65535"),
+        ("apolo_forward", "some-job http", "invalid int value"),
     ],
 )
 def test_other_magics_refuse_bad_input(

@@ -1,0 +1,139 @@
+"""PortForwardToggle driven as a user would: on, fetch, off, job end, errors."""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from apolo_jupyter import _forward_registry as registry
+from apolo_jupyter._forward_control import ForwardControl
+from apolo_jupyter._runtime import runtime
+from apolo_jupyter.client import JobStatus
+
+from .conftest import wait_finished, wait_running
+
+SERVER = """
+import http.server, sys
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"hello through the toggle"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+print("listening", flush=True)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Hello).serve_forever()
+"""
+
+
+@pytest.fixture(autouse=True)
+def forwards_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(registry.ENV_DIR, str(tmp_path / "forwards"))
+    return tmp_path / "forwards"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _until(check: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def server_job() -> Iterator[tuple[str, int]]:
+    rt = runtime()
+    client = rt.client()
+    port = _free_port()
+
+    async def start() -> str:
+        job = await client.jobs.start(
+            image=client.parse.remote_image("python:3.11"),
+            preset_name="cpu-small",
+            command=f"python3 -u -c {shlex.quote(SERVER)} {port}",
+        )
+        await wait_running(client, job.id)
+        async with client.jobs.monitor(job.id) as chunks:
+            async for chunk in chunks:
+                if b"listening" in chunk:
+                    break
+        return job.id
+
+    job_id = rt.run(start(), timeout=60)
+    yield job_id, port
+    rt.run(client.jobs.kill(job_id), timeout=60)
+
+
+def _fetch(port: int) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
+        return bytes(resp.read())
+
+
+def test_toggle_on_serves_the_job_and_off_removes_the_route(
+    server_job: tuple[str, int],
+) -> None:
+    job_id, port = server_job
+    rt = runtime()
+    control = ForwardControl(rt, rt.client(), job_id, port)
+    view = control.view
+    assert (
+        view.state == "off" and repr(view) == f"PortForwardToggle({job_id}:{port}: off)"
+    )
+    view.turn_on()
+    _until(lambda: view.state == "on")
+    assert view.url is not None and view.url.endswith("/")
+    forward_id = view.url.rstrip("/").rsplit("/", 1)[1]
+    record = registry.lookup(forward_id)
+    assert record is not None and record.job_id == job_id
+    assert _fetch(record.port) == b"hello through the toggle"
+    assert "<iframe" in view._frame.value
+    view.turn_off()
+    _until(lambda: view.state == "off")
+    assert registry.lookup(forward_id) is None
+    with pytest.raises(OSError):
+        _fetch(record.port)
+
+
+def test_job_end_turns_the_toggle_off(server_job: tuple[str, int]) -> None:
+    job_id, port = server_job
+    rt = runtime()
+    client = rt.client()
+    control = ForwardControl(rt, client, job_id, port)
+    control.view.turn_on()
+    _until(lambda: control.view.state == "on")
+    forward_id = (control.view.url or "").rstrip("/").rsplit("/", 1)[1]
+    rt.run(client.jobs.kill(job_id), timeout=60)
+    _until(lambda: control.view.state == "off")
+    assert "finished" in control.view._status.value
+    assert registry.lookup(forward_id) is None
+
+
+def test_finished_job_shows_an_error() -> None:
+    rt = runtime()
+    client = rt.client()
+
+    async def done_job() -> str:
+        job = await client.jobs.start(
+            image=client.parse.remote_image("ubuntu"),
+            preset_name="cpu-small",
+            command="true",
+        )
+        return (await wait_finished(client, job.id)).id
+
+    job_id = rt.run(done_job(), timeout=60)
+    control = ForwardControl(rt, client, job_id, 8080)
+    control.view.turn_on()
+    _until(lambda: control.view.state == "error")
+    assert f"{JobStatus.SUCCEEDED}" in control.view._status.value
+    assert control.view._button.value is False
