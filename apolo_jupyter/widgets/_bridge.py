@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .._runtime import Runtime
-from ..client import Client, JobDescription
+from ..client import Client, JobDescription, JobStatus
+from ._jobs_panel import JobsPanelView
 from ._status_view import JobStatusView
 
 TICK = 1.0
@@ -120,3 +121,34 @@ class _Utf8:
 
     def feed(self, data: bytes) -> str:
         return self._decoder.decode(data)
+
+
+DISCOVER = 2.0  # seconds between looks for jobs started elsewhere
+
+
+async def follow_panel(client: Client, view: JobsPanelView, *, all_jobs: bool) -> None:
+    """Keep a jobs panel current: one pushed watch per live job, new jobs found
+    by a periodic list. Runs until cancelled."""
+    watchers: dict[str, asyncio.Task[None]] = {}
+
+    async def watch(job_id: str) -> None:
+        async with client.jobs.watch(job_id) as updates:
+            async for job in updates:
+                view.update(job)
+
+    statuses = set() if all_jobs else JobStatus.active_items()
+    try:
+        while True:
+            async with client.jobs.list(statuses=statuses) as jobs:
+                async for job in jobs:
+                    if job.id in watchers:
+                        continue
+                    view.update(job)
+                    if not job.status.is_finished:
+                        watchers[job.id] = asyncio.create_task(watch(job.id))
+                    else:
+                        watchers[job.id] = asyncio.create_task(asyncio.sleep(0))
+            await asyncio.sleep(DISCOVER)
+    finally:
+        for task in watchers.values():
+            task.cancel()
