@@ -46,4 +46,5 @@ def test_rows_update_by_push_and_kill_buttons_work() -> None:
         assert list(panel._table.children)[: len(row_boxes)] == row_boxes
         assert f"{sleeper}: cancelled" in repr(panel)
     finally:
+        assert panel.follower is not None
         panel.follower.cancel()
