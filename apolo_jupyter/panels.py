@@ -1,10 +1,14 @@
-"""Ready-made panels wired to the notebook runtime: ``JobsPanel()``."""
+"""Ready-made panels wired to the notebook runtime: ``JobsPanel()``, ``JobLauncher()``."""
 
 from __future__ import annotations
 
+from ._magic_run import start_job
+from ._options import JobOptions, parse_duration, parse_port_pair
 from ._runtime import runtime
-from .widgets._bridge import follow_panel
+from .widgets import JobStatusView, MountPicker
+from .widgets._bridge import Attachment, follow_panel
 from .widgets._jobs_panel import JobsPanelView
+from .widgets._launcher import JobLauncherView, LaunchRequest
 
 
 def JobsPanel(*, all_jobs: bool = False) -> JobsPanelView:
@@ -21,3 +25,52 @@ def JobsPanel(*, all_jobs: bool = False) -> JobsPanelView:
     view = JobsPanelView(on_kill=kill)
     view.follower = rt.submit(follow_panel(client, view, all_jobs=all_jobs))
     return view
+
+
+def JobLauncher() -> JobLauncherView:  # a widget factory
+    """A form to start a job: image, preset, command, mounts, ports, preemptible,
+    life span. Its Run button starts the job and shows its live status; it never
+    starts a job from invalid input. ``launcher.value`` is the ``%apolo_run`` line.
+    """
+    rt = runtime()
+    client = rt.client()
+    holder: list[JobLauncherView] = []
+
+    def on_run(req: LaunchRequest) -> None:
+        launcher = holder[0]
+        options = JobOptions(
+            image=req.image,
+            command=req.command,
+            preset=req.preset,
+            volumes=req.volumes,
+            env=req.env,
+            name=req.name or None,
+            life_span=req.life_span or None,
+            preemptible=req.preemptible,
+            port_forwards=req.port_forwards,
+            detach=True,
+        )
+        try:
+            job = start_job(options)
+        except Exception as exc:  # shown in the form, never raised into the kernel
+            launcher.show_error(str(exc))
+            return
+        attachments: list[Attachment] = []
+        view = JobStatusView(
+            on_kill=lambda: attachments[0].kill(), logs_hint=f"%apolo_logs {job.id}"
+        )
+        view.update(job)
+        attachments.append(Attachment(rt, client, job.id, view))
+        launcher.show_status(view)
+
+    launcher = JobLauncherView(
+        presets=list(client.presets),
+        picker=MountPicker(),
+        check_image=client.parse.remote_image,
+        check_env=client.parse.env,
+        check_port_pair=parse_port_pair,
+        check_life_span=parse_duration,
+        on_run=on_run,
+    )
+    holder.append(launcher)
+    return launcher
