@@ -1,0 +1,292 @@
+"""End to end in a real browser: JupyterLab + Debian Chromium, driven by Playwright.
+
+Starts ``jupyter lab`` (with the ``apolo_jupyter.server`` proxy extension enabled as
+installed) on a tmp copy of ``notebooks/03-port-forward.ipynb``, runs all its
+cells, and switches the last cell's ``PortForwardToggle`` on and off: on, its
+inline frame shows the job's page served through ``/apolo/forward/<id>/``; off,
+that URL is gone (404). Screenshots go to ``artifacts/``.
+
+The kernel inherits the server's environment: ``APOLO_JUPYTER_HOME`` (set by the
+root conftest, whose unconfigure hook stops the platform daemon the kernel starts)
+and ``APOLO_JUPYTER_FORWARDS_DIR`` (a tmp registry shared by kernel and server).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("playwright")
+
+from playwright.sync_api import (
+    Browser,
+    Locator,
+    Page,
+    expect,
+    sync_playwright,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOK = "03-port-forward.ipynb"
+ARTIFACTS = REPO / "artifacts"
+
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian chromium not installed: apt-get install chromium",
+    ),
+    pytest.mark.timeout(150),
+]
+
+
+@dataclass
+class Lab:
+    proc: subprocess.Popen[bytes]
+    url: str
+    token: str
+    log: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def _copy_notebook(root: Path) -> None:
+    """The notebook without its saved outputs and widget state, so that nothing
+    stale renders; and a copy of ``tests/grpc_helloworld`` beside it: the gRPC
+    cell imports it from ``Path.cwd().parent`` and runs its ``server.py`` as a job
+    (local jobs do not see the host's /tmp, so ``root`` is under ``artifacts/``)."""
+    (root / "notebooks").mkdir(parents=True)
+    (root / "tests").mkdir()
+    shutil.copy(REPO / "tests" / "__init__.py", root / "tests")
+    shutil.copytree(
+        REPO / "tests" / "grpc_helloworld",
+        root / "tests" / "grpc_helloworld",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    nb = json.loads((REPO / "notebooks" / NOTEBOOK).read_text())
+    nb["metadata"].pop("widgets", None)
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+    (root / "notebooks" / NOTEBOOK).write_text(json.dumps(nb, indent=1))
+
+
+def start_lab(tmp: Path, root: Path) -> Lab:
+    _copy_notebook(root)
+    settings = tmp / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    # Every cell in the DOM (no virtual scrolling); no autosave.
+    (settings / "tracker.jupyterlab-settings").write_text(
+        json.dumps({"windowingMode": "none"})
+    )
+    docmanager = tmp / "settings" / "@jupyterlab" / "docmanager-extension"
+    docmanager.mkdir(parents=True)
+    (docmanager / "plugin.jupyterlab-settings").write_text(
+        json.dumps({"autosave": False})
+    )
+    token = secrets.token_hex(16)
+    env = dict(os.environ)
+    env.update(
+        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        APOLO_JUPYTER_FORWARDS_DIR=str(tmp / "forwards"),
+    )
+    env.pop("APOLO_JUPYTER_BASE_URL", None)
+    env.pop("JUPYTERHUB_SERVICE_PREFIX", None)
+    args = [
+        sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port=0", "--ServerApp.port_retries=0", "--no-browser",
+        "--allow-root", f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root / 'notebooks'}",
+        f"--LabApp.user_settings_dir={tmp / 'settings'}",
+        f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
+        "--LabApp.news_url=None", "--LabApp.check_for_updates_class="
+        "jupyterlab.NeverCheckForUpdate",
+    ]  # fmt: skip
+    shipped = Path(sys.prefix, "etc/jupyter/jupyter_server_config.d/apolo_jupyter.json")
+    if not shipped.exists():  # e.g. an install that skipped the shared data
+        args.append('--ServerApp.jpserver_extensions={"apolo_jupyter.server": True}')
+    log = tmp / "lab.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+    info = tmp / "runtime" / f"jpserver-{proc.pid}.json"
+    deadline = time.monotonic() + 30
+    port = 0
+    while not port:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait(5)
+            raise AssertionError("jupyter lab did not start:\n" + log.read_text())
+        try:
+            port = int(json.loads(info.read_text())["port"])
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.05)
+    return Lab(proc, f"http://127.0.0.1:{port}", token, log)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="lab-root-", dir=ARTIFACTS))
+    try:
+        server = start_lab(tmp_path, root)
+        try:
+            yield server
+        finally:
+            server.stop()
+            sys.stderr.write(server.log.read_text()[-4000:])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"lab-port-forward-{name}.png"))
+
+
+def fetch(page: Page, url: str) -> tuple[int, str]:
+    """GET ``url`` from the page: authenticated by the Jupyter login cookie."""
+    status, body = page.evaluate(
+        """async (url) => {
+            const r = await fetch(url, {credentials: "same-origin", cache: "no-store"});
+            return [r.status, await r.text()];
+        }""",
+        url,
+    )
+    return int(status), str(body)
+
+
+def run_all(page: Page) -> None:
+    """Run → Run All Cells, until a prompt shows the kernel took it (up to 3 tries:
+    the menu can act before the kernel connection is really up)."""
+    busy = page.locator(".jp-Notebook .jp-InputPrompt").filter(
+        has_text=re.compile(r"\[(\*|\d+)\]")
+    )
+    for attempt in range(3):
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(
+            ".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")
+        ).click()
+        try:
+            expect(busy.first).to_be_visible(timeout=5_000)
+            return
+        except AssertionError:
+            page.keyboard.press("Escape")
+            shot(page, f"run-all-retry-{attempt}")
+    raise AssertionError("Run All Cells executed nothing, 3 times")
+
+
+def wait_for_toggle(page: Page, timeout: float) -> Locator:
+    """The last cell's toggle; fails early, with the traceback, if a cell raised."""
+    last = page.locator(".jp-Notebook .jp-CodeCell").last
+    button = last.locator(".widget-toggle-button", has_text="Forward port")
+    errors = page.locator(
+        ".jp-Notebook [data-mime-type='application/vnd.jupyter.stderr']"
+    )
+    tracebacks = errors.filter(has_text=re.compile(r"Traceback|\w+Error\b"))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if button.count() and button.is_visible():
+            return last
+        if tracebacks.count():
+            shot(page, "cell-error")
+            raise AssertionError("a cell failed:\n" + tracebacks.first.inner_text())
+        page.wait_for_timeout(200)
+    shot(page, "no-toggle")
+    stderr = "\n".join(errors.all_inner_texts())
+    raise AssertionError(f"the toggle did not render in {timeout}s; stderr:\n{stderr}")
+
+
+def test_forward_toggle_serves_the_job_inside_lab(lab: Lab, browser: Browser) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    console_errors: list[str] = []
+    page.on(
+        "console",
+        lambda msg: console_errors.append(msg.text) if msg.type == "error" else None,
+    )
+    page.set_default_timeout(30_000)
+    page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}")
+    expect(page.locator(".jp-Notebook .jp-CodeCell").first).to_be_visible()
+    # The status bar's "| Idle": the kernel is connected, not just started.
+    expect(page.locator("#jp-main-statusbar")).to_contain_text(
+        re.compile(r"\|\s*Idle"), timeout=30_000
+    )
+    shot(page, "1-idle")
+
+    run_all(page)
+    cell = wait_for_toggle(page, timeout=90)
+    button = cell.locator(".widget-toggle-button", has_text="Forward port")
+    status = cell.locator(".widget-html").first
+    expect(status).to_contain_text("off")
+    cell.scroll_into_view_if_needed()
+    shot(page, "2-toggle-off")
+
+    # On: a link to the proxied URL and an inline frame showing the job's page.
+    button.click()
+    link = cell.locator("a[href*='/apolo/forward/']")
+    expect(link).to_be_visible(timeout=30_000)
+    expect(status).to_contain_text("on:")
+    expect(button).to_have_class(re.compile(r"mod-active"))
+    url = link.get_attribute("href")
+    assert url is not None and re.fullmatch(r"/apolo/forward/[A-Za-z0-9_-]+/", url), url
+    frame = cell.frame_locator("iframe")
+    expect(frame.locator("body")).to_contain_text("hello from the job", timeout=30_000)
+    code, body = fetch(page, url + "via-fetch")
+    assert code == 200, (code, body)
+    assert body.strip() == "hello from the job, you asked for /via-fetch"
+    cell.scroll_into_view_if_needed()
+    shot(page, "3-toggle-on")
+
+    # Off: the status says so, the frame is gone and so is the route.
+    button.click()
+    expect(status).to_have_text(re.compile(r"^\s*off"), timeout=30_000)
+    expect(cell.locator("iframe")).to_have_count(0)
+    expect(button).not_to_have_class(re.compile(r"mod-active"))
+    code, body = fetch(page, url + "via-fetch")
+    assert code == 404, (code, body)
+    shot(page, "4-toggle-off-again")
+
+    page.close()
+    proxy_errors = [
+        e for e in console_errors if "/apolo/forward/" in e and "404" not in e
+    ]
+    assert not proxy_errors, proxy_errors
