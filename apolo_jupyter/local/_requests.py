@@ -13,7 +13,7 @@ from yarl import URL
 
 from ..client._models import JobStatus
 from ._records import JobRecord, StatusItem, now_iso
-from ._settings import CLUSTER, ORG, PROJECT, REGISTRY_URL, Settings
+from ._settings import CLUSTER, ORG, PROJECT, Settings
 
 
 class BadRequest(ValueError):
@@ -256,7 +256,3 @@ def parse_job_request(
         max_run_time_minutes=life,
         schedule_timeout=body.get("schedule_timeout"),
     )
-
-
-def registry_host() -> str:
-    return URL(REGISTRY_URL).host or ""
