@@ -13,6 +13,7 @@ and ``APOLO_JUPYTER_FORWARDS_DIR`` (a tmp registry shared by kernel and server).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -38,6 +39,8 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+
+from apolo_jupyter import JobStatus, get
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -153,10 +156,31 @@ def start_lab(tmp: Path, root: Path) -> Lab:
     return Lab(proc, f"http://127.0.0.1:{port}", token, log)
 
 
+_ALIVE = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.SUSPENDED)
+
+
+async def _alive_jobs() -> set[str]:
+    async with (
+        get(local=True, quiet=True) as client,
+        client.jobs.list(statuses=_ALIVE) as jobs,
+    ):
+        return {job.id async for job in jobs}
+
+
+async def _kill(ids: set[str]) -> None:
+    async with get(local=True, quiet=True) as client:
+        for job_id in ids:
+            await client.jobs.kill(job_id)
+
+
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
+    """The Lab server, and afterwards: the jobs its notebook left running (the web
+    job the toggle forwards to, by design) are killed, so they do not hold the
+    platform's capacity (the kernel's platform is the one the rest of the run uses)."""
     ARTIFACTS.mkdir(exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="lab-root-", dir=ARTIFACTS))
+    before = asyncio.run(_alive_jobs())
     try:
         server = start_lab(tmp_path, root)
         try:
@@ -166,6 +190,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
             sys.stderr.write(server.log.read_text()[-4000:])
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        asyncio.run(_kill(asyncio.run(_alive_jobs()) - before))
 
 
 @pytest.fixture
