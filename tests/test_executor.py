@@ -405,3 +405,32 @@ async def test_plain_job_end_kills_the_rest_of_its_group(jobs: Jobs) -> None:
     tree = await jobs.processes(job, "sleep", 2)
     assert await asyncio.wait_for(job.wait(), 10) == 0
     assert alive(tree) == []
+
+
+@needs_bwrap
+async def test_reap_orphans_kills_only_sandboxes_of_its_tag(
+    jobs: Jobs, tmp_path: Path
+) -> None:
+    """A restarted platform kills what its crashed predecessor left running (bwrap
+    arms the sandbox init's parent-death signal only after setup), never another
+    platform's sandboxes; the payload does not see the tag."""
+    mine = Executor(mode=SandboxMode.BWRAP, sandbox_tag=str(tmp_path / "mine"))
+    other = Executor(mode=SandboxMode.BWRAP, sandbox_tag=str(tmp_path / "other"))
+    spec = jobs.spec(["sh", "-c", "env; exec sleep 60"])
+    orphaned = await jobs.start(mine, spec)
+    kept = await jobs.start(other, jobs.spec(["sleep", "60"]))
+    orphan_tree = await jobs.processes(orphaned, "sleep", 1)
+    kept_tree = await jobs.processes(kept, "sleep", 1)
+    sandbox = {p.pid for p in orphan_tree if _name(p) == "bwrap"}
+    assert len(sandbox) == 2  # bwrap and the sandbox's init
+
+    successor = Executor(mode=SandboxMode.BWRAP, sandbox_tag=str(tmp_path / "mine"))
+    reaped = await asyncio.to_thread(successor.reap_orphans)
+
+    assert set(reaped) == sandbox
+    assert alive(orphan_tree) == []
+    assert alive(kept_tree) == kept_tree
+    assert await asyncio.wait_for(orphaned.wait(), 10) == 137
+    assert "APOLO_JUPYTER_SANDBOX_OF" not in spec.log_path.read_text()
+    assert "PATH=" in spec.log_path.read_text()
+    assert Executor(mode=SandboxMode.PLAIN, sandbox_tag="x").reap_orphans() == []

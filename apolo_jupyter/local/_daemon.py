@@ -49,7 +49,10 @@ async def serve(paths: LocalPaths, port: int = 0) -> None:
     secret, token = load_or_create(paths, settings.owner)
     store = Store(paths.db_file)
     mode, sandbox = detect_sandbox()
-    service = JobService(settings, store, Executor(mode), token)
+    executor = Executor(mode, sandbox_tag=str(paths.home.resolve()))
+    if orphans := executor.reap_orphans():
+        log.warning("killed %d sandbox(es) left by a crash: %s", len(orphans), orphans)
+    service = JobService(settings, store, executor, token)
     lost = service.recover()
     runner = web.AppRunner(
         make_app(settings, service, secret), access_log=None, shutdown_timeout=3.0

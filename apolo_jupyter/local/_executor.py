@@ -15,8 +15,10 @@ import ctypes
 import json
 import os
 import pwd
+import select
 import shutil
 import signal
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -45,6 +47,9 @@ __all__ = [
 ]
 
 _SETTLE_TIMEOUT = 2.0  # seconds to wait for killed processes to disappear
+# In BWRAP mode, bubblewrap's own environment carries this variable (``--unsetenv``
+# keeps it from the payload), naming the platform that started the sandbox.
+SANDBOX_TAG_VAR = "APOLO_JUPYTER_SANDBOX_OF"
 
 
 class _SandboxInfo:
@@ -179,10 +184,12 @@ class Executor:
         self,
         mode: SandboxMode | None = None,
         python_prefixes: Sequence[Path] | None = None,
+        sandbox_tag: str = "",
     ) -> None:
         """``mode`` None detects the sandbox (``detect_sandbox``, blocking).
         ``python_prefixes`` None means the running interpreter's environment; the
-        first prefix's ``bin`` leads the jobs' PATH."""
+        first prefix's ``bin`` leads the jobs' PATH. ``sandbox_tag`` marks this
+        executor's sandboxes, so that ``reap_orphans`` finds them after a crash."""
         if mode is None:
             mode, self.description = detect_sandbox()
         else:
@@ -198,6 +205,22 @@ class Executor:
             python_prefixes = default_python_prefixes()
         self._prefixes = [Path(p) for p in python_prefixes]
         self._path_head = [str(p / "bin") for p in self._prefixes[:1]]
+        self._tag = sandbox_tag
+
+    def reap_orphans(self) -> list[int]:
+        """SIGKILL sandboxes a crashed predecessor with the same tag left behind;
+        return their pids. Blocking; call before starting jobs.
+
+        bubblewrap arms the sandbox init's parent-death signal only once the
+        sandbox is set up, so when the platform dies during a job's start, its
+        bwrap dies with it (``_die_with_platform``) but that init may go on and run
+        the payload with no one watching. SIGKILL to the init ends its whole pid
+        namespace.
+        """
+        if self.mode is not SandboxMode.BWRAP or not self._tag:
+            return []
+        entry = f"{SANDBOX_TAG_VAR}={self._tag}".encode()
+        return _kill_tagged(entry)
 
     async def start(self, spec: JobSpec) -> RunningJob:
         """Start the job; PreflightError (before anything runs) if it cannot."""
@@ -252,7 +275,12 @@ class Executor:
         find_executable(spec.argv[0], env["PATH"], workdir, view.host_path)
         # The env reaches the payload through bwrap's own environment (no
         # --clearenv needed), not --setenv arguments that `ps` would show.
-        return [self._bwrap, *view.args(), *chdir, "--", *spec.argv], env, "/"
+        tag: list[str] = []
+        if self._tag:
+            env[SANDBOX_TAG_VAR] = self._tag
+            tag = ["--unsetenv", SANDBOX_TAG_VAR]
+        argv = [self._bwrap, *tag, *view.args(), *chdir, "--", *spec.argv]
+        return argv, env, "/"
 
 
 # Resolved in the parent: the child of fork() only calls it.
@@ -349,3 +377,42 @@ def _group_alive(pgid: int) -> bool:
 
 def _ns_members(pid_ns: str | None, init: int) -> list[int]:
     return [pid for pid in _pids() if pid != init and _pid_ns(pid) == pid_ns]
+
+
+def _environ_has(pid: int, entry: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            return entry in environ.read().split(b"\0")
+    except OSError:  # gone, or not ours to read
+        return False
+
+
+def _kill_tagged(entry: bytes) -> list[int]:
+    """SIGKILL every process whose initial environment holds ``entry``, through
+    pidfds checked again after opening (a reused pid is never hit), all found
+    before any is killed; wait up to _SETTLE_TIMEOUT seconds for them to exit."""
+    found: list[tuple[int, int]] = []
+    for pid in _pids():
+        if pid == os.getpid() or not _environ_has(pid, entry):
+            continue
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            continue
+        if _environ_has(pid, entry):
+            found.append((pid, pidfd))
+        else:
+            os.close(pidfd)
+    poller = select.poll()
+    for _, pidfd in found:
+        with contextlib.suppress(OSError):  # already exited
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        poller.register(pidfd, select.POLLIN)
+    deadline, pending = time.monotonic() + _SETTLE_TIMEOUT, len(found)
+    while pending and (left := deadline - time.monotonic()) > 0:
+        for pidfd, _ in poller.poll(left * 1000):
+            poller.unregister(pidfd)
+            pending -= 1
+    for _, pidfd in found:
+        os.close(pidfd)
+    return [pid for pid, _ in found]
