@@ -5,8 +5,7 @@ from __future__ import annotations
 from IPython.core.error import UsageError
 
 from ._forward_control import ForwardControl
-from ._magic_run import connect
-from .client import ResourceNotFound
+from ._magic_run import connect, known_job
 from .widgets._forward_toggle import PortForwardToggle
 
 
@@ -14,12 +13,8 @@ def forward_toggle(job_id: str, port: int, on: bool) -> PortForwardToggle:
     if not 0 < port < 65536:
         raise UsageError(f"port {port} is not a TCP port: use 1-65535, e.g. 8080")
     rt, client = connect()
-    try:
+    with known_job(job_id):
         job = rt.run(client.jobs.status(job_id), timeout=30)
-    except ResourceNotFound:
-        raise UsageError(
-            f"unknown job {job_id!r}: list jobs with %apolo_ps --all"
-        ) from None
     control = ForwardControl(rt, client, job.id, port)
     if on:
         control.view.turn_on()

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 from IPython.core.error import UsageError
 
-from ._magic_run import connect
+from ._magic_run import connect, known_job
 from ._runtime import runtime
-from .client import Client, JobDescription, JobStatus, ResourceNotFound, get
+from .client import Client, JobDescription, JobStatus, get
 
 IDLE_END = 0.5  # without -f, stop reading a running job's log after this quiet time
 
@@ -94,12 +94,9 @@ async def _read_logs(client: Client, job_id: str, follow: bool) -> None:
 def print_logs(job_id: str, follow: bool) -> None:
     rt, client = connect()
     try:
-        job = rt.run(client.jobs.status(job_id), timeout=30)
-        rt.run(_read_logs(client, job.id, follow or job.status.is_finished))
-    except ResourceNotFound:
-        raise UsageError(
-            f"unknown job {job_id!r}: list jobs with %apolo_ps --all"
-        ) from None
+        with known_job(job_id):
+            job = rt.run(client.jobs.status(job_id), timeout=30)
+            rt.run(_read_logs(client, job.id, follow or job.status.is_finished))
     except KeyboardInterrupt:
         print(f"\n(stopped following {job_id}; it keeps running)")
     sys.stdout.flush()
@@ -108,13 +105,9 @@ def print_logs(job_id: str, follow: bool) -> None:
 def kill_jobs(ids: Sequence[str]) -> None:
     rt, client = connect()
     for job_id in ids:
-        try:
+        with known_job(job_id):
             rt.run(client.jobs.kill(job_id), timeout=60)
             job = rt.run(client.jobs.status(job_id), timeout=30)
-        except ResourceNotFound:
-            raise UsageError(
-                f"unknown job {job_id!r}: list jobs with %apolo_ps --all"
-            ) from None
         print(f"{job.id}: {job.status}")
 
 

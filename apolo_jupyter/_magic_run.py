@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -30,6 +32,17 @@ def connect() -> tuple[Runtime, Client]:
         raise UsageError(
             f"no Apolo platform is reachable: {exc}. See the current one with "
             "%apolo_use, or start the local one: !apolo-jupyter local start"
+        ) from None
+
+
+@contextmanager
+def known_job(job_id: str) -> Iterator[None]:
+    """The platform's 404 for ``job_id`` as a UsageError that says what to do."""
+    try:
+        yield
+    except ResourceNotFound:
+        raise UsageError(
+            f"unknown job {job_id!r}: list jobs with %apolo_ps --all"
         ) from None
 
 
@@ -119,12 +132,8 @@ def attach_job(job_id: str, o: JobOptions) -> JobDescription:
     from ._attach import follow  # widgets are loaded only when a job is shown
 
     rt, client = connect()
-    try:
+    with known_job(job_id):
         job = rt.run(client.jobs.status(job_id), timeout=30)
-    except ResourceNotFound:
-        raise UsageError(
-            f"unknown job {job_id!r}: list jobs with %apolo_ps --all"
-        ) from None
     result = follow(rt, client, job, o)
     if o.raise_ and result.status != JobStatus.SUCCEEDED:
         detail = " ".join(p for p in (result.reason, result.history.description) if p)
