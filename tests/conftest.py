@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,21 @@ from apolo_jupyter.client._local_home import (
     ensure_running,
     is_running,
 )
+
+
+def until(check: Callable[[], bool], timeout: float = 30) -> None:
+    """Poll ``check`` (widgets update from the runtime's thread) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on yet."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def stop_daemon(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import shlex
-import socket
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from apolo_jupyter._forward_control import ForwardControl
 from apolo_jupyter._runtime import runtime
 from apolo_jupyter.client import JobStatus
 
-from .conftest import wait_finished, wait_running
+from .conftest import free_port, until, wait_finished, wait_running
 
 SERVER = """
 import http.server, sys
@@ -38,24 +36,11 @@ def forwards_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "forwards"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _until(check: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def server_job() -> Iterator[tuple[str, int]]:
     rt = runtime()
     client = rt.client()
-    port = _free_port()
+    port = free_port()
 
     async def start() -> str:
         job = await client.jobs.start(
@@ -91,7 +76,7 @@ def test_toggle_on_serves_the_job_and_off_removes_the_route(
         view.state == "off" and repr(view) == f"PortForwardToggle({job_id}:{port}: off)"
     )
     view.turn_on()
-    _until(lambda: view.state == "on")
+    until(lambda: view.state == "on")
     assert view.url is not None and view.url.endswith("/")
     forward_id = view.url.rstrip("/").rsplit("/", 1)[1]
     record = registry.lookup(forward_id)
@@ -99,7 +84,7 @@ def test_toggle_on_serves_the_job_and_off_removes_the_route(
     assert _fetch(record.port) == b"hello through the toggle"
     assert "<iframe" in view._frame.value
     view.turn_off()
-    _until(lambda: view.state == "off")
+    until(lambda: view.state == "off")
     assert registry.lookup(forward_id) is None
     with pytest.raises(OSError):
         _fetch(record.port)
@@ -111,10 +96,10 @@ def test_job_end_turns_the_toggle_off(server_job: tuple[str, int]) -> None:
     client = rt.client()
     control = ForwardControl(rt, client, job_id, port)
     control.view.turn_on()
-    _until(lambda: control.view.state == "on")
+    until(lambda: control.view.state == "on")
     forward_id = (control.view.url or "").rstrip("/").rsplit("/", 1)[1]
     rt.run(client.jobs.kill(job_id), timeout=60)
-    _until(lambda: control.view.state == "off")
+    until(lambda: control.view.state == "off")
     assert "finished" in control.view._status.value
     assert registry.lookup(forward_id) is None
 
@@ -134,6 +119,6 @@ def test_finished_job_shows_an_error() -> None:
     job_id = rt.run(done_job(), timeout=60)
     control = ForwardControl(rt, client, job_id, 8080)
     control.view.turn_on()
-    _until(lambda: control.view.state == "error")
+    until(lambda: control.view.state == "error")
     assert f"{JobStatus.SUCCEEDED}" in control.view._status.value
     assert control.view._button.value is False

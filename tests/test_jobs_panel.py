@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from apolo_jupyter._runtime import runtime
 from apolo_jupyter.panels import JobsPanel
 
-
-def _until(check: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
+from .conftest import until
 
 
 def _start(command: str) -> str:
@@ -35,12 +27,12 @@ def test_rows_update_by_push_and_kill_buttons_work() -> None:
     sleeper = _start("sleep 60")
     panel = JobsPanel()
     try:
-        _until(lambda: panel.status_of(sleeper) == "running")
+        until(lambda: panel.status_of(sleeper) == "running")
         short = _start("sleep 3")  # started after the panel: discovered
-        _until(lambda: panel.status_of(short) == "succeeded")
+        until(lambda: panel.status_of(short) == "succeeded")
         row_boxes = list(panel._table.children)
         panel.kill_button(sleeper).click()
-        _until(lambda: panel.status_of(sleeper) == "cancelled")
+        until(lambda: panel.status_of(sleeper) == "cancelled")
         assert panel.kill_button(sleeper).disabled
         # Rows were updated in place, never rebuilt.
         assert list(panel._table.children)[: len(row_boxes)] == row_boxes

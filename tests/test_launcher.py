@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from apolo_jupyter.client import JobStatus
 from apolo_jupyter.panels import JobLauncher, JobsPanel
 
-
-def _until(check: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
+from .conftest import until
 
 
 def test_invalid_input_keeps_run_disabled_and_says_why() -> None:
@@ -59,14 +51,14 @@ def test_run_starts_the_job_and_shows_its_status() -> None:
     launcher.command.value = "sh -c 'echo launched'"
     launcher.name.value = "from-launcher"
     launcher.run.click()
-    _until(lambda: len(launcher.status.children) == 1)
+    until(lambda: len(launcher.status.children) == 1)
     view = launcher.status.children[0]
-    _until(lambda: view.status == JobStatus.SUCCEEDED)
+    until(lambda: view.status == JobStatus.SUCCEEDED)
     assert view.exit_code == 0
-    _until(lambda: "launched" in view.log_text)
+    until(lambda: "launched" in view.log_text)
     panel = JobsPanel(all_jobs=True)
     try:
-        _until(lambda: any(r.job.name == "from-launcher" for r in panel._rows.values()))
+        until(lambda: any(r.job.name == "from-launcher" for r in panel._rows.values()))
     finally:
         assert panel.follower is not None
         panel.follower.cancel()

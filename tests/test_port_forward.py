@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import os
 import shlex
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 from apolo_jupyter import Client, IllegalArgumentError, JobDescription, JobStatus
 from apolo_jupyter.client._port_forward import Forward, forward
 
-from .conftest import Platform
+from .conftest import Platform, free_port
 
 HERE = Path(__file__).resolve().parent
 GRPC_DIR = HERE / "grpc_helloworld"
@@ -46,12 +45,6 @@ asyncio.run(main())
 # What may be in flight when nobody reads (measured: ~15 MiB, mostly kernel
 # buffers); without backpressure it would be gigabytes within the first second.
 IN_FLIGHT_BOUND = 100 << 20
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def start_job(client: Client, command: str) -> JobDescription:

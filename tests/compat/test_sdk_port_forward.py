@@ -12,7 +12,8 @@ import pytest
 
 from apolo_jupyter import Client
 
-from ..test_port_forward import ECHO, GRPC_DIR, free_port, serving_job
+from ..conftest import free_port
+from ..test_port_forward import ECHO, GRPC_DIR, serving_job
 
 apolo_sdk: Any = pytest.importorskip("apolo_sdk")
 
