@@ -167,18 +167,22 @@ async def test_http_get_returns_the_jobs_content(client: Client) -> None:
         await client.jobs.kill(job.id)
 
 
-async def test_hundred_concurrent_connections_are_byte_exact(client: Client) -> None:
-    async def one(port: int, i: int) -> None:
-        payload = os.urandom(20_000 + 997 * i)
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(payload)
-        await writer.drain()
-        assert await reader.readexactly(len(payload)) == payload
-        writer.close()
-        await writer.wait_closed()
+async def echo_roundtrip(port: int, size: int) -> None:
+    """Send ``size`` random bytes to an echo server on ``port``; expect them back."""
+    payload = os.urandom(size)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(payload)
+    await writer.drain()
+    assert await reader.readexactly(len(payload)) == payload
+    writer.close()
+    await writer.wait_closed()
 
+
+async def test_hundred_concurrent_connections_are_byte_exact(client: Client) -> None:
     async with echo_job(client) as (job, port), forward_to(client, job.id, port) as fwd:
-        await asyncio.gather(*(one(fwd.port, i) for i in range(100)))
+        await asyncio.gather(
+            *(echo_roundtrip(fwd.port, 20_000 + 997 * i) for i in range(100))
+        )
         assert fwd.errors == []
 
 

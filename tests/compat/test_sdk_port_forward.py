@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from apolo_jupyter import Client
 
 from ..conftest import free_port
-from ..test_port_forward import ECHO, GRPC_DIR, serving_job
+from ..test_port_forward import ECHO, GRPC_DIR, echo_roundtrip, serving_job
 
 apolo_sdk: Any = pytest.importorskip("apolo_sdk")
 
@@ -44,18 +43,11 @@ async def test_sdk_port_forward_concurrent_connections(
     port = free_port()
     job = await serving_job(client, f"python3 -c {shlex.quote(ECHO)} {port}", port)
 
-    async def one(local: int, i: int) -> None:
-        payload = os.urandom(10_000 + 4099 * i)
-        reader, writer = await asyncio.open_connection("127.0.0.1", local)
-        writer.write(payload)
-        await writer.drain()
-        assert await reader.readexactly(len(payload)) == payload
-        writer.close()
-        await writer.wait_closed()
-
     try:
         local = free_port()
         async with sdk_client.jobs.port_forward(job.id, local, port):
-            await asyncio.gather(*(one(local, i) for i in range(50)))
+            await asyncio.gather(
+                *(echo_roundtrip(local, 10_000 + 4099 * i) for i in range(50))
+            )
     finally:
         await client.jobs.kill(job.id)
