@@ -12,13 +12,10 @@ import hashlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,8 @@ from aiohttp import WSMsgType, web
 
 from apolo_jupyter import _forward_registry as registry
 from apolo_jupyter.server._rewrite import SANDBOX_CSP
+
+from ._jupyter import Server, launch
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -166,30 +165,8 @@ class Backend:
 # -- the jupyter server -----------------------------------------------------------
 
 
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    url: str
-    token: str
-    log: Path
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"token {self.token}"}
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
 def start_server(tmp: Path, forwards: Path, *extra: str) -> Server:
     tmp.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_hex(16)
     env = dict(os.environ)
     env.update(
         JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
@@ -197,28 +174,9 @@ def start_server(tmp: Path, forwards: Path, *extra: str) -> Server:
         JUPYTER_DATA_DIR=str(tmp / "data"),
         APOLO_JUPYTER_FORWARDS_DIR=str(forwards),
     )
-    args = [
-        sys.executable, "-m", "jupyter_server", "--ServerApp.ip=127.0.0.1",
-        "--ServerApp.port=0", "--ServerApp.port_retries=0", "--no-browser",
-        "--allow-root", f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={tmp}", *extra,
-    ]  # fmt: skip
-    shipped = Path(sys.prefix, "etc/jupyter/jupyter_server_config.d/apolo_jupyter.json")
-    if not shipped.exists():  # e.g. an install that skipped the shared data
-        args.append('--ServerApp.jpserver_extensions={"apolo_jupyter.server": True}')
-    log = tmp / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
-    info = tmp / "runtime" / f"jpserver-{proc.pid}.json"
-    deadline = time.monotonic() + 30
-    while not info.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("jupyter server did not start:\n" + log.read_text())
-        time.sleep(0.05)
-    time.sleep(0.05)  # the file is written before it is complete on slow disks
-    port = json.loads(info.read_text())["port"]
-    return Server(proc, f"http://127.0.0.1:{port}", token, log)
+    return launch(
+        "jupyter_server", env, tmp / "server.log", f"--ServerApp.root_dir={tmp}", *extra
+    )
 
 
 @pytest.fixture(scope="module")

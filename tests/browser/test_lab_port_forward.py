@@ -17,15 +17,11 @@ import asyncio
 import json
 import os
 import re
-import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -41,6 +37,8 @@ from playwright.sync_api import (
 )
 
 from apolo_jupyter import JobStatus, get
+
+from .._jupyter import Server, launch
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -65,23 +63,6 @@ pytestmark = [
 ]
 
 
-@dataclass
-class Lab:
-    proc: subprocess.Popen[bytes]
-    url: str
-    token: str
-    log: Path
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
 def _copy_notebook(root: Path) -> None:
     """The notebook without its saved outputs and widget state, so that nothing
     stale renders; and a copy of ``tests/grpc_helloworld`` beside it: the gRPC
@@ -104,7 +85,7 @@ def _copy_notebook(root: Path) -> None:
     (root / "notebooks" / NOTEBOOK).write_text(json.dumps(nb, indent=1))
 
 
-def start_lab(tmp: Path, root: Path) -> Lab:
+def start_lab(tmp: Path, root: Path) -> Server:
     _copy_notebook(root)
     settings = tmp / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
@@ -117,7 +98,6 @@ def start_lab(tmp: Path, root: Path) -> Lab:
     (docmanager / "plugin.jupyterlab-settings").write_text(
         json.dumps({"autosave": False})
     )
-    token = secrets.token_hex(16)
     env = dict(os.environ)
     env.update(
         JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
@@ -125,35 +105,14 @@ def start_lab(tmp: Path, root: Path) -> Lab:
     )
     env.pop("APOLO_JUPYTER_BASE_URL", None)
     env.pop("JUPYTERHUB_SERVICE_PREFIX", None)
-    args = [
-        sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1",
-        "--ServerApp.port=0", "--ServerApp.port_retries=0", "--no-browser",
-        "--allow-root", f"--IdentityProvider.token={token}",
+    return launch(
+        "jupyterlab", env, tmp / "lab.log",
         f"--ServerApp.root_dir={root / 'notebooks'}",
         f"--LabApp.user_settings_dir={tmp / 'settings'}",
         f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
         "--LabApp.news_url=None", "--LabApp.check_for_updates_class="
         "jupyterlab.NeverCheckForUpdate",
-    ]  # fmt: skip
-    shipped = Path(sys.prefix, "etc/jupyter/jupyter_server_config.d/apolo_jupyter.json")
-    if not shipped.exists():  # e.g. an install that skipped the shared data
-        args.append('--ServerApp.jpserver_extensions={"apolo_jupyter.server": True}')
-    log = tmp / "lab.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
-    info = tmp / "runtime" / f"jpserver-{proc.pid}.json"
-    deadline = time.monotonic() + 30
-    port = 0
-    while not port:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            proc.wait(5)
-            raise AssertionError("jupyter lab did not start:\n" + log.read_text())
-        try:
-            port = int(json.loads(info.read_text())["port"])
-        except (OSError, ValueError, KeyError):
-            time.sleep(0.05)
-    return Lab(proc, f"http://127.0.0.1:{port}", token, log)
+    )  # fmt: skip
 
 
 _ALIVE = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.SUSPENDED)
@@ -174,7 +133,7 @@ async def _kill(ids: set[str]) -> None:
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
+def lab(tmp_path: Path) -> Iterator[Server]:
     """The Lab server, and afterwards: the jobs its notebook left running (the web
     job the toggle forwards to, by design) are killed, so they do not hold the
     platform's capacity (the kernel's platform is the one the rest of the run uses)."""
@@ -261,7 +220,9 @@ def wait_for_toggle(page: Page, timeout: float) -> Locator:
     raise AssertionError(f"the toggle did not render in {timeout}s; stderr:\n{stderr}")
 
 
-def test_forward_toggle_serves_the_job_inside_lab(lab: Lab, browser: Browser) -> None:
+def test_forward_toggle_serves_the_job_inside_lab(
+    lab: Server, browser: Browser
+) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     console_errors: list[str] = []
     page.on(
