@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import ssl
 import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -10,6 +13,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from . import _ws_pipe
 from ._errors import ClientError, PlatformUnreachable, error_from_response
 
 __version__ = "0.1.0"
@@ -20,6 +24,14 @@ DEFAULT_TIMEOUT = aiohttp.ClientTimeout(
     total=None, connect=None, sock_read=60, sock_connect=60
 )
 WS_HEARTBEAT = 10.0
+HANDSHAKE_TIMEOUT = 60.0  # as sock_connect above
+
+
+def _unreachable(url: URL, reason: str) -> PlatformUnreachable:
+    return PlatformUnreachable(
+        f"cannot connect to {url.origin()}: {reason}. "
+        "Is the platform running? For the local one: apolo-jupyter local status"
+    )
 
 
 @contextmanager
@@ -32,10 +44,7 @@ def translate_errors(url: URL) -> Iterator[None]:
         text = (headers.get("X-Error") if headers is not None else None) or exc.message
         raise error_from_response(exc.status, text) from exc
     except aiohttp.ClientConnectorError as exc:
-        raise PlatformUnreachable(
-            f"cannot connect to {url.origin()}: {exc.os_error.strerror or exc}. "
-            "Is the platform running? For the local one: apolo-jupyter local status"
-        ) from exc
+        raise _unreachable(url, exc.os_error.strerror or str(exc)) from exc
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
         raise ClientError(f"{url.origin()} closed the connection early: {exc}") from exc
     except aiohttp.ClientError as exc:
@@ -115,3 +124,44 @@ class Core:
                 max_msg_size=2**22,
             ) as ws:
                 yield ws
+
+    async def open_pipe(
+        self, url: URL, pipe: _ws_pipe.Pipe, *, heartbeat: float = WS_HEARTBEAT
+    ) -> None:
+        """Connect ``pipe``'s WebSocket side to ``url`` (ws:// or wss://) and start
+        it: port forwarding's fast path, framed by :mod:`._ws_pipe`. Errors are
+        those of :meth:`ws_connect`."""
+        secure = url.scheme in ("wss", "https")
+        host = url.raw_host or ""
+        host_header = f"[{host}]" if ":" in host else host
+        if not url.is_default_port():
+            host_header += f":{url.port}"
+        headers = self._auth({"User-Agent": USER_AGENT})
+        try:
+            await asyncio.wait_for(
+                _ws_pipe.connect(
+                    pipe,
+                    host=host,
+                    port=url.port or (443 if secure else 80),
+                    host_header=host_header,
+                    target=url.raw_path_qs,
+                    headers=headers,
+                    ssl=_ssl_context() if secure else None,
+                ),
+                HANDSHAKE_TIMEOUT,
+            )
+        except _ws_pipe.HandshakeRefused as exc:
+            text = exc.headers.get("X-Error") or exc.reason
+            raise error_from_response(exc.status, text) from exc
+        except TimeoutError as exc:
+            raise ClientError(f"WebSocket upgrade at {url} timed out") from exc
+        except (ConnectionResetError, _ws_pipe.ProtocolError) as exc:
+            raise ClientError(f"WebSocket upgrade at {url} failed: {exc}") from exc
+        except OSError as exc:
+            raise _unreachable(url, exc.strerror or str(exc)) from exc
+        _ws_pipe.keep_alive(pipe, heartbeat)
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    return ssl.create_default_context()  # what aiohttp verifies with by default
