@@ -2,29 +2,28 @@
 
 Jobs share the host's network, so a job's port is ``127.0.0.1:port``. The TCP
 connection is opened *before* the upgrade, so a closed port is a plain 400 that the
-client can report. After the upgrade, bytes flow both ways as BINARY frames; each
-side waits for the other to take what it sent (no unbounded buffers). The socket
+client can report. After the upgrade, the job's socket and the WebSocket form a
+:class:`~apolo_jupyter.client._ws_pipe.Pipe`: bytes flow both ways as BINARY
+frames, each socket read only while the other can take more (no unbounded
+buffers), with no copies in Python but the one unmasking needs. The socket
 closes when either end closes it or when the job stops running.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from ..client._models import JobStatus
+from ..client._ws_pipe import Pipe
 from ._service import JobNotFound, JobService
 from ._web import SERVICE, json_error
 
 log = logging.getLogger(__name__)
 
-FRAME = 1 << 20  # the most bytes per frame we send; the SDK accepts up to 4 MiB
-READ_LIMIT = 1 << 18  # reading the job pauses above twice this many unsent bytes
-MAX_INCOMING = 1 << 23  # the SDK sends frames of up to 4 MiB
 CONNECT_TIMEOUT = 10.0
 
 
@@ -41,30 +40,6 @@ async def _job_stopped(service: JobService, job_id: str) -> None:
             pass
     finally:
         service.unsubscribe(job_id, queue)
-
-
-async def _tcp_to_ws(reader: asyncio.StreamReader, ws: web.WebSocketResponse) -> None:
-    """Job → client; ends on the job's EOF (``send_bytes`` waits for the client)."""
-    with contextlib.suppress(OSError):  # the client went away
-        while data := await reader.read(FRAME):
-            await ws.send_bytes(data)
-
-
-async def _ws_to_tcp(ws: web.WebSocketResponse, writer: asyncio.StreamWriter) -> None:
-    """Client → job; reading the socket also answers PING and CLOSE.
-
-    The next frame is read only once the job has taken the previous one.
-    """
-    with contextlib.suppress(OSError):  # the job's socket went away
-        async for msg in ws:
-            if msg.type is WSMsgType.BINARY:
-                writer.write(msg.data)
-            elif msg.type is WSMsgType.TEXT:
-                writer.write(msg.data.encode())
-            elif msg.type is WSMsgType.ERROR:
-                log.debug("port forward: client socket error: %s", ws.exception())
-                return
-            await writer.drain()
 
 
 def _port(text: str) -> int | None:
@@ -91,36 +66,54 @@ async def port_forward(request: web.Request) -> web.StreamResponse:
         )
     # No server heartbeat: the client pings (apolo_sdk every 10 s), and a local
     # reader that pauses must not cost it the connection.
-    ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_INCOMING)
+    ws = web.WebSocketResponse(compress=False)
     if not ws.can_prepare(request).ok:
         return json_error(400, "port_forward is a WebSocket: send an upgrade request")
+    loop = asyncio.get_running_loop()
+    pipe = Pipe(client=False)
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port, limit=READ_LIMIT),
+        await asyncio.wait_for(
+            loop.create_connection(lambda: pipe.plain, "127.0.0.1", port),
             CONNECT_TIMEOUT,
         )
     except OSError as exc:  # TimeoutError included
         reason = exc.strerror or str(exc) or "timed out"
         return json_error(400, f"Cannot connect to port {port}: {reason}")
+    stopped = asyncio.ensure_future(_job_stopped(service, job.id))
     try:
-        await ws.prepare(request)
-    except BaseException:
-        writer.close()
-        raise
-    tasks = {
-        asyncio.create_task(_tcp_to_ws(reader, ws)),
-        asyncio.create_task(_ws_to_tcp(ws, writer)),
-        asyncio.create_task(_job_stopped(service, job.id)),
-    }
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await _hijacked(request, ws, pipe, stopped)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        writer.close()
-        await ws.close()
+        stopped.cancel()
+        pipe.close(wait=0)
     return ws
+
+
+async def _hijacked(
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    pipe: Pipe,
+    stopped: asyncio.Future[None],
+) -> None:
+    """Answer the upgrade with aiohttp, then let ``pipe`` own the socket.
+
+    The pipe's WebSocket side takes the transport's protocol before the 101 goes
+    out (clients send nothing before it), and hands the socket's end back to
+    aiohttp's protocol, which then tidies the connection up as for any request.
+    """
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return
+    assert isinstance(transport, asyncio.Transport)
+    aiohttp_protocol = transport.get_protocol()
+    transport.set_protocol(pipe.ws)
+    pipe.ws.attach(transport)
+    pipe.ws.on_lost = aiohttp_protocol.connection_lost
+    await ws.prepare(request)
+    pipe.start()
+    await asyncio.wait({pipe.done, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if not pipe.done.done():  # the job stopped running
+        pipe.close()
+        await pipe.done
 
 
 def add_port_forward_routes(app: web.Application) -> None:
