@@ -6,13 +6,18 @@ every byte. Paths, all in the same run against the same platform:
 
 (i)   our ``client.jobs`` forward (``apolo_jupyter.client._port_forward.forward``),
 (ii)  the official ``apolo_sdk`` ``client.jobs.port_forward``,
-(iii) direct loopback TCP to the job's port (the baseline).
+(iii) direct loopback TCP to the job's port (the baseline),
+(iv)  for context, two bare asyncio relays in a chain (``RELAY``).
 
 Forwarded bytes cross three loopback TCP hops each way (load -> forwarder ->
 platform -> job) instead of one, and most of the forwarder's and the platform's CPU
 time is the kernel copying them; with only a few cores, the total CPU, not the
 forwarding code, sets the ratio to direct TCP. The CPU columns (seconds per GiB
 moved, both directions counted) compare the forwarders themselves.
+
+Each round runs the three paths back to back. Besides the best of each path, the
+median over rounds of the per-round ratios is printed: a direct run that got
+lucky in one round does not set it.
 
 Run: .venv/bin/python bench/bench_port_forward.py [--mb 512] [--runs 3]
 """
@@ -25,6 +30,7 @@ import os
 import shlex
 import signal
 import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -55,6 +61,47 @@ asyncio.run(main())
 
 # Sends MB MiB of a counter-stamped pattern and reads them back in two threads;
 # prints the seconds taken, or fails on the first wrong byte.
+# For context: a relay as lean as asyncio allows (what it reads, it writes; no
+# framing). Two of them in a chain, load -> relay -> relay -> job, cross the same
+# three hops as a forward: the ceiling for relaying on this machine's cores.
+RELAY = """
+import asyncio, sys
+class Side(asyncio.BufferedProtocol):
+    def __init__(self, peer=None):
+        self.buf, self.peer, self.t = bytearray(1 << 19), peer, None
+    def connection_made(self, t):
+        self.t = t
+    def get_buffer(self, n):
+        return self.buf
+    def buffer_updated(self, n):
+        self.peer.t.write(memoryview(self.buf)[:n])
+    def pause_writing(self):
+        self.peer.t.pause_reading()
+    def resume_writing(self):
+        self.peer.t.resume_reading()
+    def connection_lost(self, exc):
+        if self.peer.t:
+            self.peer.t.close()
+async def main(port, upstream):
+    loop = asyncio.get_running_loop()
+    async def accepted(a):
+        _, b = await loop.create_connection(lambda: Side(a), "127.0.0.1", upstream)
+        a.peer = b
+        a.t.resume_reading()
+    def factory():
+        a = Side()
+        made = a.connection_made
+        def connection_made(t):
+            made(t)
+            t.pause_reading()
+            loop.create_task(accepted(a))
+        a.connection_made = connection_made
+        return a
+    server = await loop.create_server(factory, "127.0.0.1", port)
+    await server.serve_forever()
+asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))
+"""
+
 LOAD = """
 import socket, sys, threading, time
 port, mb = int(sys.argv[1]), int(sys.argv[2])
@@ -163,15 +210,34 @@ async def measure(mb: int, runs: int, home: Path) -> dict[str, list[Sample]]:
             async def direct() -> Sample:
                 return await load(port, mb, info.pid)
 
+            relays = []
+            upstream = port
+            for _ in range(2):
+                listen = free_port()
+                relays.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable, "-c", RELAY, str(listen), str(upstream)
+                    )
+                )
+                await wait_listening(listen)
+                upstream = listen
+
+            async def relayed() -> Sample:
+                return await load(upstream, mb, info.pid)
+
             paths: dict[str, Callable[[], Awaitable[Sample]]] = {
                 "ours": ours,
                 "sdk": sdk,
                 "direct": direct,
+                "relays": relayed,
             }
             samples: dict[str, list[Sample]] = {name: [] for name in paths}
-            for _ in range(runs):  # interleaved, so drift hits all three alike
+            for _ in range(runs):  # interleaved, so drift hits all paths alike
                 for name, run in paths.items():
                     samples[name].append(await run())
+            for relay in relays:
+                relay.kill()
+                await relay.wait()
             await client.jobs.kill(job.id)
             return samples
     finally:
@@ -190,11 +256,12 @@ def report(mb: int, runs: int, samples: dict[str, list[Sample]]) -> None:
         "ours": "ours (apolo_jupyter forward)",
         "sdk": "official apolo_sdk port_forward",
         "direct": "direct loopback TCP",
+        "relays": "two bare asyncio relays (context)",
     }
     for name, label in labels.items():
         s = best[name]
         line = f"{label:32s} {nbytes / s.seconds / 1e6:6.0f} MB/s each way"
-        if name != "direct":
+        if name in ("ours", "sdk"):
             gib = 2 * nbytes / 2**30  # both directions
             line += (
                 f"; CPU s/GiB: forwarder {s.forwarder_cpu / gib:.2f}, "
@@ -202,8 +269,22 @@ def report(mb: int, runs: int, samples: dict[str, list[Sample]]) -> None:
             )
         print(line)
     ours, sdk, direct = (best[k].seconds for k in ("ours", "sdk", "direct"))
-    print(f"ours/direct = {direct / ours:.2f} (target >= 0.5)")
-    print(f"ours/SDK    = {sdk / ours:.2f} (target > 1)")
+    rounds = list(zip(*(samples[k] for k in ("ours", "sdk", "direct")), strict=True))
+    vs_direct = statistics.median(d.seconds / o.seconds for o, _, d in rounds)
+    vs_sdk = statistics.median(s.seconds / o.seconds for o, s, _ in rounds)
+    print(
+        f"ours/direct = {direct / ours:.2f} best of each, "
+        f"{vs_direct:.2f} median of rounds (target >= 0.5)"
+    )
+    print(
+        f"ours/SDK    = {sdk / ours:.2f} best of each, "
+        f"{vs_sdk:.2f} median of rounds (target > 1)"
+    )
+    relays = statistics.median(
+        d.seconds / r.seconds
+        for d, r in zip(samples["direct"], samples["relays"], strict=True)
+    )
+    print(f"two bare relays/direct = {relays:.2f} median of rounds (the ceiling)")
 
 
 async def main(mb: int, runs: int) -> None:
