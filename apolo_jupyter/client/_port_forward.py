@@ -63,8 +63,7 @@ async def _connection(core: Core, url: URL, pipe: Pipe, fwd: Forward) -> None:
             exc,
         )
     finally:
-        pipe.close(wait=0)
-        transport.close()
+        pipe.close(wait=0)  # also closes the local connection
 
 
 @asynccontextmanager

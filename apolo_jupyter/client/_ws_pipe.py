@@ -95,17 +95,14 @@ class Pipe:
         self._loop = loop
         self.done: asyncio.Future[None] = loop.create_future()
         self.error: BaseException | None = None
-        self.close_code: int | None = None  # what the peer's CLOSE said
         self.close_sent = False
         self._closing = False
         self._abort: asyncio.TimerHandle | None = None
-        self._started = False
 
     # -- life cycle -------------------------------------------------------------
 
     def start(self) -> None:
         """Both sockets are connected (and the handshake done): move bytes."""
-        self._started = True
         if self._closing:
             return
         self.plain.resume()
@@ -121,16 +118,16 @@ class Pipe:
         seconds to answer before both sockets are dropped."""
         if self._closing:
             return
-        self._closing = True
-        self.plain.stop_reading()
-        self._send_close(code)
-        if self.ws.transport is None or self.ws.lost:
+        self._begin_close(code)
+        if self.ws.gone:
             self._finish()
         else:
             self._abort = self._loop.call_later(wait, self._finish, True)
 
-    def _send_close(self, code: int) -> None:
-        if not self.close_sent and self.ws.transport is not None and not self.ws.lost:
+    def _begin_close(self, code: int) -> None:
+        self._closing = True
+        self.plain.stop_reading()
+        if not self.close_sent and not self.ws.gone:
             self.close_sent = True
             self.ws.send_control(OP_CLOSE, struct.pack("!H", code))
 
@@ -141,7 +138,7 @@ class Pipe:
             self._abort.cancel()
             self._abort = None
         for side in (self.plain, self.ws):
-            if side.transport is not None and not side.lost:
+            if side.transport is not None and not side.lost:  # not gone, typed
                 if abort:
                     side.transport.abort()
                 else:
@@ -149,25 +146,19 @@ class Pipe:
         self._maybe_done()
 
     def _maybe_done(self) -> None:
-        plain_gone = self.plain.transport is None or self.plain.lost
-        ws_gone = self.ws.transport is None or self.ws.lost
-        if plain_gone and ws_gone and not self.done.done():
+        if self.plain.gone and self.ws.gone and not self.done.done():
             self.done.set_result(None)
 
     # -- events from the sides ---------------------------------------------------
 
     def on_close_frame(self, payload: bytes) -> None:
-        if len(payload) >= 2:
-            self.close_code = struct.unpack("!H", payload[:2])[0]
-        elif not payload:
-            self.close_code = 1005  # no status code present
-        else:
+        if len(payload) == 1:
             self.fail(ProtocolError("a CLOSE frame with a one-byte payload"))
             return
-        self._closing = True
-        self.plain.stop_reading()
-        # Echo the code; the peer has nothing more to say, so close after it.
-        self._send_close(self.close_code if self.close_code != 1005 else CLOSE_OK)
+        # Echo the code (none given: 1000); the peer has nothing more to say, so
+        # close after it.
+        code = struct.unpack("!H", payload[:2])[0] if payload else CLOSE_OK
+        self._begin_close(code)
         self._finish()
 
     def on_lost(self, side: _Side, exc: BaseException | None) -> None:
@@ -193,6 +184,11 @@ class _Side(asyncio.BufferedProtocol):
         # After connection_lost: for a socket taken over from another protocol,
         # which still has to learn that it is gone.
         self.on_lost: Callable[[Exception | None], None] | None = None
+
+    @property
+    def gone(self) -> bool:
+        """Never connected, or closed."""
+        return self.transport is None or self.lost
 
     @property
     def other(self) -> _Side:
@@ -241,7 +237,7 @@ class _Side(asyncio.BufferedProtocol):
         self.other.throttle(False)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self.transport is not None and not self.lost:
+        if self.transport is not None and not self.lost:  # not gone, typed
             self.transport.write(data)
 
     def eof_received(self) -> bool:
