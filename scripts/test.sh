@@ -25,4 +25,5 @@ fi
 .venv/bin/ruff format --check apolo_jupyter tests bench
 .venv/bin/mypy
 .venv/bin/lint-imports
-.venv/bin/pytest -q -p no:cacheprovider --nbval-lax tests notebooks "$@"
+# The sandbox tests must run, not skip: bubblewrap was installed above.
+APOLO_JUPYTER_REQUIRE_BWRAP=1 .venv/bin/pytest -q -p no:cacheprovider --nbval-lax tests notebooks "$@"
