@@ -1,23 +1,33 @@
-"""The Jupyter proxy (``/apolo/forward/<id>/``) against going straight to the port.
+"""The Jupyter proxy (``/apolo/forward/<id>/``) against going straight to the forwarded port.
 
-A loopback aiohttp backend runs in a process of its own: ``GET /big/<bytes>``
-streams that many bytes in 1 MiB chunks, ``/ws`` echoes WebSocket messages. It is
-registered with ``apolo_jupyter._forward_registry.register`` from this process, and
-a real ``jupyter server`` (with the ``apolo_jupyter.server`` extension) proxies it.
-This process is the client, on an event loop of its own.
+End to end, as a user has it, on the embedded local platform:
 
-Measures, through the proxy and direct:
-- throughput of one large GET (best of ``--runs``), in MB/s;
-- WebSocket round-trip time of small echo messages (p50, p95), after a warm-up.
+- a job serves HTTP (``BACKEND``): ``GET /big/<bytes>`` streams that many bytes in
+  1 MiB chunks, ``/ws`` echoes WebSocket messages;
+- a separate kernel-like process (``KERNEL``) turns a ``PortForwardToggle`` on through
+  the same ``ForwardControl`` that ``%apolo_forward`` uses: ``client.jobs.port_forward``
+  to a free local port, registered with the server extension;
+- a real ``jupyter server`` with the ``apolo_jupyter.server`` extension proxies it;
+- this process is the HTTP client, on an event loop of its own.
 
-Targets: proxied throughput >= 50% of direct; added RTT <= 2 ms at p50.
+Every path runs once per round, back to back, so drift on this shared machine hits
+all of them alike. Printed: the best of each path, and the median over rounds of the
+per-round ratios (one lucky run does not set it).
 
-For context it also measures the GET through ``RELAY``: a minimal HTTP relay
-process that moves the body with ``splice(2)`` (no copy, no Python per byte). It
-is the best a proxy in its own process can do on this machine: what it loses
-against direct is the extra loopback TCP hop, not proxy code.
+Targets: a GET through the proxy gets >= 50% of the throughput of the same GET
+straight to the forwarded local port; the proxy adds <= 2 ms to a WebSocket echo
+round trip at p50.
 
-Run: .venv/bin/python bench/bench_proxy.py [--mib 256] [--runs 3] [--rtts 2000]
+For context, in the same rounds:
+
+- ``job port``: the job's server with no forward at all (one loopback TCP hop);
+- ``proxy -> job port``: the proxy registered on the job's port itself, i.e. what the
+  proxy alone costs over one bare hop;
+- ``splice relay -> job port`` (``RELAY``): a minimal relay process that moves the
+  body with ``splice(2)``, with no copy and no Python per byte: the best any proxy in
+  a process of its own can do here.
+
+Run: .venv/bin/python bench/bench_proxy.py [--mib 256] [--runs 5] [--rtts 2000]
 """
 
 from __future__ import annotations
@@ -27,16 +37,21 @@ import asyncio
 import json
 import os
 import secrets
+import shlex
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+
+from apolo_jupyter import get
+from apolo_jupyter.client._local_home import LocalPaths, ensure_running
 
 BACKEND = """
 import sys
@@ -117,28 +132,57 @@ while True:
 """
 
 
-def free_port() -> int:
-    import socket
+# What a click on the toggle does in a kernel: the forward runs on the runtime's
+# loop thread and is registered with the proxy. Prints the record, holds the
+# forward until stdin closes, then turns the toggle off.
+KERNEL = """
+import json, sys, time
+from apolo_jupyter import get
+from apolo_jupyter._forward_control import ForwardControl
+from apolo_jupyter._runtime import runtime
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
+def until(check, what):
+    deadline = time.monotonic() + 60
     while not check():
         if time.monotonic() > deadline:
-            raise SystemExit(f"{what} did not start in {timeout}s")
-        time.sleep(0.05)
+            sys.exit(what)
+        time.sleep(0.02)
+
+async def connect():
+    return await get(url, token, quiet=True)
+
+url, token, job_id, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+rt = runtime()
+rt.use(rt.run(connect()))
+control = ForwardControl(rt, rt.client(), job_id, port)
+control.view.turn_on()
+until(lambda: control.view.state in ("on", "error"), "the toggle never turned on")
+if control.record is None:
+    sys.exit(f"the toggle failed: {control.view._status.value}")
+print(json.dumps({"id": control.record.id, "port": control.record.port}), flush=True)
+sys.stdin.read()
+control.view.turn_off()
+until(lambda: control.view.state == "off", "the toggle never turned off")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def port_open(port: int) -> bool:
-    import socket
-
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not start in {timeout:.0f}s")
+        await asyncio.sleep(0.05)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -151,26 +195,31 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-async def get_throughput(
-    http: aiohttp.ClientSession, url: str, size: int, headers: dict[str, str]
-) -> float:
-    start = time.perf_counter()
+TIMEOUT = aiohttp.ClientTimeout(total=600)
+
+
+async def get_throughput(url: str, size: int, headers: dict[str, str]) -> float:
+    """MB/s of one GET of ``size`` bytes, on a connection of its own."""
     got = 0
-    async with http.get(url, headers=headers) as resp:
-        assert resp.status == 200, (resp.status, await resp.text())
-        async for chunk in resp.content.iter_chunked(1 << 20):
-            got += len(chunk)
-    elapsed = time.perf_counter() - start
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
+        start = time.perf_counter()
+        async with http.get(f"{url}big/{size}", headers=headers) as resp:
+            assert resp.status == 200, (resp.status, await resp.text())
+            async for chunk in resp.content.iter_chunked(1 << 20):
+                got += len(chunk)
+        elapsed = time.perf_counter() - start
     assert got == size, (got, size)
     return size / elapsed / 1e6
 
 
-async def ws_rtts(
-    http: aiohttp.ClientSession, url: str, n: int, headers: dict[str, str]
-) -> list[float]:
+async def ws_rtts(url: str, n: int, headers: dict[str, str]) -> list[float]:
+    """Milliseconds per echo round trip, after 100 warm-up round trips."""
     out: list[float] = []
-    async with http.ws_connect(url, headers=headers) as ws:
-        for i in range(n + 100):  # the first 100 are a warm-up
+    async with (
+        aiohttp.ClientSession(timeout=TIMEOUT) as http,
+        http.ws_connect(f"{url}ws".replace("http", "ws", 1), headers=headers) as ws,
+    ):
+        for i in range(n + 100):
             msg = f"ping-{i}"
             start = time.perf_counter()
             await ws.send_str(msg)
@@ -182,137 +231,183 @@ async def ws_rtts(
     return out
 
 
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+def pct(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-async def best_of(runs: int, once: Callable[[], Awaitable[float]]) -> float:
-    return max([await once() for _ in range(runs)])
-
-
-async def relay_throughput(relay: str, size: int, runs: int) -> float:
-    """Best of ``runs``; the relay serves one request per connection."""
-    timeout = aiohttp.ClientTimeout(total=600)
-    best = 0.0
-    for _ in range(runs):
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            best = max(best, await get_throughput(http, f"{relay}big/{size}", size, {}))
-    return best
-
-
-async def measure(
-    direct: str, proxied: str, relay: str, token: str, size: int, runs: int, rtts: int
-) -> bool:
-    auth = {"Authorization": f"token {token}"}
-    timeout = aiohttp.ClientTimeout(total=600)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
-        await get_throughput(http, f"{proxied}big/1024", 1024, auth)  # warm up
-        d_mbs = await best_of(
-            runs, lambda: get_throughput(http, f"{direct}big/{size}", size, {})
-        )
-        p_mbs = await best_of(
-            runs, lambda: get_throughput(http, f"{proxied}big/{size}", size, auth)
-        )
-        r_mbs = await relay_throughput(relay, size, runs)
-        d_rtt = await ws_rtts(http, f"{direct}ws".replace("http", "ws", 1), rtts, {})
-        p_rtt = await ws_rtts(http, f"{proxied}ws".replace("http", "ws", 1), rtts, auth)
-    mib = size >> 20
-    ratio = p_mbs / d_mbs
-    print(f"GET {mib} MiB, best of {runs}:")
-    print(f"  direct   {d_mbs:9.1f} MB/s")
-    print(f"  proxied  {p_mbs:9.1f} MB/s   ratio {ratio:.1%}  (target >= 50%)")
-    print(
-        f"  splice relay (context) {r_mbs:9.1f} MB/s   ratio {r_mbs / d_mbs:.1%}; "
-        f"proxied/relay {p_mbs / r_mbs:.1%}"
+def start_jupyter(tmp: Path, token: str) -> tuple[subprocess.Popen[bytes], Path]:
+    env = dict(
+        os.environ,
+        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        JUPYTER_CONFIG_DIR=str(tmp / "config"),
+        JUPYTER_DATA_DIR=str(tmp / "data"),
     )
-    d50, p50 = statistics.median(d_rtt), statistics.median(p_rtt)
-    added = p50 - d50
-    print(f"WebSocket echo RTT, {rtts} round trips (after 100 warm-up):")
-    print(f"  direct   p50 {d50:6.3f} ms  p95 {pct(d_rtt, 95):6.3f} ms")
-    print(f"  proxied  p50 {p50:6.3f} ms  p95 {pct(p_rtt, 95):6.3f} ms")
-    print(f"  added at p50 {added:6.3f} ms  ratio {p50 / d50:.2f}x  (target <= 2 ms)")
-    ok = ratio >= 0.5 and added <= 2.0
+    cmd = [
+        sys.executable, "-m", "jupyter_server", "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port=0", "--ServerApp.port_retries=0", "--no-browser",
+        "--allow-root", f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={tmp}", "--ServerApp.log_level=WARN",
+        '--ServerApp.jpserver_extensions={"apolo_jupyter.server": True}',
+    ]  # fmt: skip
+    log = (tmp / "server.log").open("wb")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
+    return proc, tmp / "runtime" / f"jpserver-{proc.pid}.json"
+
+
+def jupyter_port(proc: subprocess.Popen[bytes], info: Path) -> int | None:
+    if proc.poll() is not None:
+        raise SystemExit(f"jupyter server exited ({proc.returncode})")
+    try:
+        return int(json.loads(info.read_text())["port"]) or None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+PATHS = {
+    "forwarded": "forwarded local port (direct)",
+    "proxied": "Jupyter proxy -> forward",
+    "job": "job port, no forward (context)",
+    "proxy_job": "Jupyter proxy -> job port (context)",
+    "relay": "splice relay -> job port (context)",
+}
+
+
+async def rounds(
+    urls: dict[str, str], auth: dict[str, str], size: int, runs: int
+) -> dict[str, list[float]]:
+    mbs: dict[str, list[float]] = {name: [] for name in PATHS}
+    await get_throughput(urls["proxied"], 1024, auth)  # warm up
+    for _ in range(runs):
+        for name in PATHS:
+            headers = auth if name in ("proxied", "proxy_job") else {}
+            mbs[name].append(await get_throughput(urls[name], size, headers))
+    return mbs
+
+
+def median_ratio(num: list[float], den: list[float]) -> float:
+    return statistics.median(a / b for a, b in zip(num, den, strict=True))
+
+
+def report(
+    mbs: dict[str, list[float]], rtt: dict[str, list[float]], mib: int, runs: int
+) -> bool:
+    cores = len(os.sched_getaffinity(0))
+    print(f"bench_proxy: GET of {mib} MiB, {runs} rounds, {cores} CPUs")
+    print(f"  {'path':38s} {'best MB/s':>10s} {'median MB/s':>12s}")
+    for name, label in PATHS.items():
+        best, med = max(mbs[name]), statistics.median(mbs[name])
+        print(f"  {label:38s} {best:10.0f} {med:12.0f}")
+    best = max(mbs["proxied"]) / max(mbs["forwarded"])
+    med = median_ratio(mbs["proxied"], mbs["forwarded"])
+    print(
+        f"proxied/forwarded = {best:.0%} best of each, {med:.0%} median of rounds "
+        "(target >= 50%)"
+    )
+    print(
+        f"context, median of rounds: proxy/job port "
+        f"{median_ratio(mbs['proxy_job'], mbs['job']):.0%}, splice relay/job port "
+        f"{median_ratio(mbs['relay'], mbs['job']):.0%}, proxy/splice relay "
+        f"{median_ratio(mbs['proxy_job'], mbs['relay']):.0%}, "
+        f"proxied/job port {median_ratio(mbs['proxied'], mbs['job']):.0%}"
+    )
+    n = len(rtt["forwarded"])
+    print(f"WebSocket echo round trip, {n} after 100 warm-up, ms:")
+    for name in ("forwarded", "proxied", "job"):
+        values = rtt[name]
+        print(
+            f"  {PATHS[name]:38s} p50 {statistics.median(values):6.3f}"
+            f"  p95 {pct(values, 95):6.3f}"
+        )
+    added = statistics.median(rtt["proxied"]) - statistics.median(rtt["forwarded"])
+    print(f"added by the proxy at p50: {added:.3f} ms (target <= 2 ms)")
+    ok = best >= 0.5 and med >= 0.5 and added <= 2.0
     print("targets:", "met" if ok else "NOT met")
     return ok
+
+
+async def measure(tmp: Path, mib: int, runs: int, n_rtts: int) -> bool:
+    os.environ["APOLO_JUPYTER_FORWARDS_DIR"] = str(tmp / "forwards")
+    from apolo_jupyter import _forward_registry as registry
+
+    platform = ensure_running(LocalPaths(tmp / "platform"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        async with get(platform.url, platform.token, quiet=True) as client:
+            job_port = free_port()
+            job = await client.jobs.start(
+                image=client.parse.remote_image("python:3.11"),
+                preset_name="cpu-small",
+                command=f"{shlex.quote(sys.executable)} -c {shlex.quote(BACKEND)} "
+                f"{job_port}",
+            )
+            try:
+                await wait_for(lambda: port_open(job_port), "the job's server")
+                relay_port = free_port()
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", RELAY, str(relay_port), str(job_port)]
+                    )
+                )
+                args = [platform.url, platform.token, job.id, str(job_port)]
+                kernel = subprocess.Popen(
+                    [sys.executable, "-c", KERNEL, *args],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                )
+                procs.append(kernel)
+                assert kernel.stdout is not None and kernel.stdin is not None
+                line = await asyncio.to_thread(kernel.stdout.readline)
+                if not line:
+                    raise SystemExit("the kernel process could not turn the toggle on")
+                forward = json.loads(line)
+                bare = registry.register(job_port, job.id)
+                token = secrets.token_hex(16)
+                server, info = start_jupyter(tmp, token)
+                procs.append(server)
+                await wait_for(
+                    lambda: jupyter_port(server, info) is not None, "Jupyter"
+                )
+                await wait_for(lambda: port_open(relay_port), "the splice relay")
+                proxy = f"http://127.0.0.1:{jupyter_port(server, info)}/apolo/forward/"
+                urls = {
+                    "forwarded": f"http://127.0.0.1:{forward['port']}/",
+                    "proxied": f"{proxy}{forward['id']}/",
+                    "job": f"http://127.0.0.1:{job_port}/",
+                    "proxy_job": f"{proxy}{bare.id}/",
+                    "relay": f"http://127.0.0.1:{relay_port}/",
+                }
+                auth = {"Authorization": f"token {token}"}
+                mbs = await rounds(urls, auth, mib << 20, runs)
+                rtt = {
+                    name: await ws_rtts(
+                        urls[name], n_rtts, auth if name == "proxied" else {}
+                    )
+                    for name in ("forwarded", "proxied", "job")
+                }
+                registry.unregister(bare.id)
+                kernel.stdin.close()
+                await asyncio.to_thread(kernel.wait, 60)
+                assert kernel.returncode == 0, kernel.returncode
+                assert registry.lookup(forward["id"]) is None, "route left behind"
+            finally:
+                await client.jobs.kill(job.id)
+    finally:
+        for proc in procs:
+            stop(proc)
+        os.kill(platform.pid, signal.SIGTERM)
+    return report(mbs, rtt, mib, runs)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0] if __doc__ else None
     )
-    parser.add_argument("--mib", type=int, default=256)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--rtts", type=int, default=2000)
+    parser.add_argument("--mib", type=int, default=256, help="size of the GET")
+    parser.add_argument("--runs", type=int, default=5, help="rounds")
+    parser.add_argument("--rtts", type=int, default=2000, help="WebSocket echoes")
     args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp_name:
-        tmp = Path(tmp_name)
-        forwards = tmp / "forwards"
-        os.environ["APOLO_JUPYTER_FORWARDS_DIR"] = str(forwards)
-        from apolo_jupyter import _forward_registry as registry
-
-        backend_port = free_port()
-        backend = subprocess.Popen(
-            [sys.executable, "-c", BACKEND, str(backend_port)],
-            stdout=subprocess.DEVNULL,
-        )
-        relay_port = free_port()
-        relay = subprocess.Popen(
-            [sys.executable, "-c", RELAY, str(relay_port), str(backend_port)]
-        )
-        server: subprocess.Popen[bytes] | None = None
-        try:
-            wait_for(lambda: port_open(backend_port), "the backend")
-            wait_for(lambda: port_open(relay_port), "the splice relay")
-            fwd = registry.register(backend_port, "bench-job")
-
-            token = secrets.token_hex(16)
-            env = dict(
-                os.environ,
-                JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-                JUPYTER_CONFIG_DIR=str(tmp / "config"),
-                JUPYTER_DATA_DIR=str(tmp / "data"),
-            )
-            cmd = [
-                sys.executable, "-m", "jupyter_server", "--ServerApp.ip=127.0.0.1",
-                "--ServerApp.port=0", "--ServerApp.port_retries=0", "--no-browser",
-                "--allow-root", f"--IdentityProvider.token={token}",
-                f"--ServerApp.root_dir={tmp}", "--ServerApp.log_level=WARN",
-                '--ServerApp.jpserver_extensions={"apolo_jupyter.server": True}',
-            ]  # fmt: skip
-            log = (tmp / "server.log").open("wb")
-            server = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
-            info = tmp / "runtime" / f"jpserver-{server.pid}.json"
-
-            def ready() -> bool:
-                assert server is not None and server.poll() is None, "server exited"
-                try:
-                    return bool(json.loads(info.read_text())["port"])
-                except (OSError, ValueError, KeyError):
-                    return False
-
-            wait_for(ready, "jupyter server")
-            port = json.loads(info.read_text())["port"]
-            direct = f"http://127.0.0.1:{backend_port}/"
-            proxied = f"http://127.0.0.1:{port}/apolo/forward/{fwd.id}/"
-            relayed = f"http://127.0.0.1:{relay_port}/"
-            ok = asyncio.run(
-                measure(
-                    direct,
-                    proxied,
-                    relayed,
-                    token,
-                    args.mib << 20,
-                    args.runs,
-                    args.rtts,
-                )
-            )
-            registry.unregister(fwd.id)
-        finally:
-            if server is not None:
-                stop(server)
-            stop(backend)
-            stop(relay)
+    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
+        ok = asyncio.run(measure(Path(tmp), args.mib, args.runs, args.rtts))
     return 0 if ok else 1
 
 
