@@ -10,8 +10,8 @@ import pytest
 from yarl import URL
 
 from apolo_jupyter import ConfigError, JobStatus, PlatformUnreachable, get
+from apolo_jupyter.cli import passed_config
 
-from .compat.test_official_sdk import passed_config
 from .conftest import Platform, wait_finished
 
 
@@ -34,7 +34,9 @@ async def test_passed_config_wins_over_local(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("APOLO_PASSED_CONFIG", passed_config(platform))
+    monkeypatch.setenv(
+        "APOLO_PASSED_CONFIG", passed_config(platform.url, platform.token)
+    )
     async with get() as client:
         assert client.config.source == "APOLO_PASSED_CONFIG"
         assert client.config.project_name == "default"
