@@ -15,6 +15,7 @@ notebooks (nbval) run against a local platform of their own.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -37,7 +38,9 @@ _NO_SKIPS_VAR = "APOLO_JUPYTER_NO_SKIPS"
 
 def pytest_configure(config: pytest.Config) -> None:
     scratch = tempfile.mkdtemp(prefix="apolo-jupyter-test-")
-    config.stash[_scratch_key] = scratch
+    # Removed at exit, not at unconfigure: atexit runs callbacks last-in first-out,
+    # so IPython shells made by the tests still write their history there first.
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     for var in _LOGIN_VARS:
         os.environ.pop(var, None)
     user_home = Path(scratch) / "user-home"
@@ -57,9 +60,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
         paths = LocalPaths(Path(home))
         stop_daemon(paths, read_info(paths))
-    scratch = config.stash.get(_scratch_key, None)
-    if scratch is not None:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _skipped(session: pytest.Session) -> list[pytest.TestReport]:
@@ -83,4 +83,3 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 _home_key = pytest.StashKey[str]()
-_scratch_key = pytest.StashKey[str]()

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import queue
 import sys
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ._frontend import use_widgets
 from ._runtime import Runtime
 from .client import Client, JobDescription
 from .widgets import JobStatusView
-from .widgets._bridge import Attachment
+from .widgets._bridge import Attachment, as_of
 from .widgets._status_view import status_line
 
 if TYPE_CHECKING:
@@ -50,17 +49,8 @@ def _interrupted(rt: Runtime, client: Client, att: Attachment, o: JobOptions) ->
 
 def transition_lines(job: JobDescription, shown: int) -> list[str]:
     """A status line for each transition after the first ``shown`` ones."""
-    lines = []
-    for item in job.history.transitions[shown:]:
-        history = replace(
-            job.history,
-            status=item.status,
-            reason=item.reason,
-            description=item.description,
-            exit_code=item.exit_code,
-        )
-        lines.append(status_line(replace(job, status=item.status, history=history)))
-    return lines
+    count = len(job.history.transitions)
+    return [status_line(as_of(job, n)) for n in range(shown + 1, count + 1)]
 
 
 def follow(

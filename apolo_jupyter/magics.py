@@ -12,14 +12,21 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 # The work lives in modules loaded on first use, so that %load_ext stays fast.
 
 
 def _parse(func: Any, line: str, name: str) -> Any:
+    """Options split as a shell would (quotes removed), as ``apolo run`` does."""
     try:
-        return parse_argstring(func, line)
+        argv = shlex.split(line)
+    except ValueError as exc:  # e.g. an unclosed quote
+        raise UsageError(
+            f"cannot split the options: {exc} (close the quote, or see %{name}?)"
+        ) from None
+    try:
+        return func.parser.parse_args(argv)
     except UsageError as exc:
         raise UsageError(
             f"{exc} (see %{name}? for the options and an example)"

@@ -40,6 +40,7 @@ def shell() -> Iterator[InteractiveShell]:
         ),
         ("--life-span soon ubuntu -- true", "not a duration"),
         ("ubuntu", "command is required"),
+        ("-n 'unclosed ubuntu -- true", "close the quote"),
     ],
 )
 def test_bad_input_is_a_usage_error_that_says_how_to_fix_it(
@@ -101,13 +102,28 @@ def test_run_attached_prints_text_and_returns_the_description(
     assert job.status == JobStatus.FAILED and job.history.exit_code == 3
     assert shell.user_ns["done"] is job
     out = capsys.readouterr().out.splitlines()
-    statuses = [line.split()[1] for line in out if line.startswith(job.id)]
-    assert statuses == ["pending", "running", "failed"]
-    assert "hello" in out
-    assert out.index("hello") < len(out) - 1
+    lines = [line for line in out if line.startswith(job.id)]
+    assert [line.split()[1] for line in lines] == ["pending", "running", "failed"]
+    # One line per status as it happened, the output, then the end.
+    assert out.index(lines[1]) < out.index("hello") < out.index(lines[2])
+    assert not any("exit code" in line for line in lines[:2]), lines
     assert "(exit code 3)" in out[-1]
     with pytest.raises(RuntimeError, match="failed"):
         shell.run_line_magic("apolo_run", "--raise ubuntu -- false")
+
+
+def test_options_are_unquoted_as_a_shell_would(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = shell.run_line_magic(
+        "apolo_run",
+        """-e "MSG=hello world" -n 'quoted-name' "ubuntu:latest" -- sh -c 'echo "$MSG"'""",
+    )
+    assert job.status == JobStatus.SUCCEEDED, job
+    assert job.name == "quoted-name"
+    assert job.container.image.name == "ubuntu"
+    assert job.container.env == {"MSG": "hello world"}
+    assert "hello world" in capsys.readouterr().out.splitlines()
 
 
 def test_cell_magic_runs_the_cell_with_bash(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import queue
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from .._runtime import Runtime
@@ -22,6 +22,21 @@ from ._status_view import JobStatusView
 
 TICK = 1.0
 LOG_BATCH = 0.1  # a noisy job must not flood the browser with redraws
+
+
+def as_of(job: JobDescription, n: int) -> JobDescription:
+    """``job`` as it stood after its first ``n`` (>= 1) status transitions."""
+    items = job.history.transitions[:n]
+    last = items[-1]
+    history = replace(
+        job.history,
+        status=last.status,
+        reason=last.reason,
+        description=last.description,
+        exit_code=last.exit_code,
+        transitions=items,
+    )
+    return replace(job, status=last.status, history=history)
 
 
 @dataclass(frozen=True)
@@ -49,6 +64,9 @@ class Attachment:
         self._logs = logs
         self.events: queue.Queue[Event | None] = queue.Queue()
         self.last: JobDescription | None = None
+        # Output is held back until a status past "pending" has been shown, so
+        # text mode never prints a job's first lines above its "running" line.
+        self._started = asyncio.Event()
         self.future: concurrent.futures.Future[JobDescription] = rt.submit(
             self._follow()
         )
@@ -78,8 +96,17 @@ class Attachment:
                 async for job in updates:
                     self.last = job
                     if job.status.is_finished and logs is not None:
-                        await logs  # all output before the final status
+                        # A short job may be seen first already finished: show the
+                        # statuses it went through, then all its output, then the end.
+                        if len(job.history.transitions) > 1:
+                            self._emit(
+                                Event(job=as_of(job, len(job.history.transitions) - 1))
+                            )
+                        self._started.set()
+                        await logs
                     self._emit(Event(job=job))
+                    if job.status != JobStatus.PENDING:
+                        self._started.set()
         finally:
             for task in (logs, ticker):
                 if task is not None and not task.done():
@@ -97,6 +124,7 @@ class Attachment:
         async with self._client.jobs.monitor(self.job_id) as chunks:
             async for chunk in chunks:
                 pending.append(decoder.feed(chunk))
+                await self._started.wait()
                 if self.view is None or loop.time() - flushed >= LOG_BATCH:
                     self._emit(Event(log="".join(pending)))
                     pending.clear()
