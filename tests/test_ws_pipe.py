@@ -193,7 +193,12 @@ async def fake_platform(
         server.close()
         for task in done:
             task.cancel()
-        await asyncio.gather(*done, return_exceptions=True)
+        results = await asyncio.gather(*done, return_exceptions=True)
+        # A failed check in a script that ran to its end fails the test; a script
+        # cut short by the end of the test (cancelled, or at EOF) does not.
+        for result in results:
+            if isinstance(result, AssertionError):
+                raise result
 
 
 @asynccontextmanager
@@ -291,17 +296,25 @@ async def test_client_fails_a_silent_platform() -> None:
 
 
 async def test_client_refuses_a_masked_server_frame() -> None:
+    answer: asyncio.Future[tuple[int, bytes]] = (
+        asyncio.get_running_loop().create_future()
+    )
+
     async def script(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         writer.write(frame(OP_BINARY, b"x", mask=True))
         opcode, _, payload = await read_frame(reader)
-        assert (opcode, payload) == (OP_CLOSE, struct.pack("!H", 1002))
+        answer.set_result((opcode, payload))
 
     async with fake_platform(script) as url, client_pipe(url) as (pipe, reader, _):
         await asyncio.wait_for(asyncio.shield(pipe.done), 10)
         assert "mask" in str(pipe.error)
         assert await reader.read() == b""
+        assert await asyncio.wait_for(answer, 10) == (
+            OP_CLOSE,
+            struct.pack("!H", 1002),
+        )
 
 
 async def test_client_checks_the_accept_key() -> None:
