@@ -95,26 +95,28 @@ def test_bench_runs(script: str, tmp_path: Path) -> None:
     args, expected = CASES[script]
     env = dict(os.environ, HOME=str(tmp_path), TMPDIR=str(tmp_path))
     log = tmp_path / "bench.log"
-    with log.open("w") as out_file:  # a file, not a pipe: a leaked child can't hold it
-        proc = subprocess.run(
-            [sys.executable, str(BENCH / script), *args],
-            stdout=out_file,
-            stderr=subprocess.STDOUT,
-            timeout=100,
-            env=env,
-            cwd=tmp_path,
-            check=False,
-        )
-    out = log.read_text()
-    assert proc.returncode == 0 or (proc.returncode == 1 and "NOT met" in out), out
-    for pattern in expected:
-        assert re.search(pattern, out), f"{pattern!r} missing from:\n{out}"
-    assert "Traceback" not in out, out
     marker = f"TMPDIR={tmp_path}".encode()
-    deadline = time.monotonic() + 10
-    while (left := _processes_with(marker)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for pid in left:  # stop what the bench left, then report it
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    assert not left, f"the bench left processes behind: {left}"
+    try:
+        with log.open("w") as out_file:  # a file, not a pipe: leftovers can't hold it
+            proc = subprocess.run(
+                [sys.executable, str(BENCH / script), *args],
+                stdout=out_file,
+                stderr=subprocess.STDOUT,
+                timeout=100,
+                env=env,
+                cwd=tmp_path,
+                check=False,
+            )
+        out = log.read_text()
+        assert proc.returncode == 0 or (proc.returncode == 1 and "NOT met" in out), out
+        for pattern in expected:
+            assert re.search(pattern, out), f"{pattern!r} missing from:\n{out}"
+        assert "Traceback" not in out, out
+        deadline = time.monotonic() + 10
+        while _processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _processes_with(marker), "the bench left processes behind"
+    finally:  # whatever happened, stop all the bench started
+        for pid in _processes_with(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

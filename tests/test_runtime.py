@@ -41,16 +41,21 @@ def test_submit_propagates_errors_and_cancellation() -> None:
 
     with pytest.raises(ValueError, match="boom"):
         runtime().submit(boom()).result(5)
-    started = threading.Event()
+    started, stopped = threading.Event(), threading.Event()
 
     async def forever() -> None:
         started.set()
-        await asyncio.sleep(3600)
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
 
     future = runtime().submit(forever())
     assert started.wait(5)
     future.cancel()
     assert future.cancelled()
+    assert stopped.wait(5), "the task on the runtime loop was not cancelled"
 
 
 def test_run_on_the_loop_thread_refuses_instead_of_deadlocking() -> None:

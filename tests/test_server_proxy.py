@@ -49,6 +49,7 @@ class Backend:
         self.seen: list[dict[str, Any]] = []
         self.first_chunk = threading.Event()
         self.release = threading.Event()
+        self.second_sent = threading.Event()
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -134,8 +135,9 @@ class Backend:
         resp = web.StreamResponse()
         await resp.prepare(request)
         await resp.write(b"first-part;")
-        await loop.run_in_executor(None, self.release.wait, 10)
+        await loop.run_in_executor(None, self.release.wait, 60)
         await resp.write(b"second-part")
+        self.second_sent.set()
         await resp.write_eof()
         return resp
 
@@ -396,13 +398,21 @@ async def test_bodies_are_not_buffered(
     ) as r:
         assert r.status == 200, await r.text()
         assert (await r.json())["total"] == 2000
-    async with http.get(
-        proxied(server, fwd, "/slow-download"), headers=server.auth
-    ) as r:
-        first = await asyncio.wait_for(r.content.readexactly(11), 10)
-        assert first == b"first-part;"  # arrived before the backend finished
+    backend.second_sent.clear()
+    # A proxy that buffered the response would send nothing for 60 s.
+    try:
+        async with asyncio.timeout(10):
+            r = await http.get(
+                proxied(server, fwd, "/slow-download"), headers=server.auth
+            )
+            first = await r.content.readexactly(11)
+        assert first == b"first-part;"
+        assert not backend.second_sent.is_set()  # arrived before the backend finished
         backend.release.set()
         assert await r.content.read() == b"second-part"
+        r.release()
+    finally:
+        backend.release.set()  # never leave the backend waiting
 
 
 async def test_unknown_and_crafted_ids(
