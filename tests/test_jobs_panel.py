@@ -40,3 +40,5 @@ def test_rows_update_by_push_and_kill_buttons_work() -> None:
     finally:
         assert panel.follower is not None
         panel.follower.cancel()
+        rt = runtime()
+        rt.run(rt.client().jobs.kill(sleeper), timeout=30)  # if the test failed early

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -14,6 +15,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from apolo_jupyter import JobDescription, JobStatus
+from apolo_jupyter._runtime import runtime
 
 
 @pytest.fixture(scope="module")
@@ -148,17 +150,33 @@ def test_detach_ps_logs_kill(
     job = shell.run_line_magic(
         "apolo_run", "-d -n detached-one ubuntu -- sh -c 'echo up; sleep 60'"
     )
-    assert job.status in (JobStatus.PENDING, JobStatus.RUNNING)
-    assert f"%apolo_kill {job.id}" in capsys.readouterr().out
-    shell.run_line_magic("apolo_ps", "-n detached-one")
-    table = capsys.readouterr().out
-    assert re.search(rf"{job.id}\s+detached-one\s+(pending|running)\s+cpu-small", table)
-    shell.run_line_magic("apolo_logs", job.id)
-    assert capsys.readouterr().out.strip() == "up"
-    shell.run_line_magic("apolo_kill", job.id)
-    assert capsys.readouterr().out.strip() == f"{job.id}: cancelled"
-    final = shell.run_line_magic("apolo_status", job.id)
-    assert final.status == JobStatus.CANCELLED
+    rt = runtime()
+    client = rt.client()
+    try:
+        assert job.status in (JobStatus.PENDING, JobStatus.RUNNING)
+        assert f"%apolo_kill {job.id}" in capsys.readouterr().out
+        shell.run_line_magic("apolo_ps", "-n detached-one")
+        table = capsys.readouterr().out
+        assert re.search(
+            rf"{job.id}\s+detached-one\s+(pending|running)\s+cpu-small", table
+        )
+
+        async def logged_up() -> None:
+            async with client.jobs.monitor(job.id) as chunks:
+                async for chunk in chunks:
+                    if b"up" in chunk:
+                        return
+
+        # %apolo_logs without -f stops after a short silence: wait for the output.
+        rt.run(asyncio.wait_for(logged_up(), 30))
+        shell.run_line_magic("apolo_logs", job.id)
+        assert capsys.readouterr().out.strip() == "up"
+        shell.run_line_magic("apolo_kill", job.id)
+        assert capsys.readouterr().out.strip() == f"{job.id}: cancelled"
+        final = shell.run_line_magic("apolo_status", job.id)
+        assert final.status == JobStatus.CANCELLED
+    finally:
+        rt.run(client.jobs.kill(job.id), timeout=30)
 
 
 def test_use_shows_and_switches_the_backend(
