@@ -130,22 +130,39 @@ async def _run(args: argparse.Namespace) -> int:
             f"(preset {args.preset}, image {args.image})"
         )
         created = job.history.transitions[0].transition_time
-        logs = asyncio.create_task(_print_logs(client, job.id))
+        started = asyncio.Event()
+        logs = asyncio.create_task(_print_logs(client, job.id, started))
         shown = 0
-        async with client.jobs.watch(job.id) as updates:
-            async for job in updates:
-                if job.status.is_finished:
-                    await logs  # all output before the final status line
-                for line in _lines(job, shown, created):
-                    print(line, flush=True)
-                shown = len(job.history.transitions)
+        try:
+            async with client.jobs.watch(job.id) as updates:
+                async for job in updates:
+                    lines = _lines(job, shown, created)
+                    if job.status.is_finished:
+                        # Seen already finished: the statuses it went through,
+                        # then all its output, then the final status line.
+                        for line in lines[:-1]:
+                            print(line, flush=True)
+                        lines = lines[-1:]
+                        started.set()
+                        await logs
+                    for line in lines:
+                        print(line, flush=True)
+                    shown = len(job.history.transitions)
+                    if job.status is not JobStatus.PENDING:
+                        started.set()
+        except asyncio.CancelledError:  # Ctrl-C: don't leave the job running
+            logs.cancel()
+            await client.jobs.kill(job.id)
+            print(f"\nInterrupted: killed {job.id}", file=sys.stderr)
+            raise
     return 0 if job.status is JobStatus.SUCCEEDED else 1
 
 
-async def _print_logs(client: Client, job_id: str) -> None:
-    """The job's output, as it comes, between the status lines."""
+async def _print_logs(client: Client, job_id: str, started: asyncio.Event) -> None:
+    """The job's output, as it comes, once a status past pending has been shown."""
     async with client.jobs.monitor(job_id) as chunks:
         async for chunk in chunks:
+            await started.wait()
             sys.stdout.write(chunk.decode(errors="replace"))
             sys.stdout.flush()
 
@@ -156,6 +173,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as exc:
         print(f"apolo-jupyter run: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.set_defaults(func=func)
     run = sub.add_parser(
-        "run", help="start a job, print its status changes until it ends"
+        "run",
+        help="start a job, print its status changes and output until it ends "
+        "(Ctrl-C kills it)",
     )
     run.add_argument("-s", "--preset", default="cpu-small")
     run.add_argument("-n", "--name", default=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -81,6 +82,9 @@ async def test_history_survives_a_restart(own_platform: Platform) -> None:
         if psutil.pid_exists(pid)
         and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     ]
+
+
+RUN = [sys.executable, "-m", "apolo_jupyter.cli", "run"]
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -160,5 +164,54 @@ def test_cli_run_shows_the_job_go_through(tmp_path: Path) -> None:
             check=False,
         )
         assert failing.returncode == 1 and "failed (exit code 1)" in failing.stdout
+        # A job that is over before the first status arrives: still in order.
+        instant = subprocess.run(
+            [*RUN, "ubuntu", "--", "echo", "now"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        lines = instant.stdout.splitlines()
+        status_lines = [line for line in lines if line.startswith("[")]
+        order = [line.split("] ")[1].split(" ")[0].rstrip(":") for line in status_lines]
+        assert order == ["pending", "running", "succeeded"], instant.stdout
+        assert (
+            lines.index(status_lines[1])
+            < lines.index("now")
+            < lines.index(status_lines[2])
+        ), instant.stdout
     finally:
+        _cli(home, "local", "stop")
+
+
+def test_cli_run_interrupted_kills_the_job(tmp_path: Path) -> None:
+    home = tmp_path / "run-home"
+    env = {**os.environ, "APOLO_JUPYTER_HOME": str(home), "HOME": str(tmp_path)}
+    proc = subprocess.Popen(
+        [*RUN, "ubuntu", "--", "sh", "-c", "echo up; sleep 60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("job job-"), first
+        job_id = first.split()[1]
+        for line in proc.stdout:
+            if line == "up\n":
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130
+        assert f"Interrupted: killed {job_id}" in err and "Traceback" not in err, err
+        status = _cli(home, "local", "status")
+        assert re.search(r"jobs:\s+1 cancelled\n", status.stdout), status.stdout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
         _cli(home, "local", "stop")
