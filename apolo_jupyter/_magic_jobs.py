@@ -16,6 +16,12 @@ from .client import Client, JobDescription, JobStatus, get
 IDLE_END = 0.5  # without -f, stop reading a running job's log after this quiet time
 
 
+def _one_line(text: str, width: int) -> str:
+    """``text`` on one line (a cell's script has newlines), cut to ``width``."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
 def _age(job: JobDescription) -> str:
     created = job.history.created_at
     if created is None:
@@ -65,7 +71,7 @@ def list_jobs(
                 job.status.value,
                 job.preset_name or "",
                 _age(job),
-                (job.container.command or "")[:40],
+                _one_line(job.container.command or "", 40),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -139,9 +139,14 @@ def test_cell_magic_runs_the_cell_with_bash(
     assert job.status == JobStatus.SUCCEEDED
     out = capsys.readouterr().out
     assert "training\nepochs 3\n" in out
-    job = shell.run_cell_magic("apolo_job", "--python", "print(sum(range(10)))\n")
+    job = shell.run_cell_magic(
+        "apolo_job", "--python -n two-lines", "x = sum(range(10))\nprint(x)\n"
+    )
     assert job.status == JobStatus.SUCCEEDED
     assert "45\n" in capsys.readouterr().out
+    shell.run_line_magic("apolo_ps", "-a -n two-lines")
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 2 and table[1].startswith(job.id), table  # one row, one line
 
 
 def test_detach_ps_logs_kill(
