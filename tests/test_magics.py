@@ -110,6 +110,12 @@ def test_run_attached_prints_text_and_returns_the_description(
     assert out.index(lines[1]) < out.index("hello") < out.index(lines[2])
     assert not any("exit code" in line for line in lines[:2]), lines
     assert "(exit code 3)" in out[-1]
+    assert shell.display_formatter is not None
+    shown = shell.display_formatter.format(job)[0]["text/plain"]
+    assert shown == (
+        f"JobDescription(id={job.id!r}, status=failed, image='ubuntu:latest', "
+        "preset='cpu-small', reason='Error', exit_code=3)"
+    )
     with pytest.raises(RuntimeError, match="failed"):
         shell.run_line_magic("apolo_run", "--raise ubuntu -- false")
 

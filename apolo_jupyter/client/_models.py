@@ -314,6 +314,21 @@ class JobDescription:
     def exit_code(self) -> int | None:
         return self.history.exit_code
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """What IPython shows for a job (a magic's result): one line, the fields a
+        user looks at. ``repr()`` still has every field."""
+        fields = [f"id={self.id!r}", f"status={self.status.value}"]
+        if self.name:
+            fields.append(f"name={self.name!r}")
+        fields.append(f"image={str(self.container.image)!r}")
+        if self.preset_name:
+            fields.append(f"preset={self.preset_name!r}")
+        if self.history.reason:
+            fields.append(f"reason={self.history.reason!r}")
+        if self.history.exit_code is not None:
+            fields.append(f"exit_code={self.history.exit_code}")
+        printer.text(f"JobDescription({', '.join(fields)})")
+
 
 @dataclass(frozen=True)
 class Preset:
