@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 from IPython.core.error import UsageError
 
 from ._forward_control import ForwardControl
+from ._frontend import use_widgets
 from ._magic_run import connect, known_job
-from .widgets._forward_toggle import PortForwardToggle
+from .widgets._forward_toggle import ERROR, ON, PortForwardToggle
+
+TEXT_WAIT = 60.0  # seconds text mode waits for a forward asked for with --on
 
 
 def forward_toggle(job_id: str, port: int, on: bool) -> PortForwardToggle:
@@ -15,7 +20,33 @@ def forward_toggle(job_id: str, port: int, on: bool) -> PortForwardToggle:
     rt, client = connect()
     with known_job(job_id):
         job = rt.run(client.jobs.status(job_id), timeout=30)
+    if job.status.is_finished:
+        raise UsageError(
+            f"{job.id} is {job.status.value}; port forwarding needs a running job "
+            "(start one with %apolo_run -d IMAGE -- COMMAND)"
+        )
     control = ForwardControl(rt, client, job.id, port)
     if on:
         control.view.turn_on()
+    if not use_widgets():  # a terminal or a headless run sees no widget: say it
+        _report(control, on)
     return control.view
+
+
+def _report(control: ForwardControl, on: bool) -> None:
+    view = control.view
+    if not on:
+        print(f"{view.job_id}:{view.job_port}: off (add --on to forward it)")
+        return
+    deadline = time.monotonic() + TEXT_WAIT
+    while view.state not in (ON, ERROR) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    record = control.record
+    if view.state == ON and record is not None:
+        print(
+            f"{view.job_id}:{view.job_port}: on at {view.url} (through Jupyter) "
+            f"and 127.0.0.1:{record.port}"
+        )
+    else:
+        reason = view.error or f"not on after {TEXT_WAIT:.0f} s"
+        print(f"{view.job_id}:{view.job_port}: {view.state}: {reason}")

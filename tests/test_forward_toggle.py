@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import urllib.request
 from collections.abc import Iterator
@@ -122,3 +123,62 @@ def test_finished_job_shows_an_error() -> None:
     until(lambda: control.view.state == "error")
     assert f"{JobStatus.SUCCEEDED}" in control.view._status.value
     assert control.view._button.value is False
+
+
+def test_magic_in_a_terminal_says_where_the_forward_is(
+    server_job: tuple[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    job_id, port = server_job
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "apolo_jupyter")
+    try:
+        view = shell.run_line_magic("apolo_forward", f"{job_id} {port} --on")
+        try:
+            line = capsys.readouterr().out.strip()
+            match = re.fullmatch(
+                rf"{job_id}:{port}: on at (/apolo/forward/\S+/) \(through Jupyter\) "
+                r"and 127\.0\.0\.1:(\d+)",
+                line,
+            )
+            assert match, line
+            assert match[1] == view.url
+            assert _fetch(int(match[2])) == b"hello through the toggle"
+        finally:
+            view.turn_off()
+            until(lambda: view.state == "off")
+        shell.run_line_magic("apolo_forward", f"{job_id} {port}")
+        assert (
+            capsys.readouterr().out.strip()
+            == f"{job_id}:{port}: off (add --on to forward it)"
+        )
+    finally:
+        shell.run_line_magic("unload_ext", "apolo_jupyter")
+
+
+def test_magic_refuses_a_finished_job() -> None:
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    rt = runtime()
+    client = rt.client()
+
+    async def done_job() -> str:
+        job = await client.jobs.start(
+            image=client.parse.remote_image("ubuntu"),
+            preset_name="cpu-small",
+            command="true",
+        )
+        return (await wait_finished(client, job.id)).id
+
+    job_id = rt.run(done_job(), timeout=60)
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "apolo_jupyter")
+    try:
+        with pytest.raises(
+            UsageError, match="is succeeded; port forwarding needs a running"
+        ):
+            shell.run_line_magic("apolo_forward", f"{job_id} 8080 --on")
+    finally:
+        shell.run_line_magic("unload_ext", "apolo_jupyter")

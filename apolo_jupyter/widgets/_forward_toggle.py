@@ -24,6 +24,7 @@ class PortForwardToggle(w.VBox):
         self._on_change = on_change
         self.state = OFF
         self.url: str | None = None
+        self.error: str | None = None  # the error state's text, plain
         self._button = w.ToggleButton(
             value=False,
             description=f"Forward port {job_port}",
@@ -61,18 +62,18 @@ class PortForwardToggle(w.VBox):
         self._button.value = False
 
     def show_off(self, note: str = "") -> None:
-        self.state, self.url = OFF, None
+        self.state, self.url, self.error = OFF, None, None
         self._set_button(False)
         self._status.value = html.escape(note or "off")
         self._frame.value = ""
 
     def show_starting(self) -> None:
-        self.state = STARTING
+        self.state, self.error = STARTING, None
         self._set_button(True)
         self._status.value = "starting…"
 
     def show_on(self, url: str) -> None:
-        self.state, self.url = ON, url
+        self.state, self.url, self.error = ON, url, None
         self._set_button(True)
         link = html.escape(url, quote=True)
         self._status.value = (
@@ -84,7 +85,7 @@ class PortForwardToggle(w.VBox):
         )
 
     def show_error(self, message: str) -> None:
-        self.state, self.url = ERROR, None
+        self.state, self.url, self.error = ERROR, None, message
         self._set_button(False)
         self._status.value = (
             f'<span style="color:#b00020" role="alert">{html.escape(message)}</span>'
