@@ -74,6 +74,7 @@ class Backend:
         app.router.add_post("/slow-upload", self._slow_upload)
         app.router.add_get("/slow-download", self._slow_download)
         app.router.add_get("/truncated", self._truncated)
+        app.router.add_get("/redirect", self._redirect)
         app.router.add_route("*", "/{tail:.*}", self._echo)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -111,7 +112,20 @@ class Backend:
                 "size": size,
                 "sha256": digest.hexdigest(),
             },
-            headers={"X-Backend": "yes", "Set-Cookie": "evil=1; Path=/"},
+            headers={
+                "ETag": '"v1"',
+                "Cache-Control": "no-store",
+                # Each of these would act on the whole Jupyter origin:
+                "Set-Cookie": "evil=1; Path=/",
+                "Clear-Site-Data": '"cookies", "storage"',
+                "Access-Control-Allow-Origin": "https://evil.example",
+                "Access-Control-Allow-Credentials": "true",
+                "Service-Worker-Allowed": "/",
+                "Refresh": "0; url=https://evil.example/",
+                "NEL": '{"report_to": "x", "max_age": 86400}',
+                "X-Content-Type-Options": "none",
+                "X-Backend": "yes",
+            },
         )
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
@@ -140,6 +154,9 @@ class Backend:
         self.second_sent.set()
         await resp.write_eof()
         return resp
+
+    async def _redirect(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(status=302, headers={"Location": request.query["to"]})
 
     async def _truncated(self, request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse()
@@ -244,8 +261,20 @@ async def test_authenticated_get_reaches_backend(
         assert r.status == 200, await r.text()
         body = await r.json()
         assert SANDBOX_CSP in r.headers.getall("Content-Security-Policy")
-        assert r.headers["X-Backend"] == "yes"
+        assert r.headers["ETag"] == '"v1"' and r.headers["Cache-Control"] == "no-store"
         assert not any("evil" in c for c in r.headers.getall("Set-Cookie", []))
+        for name in (
+            "Clear-Site-Data",
+            "Access-Control-Allow-Origin",
+            "Access-Control-Allow-Credentials",
+            "Service-Worker-Allowed",
+            "Refresh",
+            "NEL",
+            "X-Backend",
+        ):
+            # (Jupyter itself sends an empty Access-Control-Allow-Origin.)
+            assert not any(r.headers.getall(name, [])), (name, r.headers.getall(name))
+        assert r.headers.getall("X-Content-Type-Options", ["nosniff"]) == ["nosniff"]
     assert body["method"] == "GET" and body["path"] == "/some/path"
     assert body["query_string"] == "x=1"
     assert dict((k.lower(), v) for k, v in body["headers"])["host"] == (
@@ -322,6 +351,66 @@ async def test_unauthenticated_http_is_refused(
             method, proxied(server, fwd, "/x"), headers=headers, allow_redirects=False
         ) as r:
             assert r.status == 403
+    assert backend.count == before
+
+
+async def test_redirects_stay_inside_the_forward(
+    http: aiohttp.ClientSession, server: Server, fwd: registry.Forward, backend: Backend
+) -> None:
+    prefix = f"/apolo/forward/{fwd.id}"
+    cases = {
+        "/elsewhere?a=1": f"{prefix}/elsewhere?a=1",
+        f"http://127.0.0.1:{backend.port}/x?y=1": f"{prefix}/x?y=1",
+        f"http://localhost:{backend.port}": f"{prefix}/",
+        "next/page": "next/page",
+        "https://evil.example/": None,
+        f"http://127.0.0.1:{backend.port + 1}/": None,
+        "//evil.example/x": None,
+    }
+    for target, expected in cases.items():
+        async with http.get(
+            proxied(server, fwd, "/redirect"),
+            params={"to": target},
+            headers=server.auth,
+            allow_redirects=False,
+        ) as r:
+            assert r.status == 302
+            assert r.headers.get("Location") == expected, target
+
+
+async def test_expect_100_continue_upload(
+    http: aiohttp.ClientSession, server: Server, fwd: registry.Forward
+) -> None:
+    data = pattern(2 << 20)
+    async with (
+        asyncio.timeout(20),
+        http.post(
+            proxied(server, fwd, "/upload"),
+            headers=server.auth,
+            data=data,
+            expect100=True,
+        ) as r,
+    ):
+        assert r.status == 200, await r.text()
+        body = await r.json()
+    assert body["size"] == len(data)
+    assert "expect" not in {k.lower() for k, _ in body["headers"]}
+
+
+async def test_websocket_from_another_origin_never_reaches_the_job(
+    http: aiohttp.ClientSession, server: Server, fwd: registry.Forward, backend: Backend
+) -> None:
+    # A browser on another site sends the user's cookie, never the token header.
+    async with http.get(f"{server.url}/api/status?token={server.token}") as r:
+        assert r.status == 200
+    before = backend.count
+    for origin in ("http://evil.example", "null"):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await http.ws_connect(
+                proxied(server, fwd, "/ws?action=delete-everything"),
+                headers={"Origin": origin},
+            )
+        assert info.value.status == 403
     assert backend.count == before
 
 

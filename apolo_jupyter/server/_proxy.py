@@ -46,6 +46,7 @@ from apolo_jupyter._forward_registry import Forward, lookup
 
 from ._rewrite import (
     SANDBOX_CSP,
+    location,
     request_headers,
     response_headers,
     strip_query,
@@ -55,8 +56,10 @@ from ._rewrite import (
 __all__ = ["ForwardProxyHandler"]
 
 _MESSAGES = {
+    400: "not a WebSocket upgrade",
     403: "forbidden",
     404: "unknown or expired forward",
+    426: "unsupported WebSocket version",
     502: "the forwarded port did not answer",
 }
 _BODY_QUEUE = 8  # chunks in flight between the browser and the upstream
@@ -143,7 +146,7 @@ class ForwardProxyHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         self.finish(text.lower() + "\n")
 
     def on_finish(self) -> None:
-        if self.get_status() != 101:  # an accepted WebSocket lives on until on_close
+        if self.ws_connection is None:  # an accepted WebSocket lives until on_close
             self._cleanup()
 
     def _cleanup(self) -> None:
@@ -197,12 +200,24 @@ class ForwardProxyHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         assert self._exchange is not None
         try:
             resp = await self._exchange
+        except asyncio.CancelledError:
+            if self._exchange.cancelled():  # the browser went away: nothing to say
+                return
+            raise
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.log.info("apolo forward upstream failed: %s", type(exc).__name__)
             raise web.HTTPError(502) from None
         async with resp:
+            if resp.status < 200:  # e.g. 101 to a plain request: not a response
+                raise web.HTTPError(502)
             self.set_status(resp.status)
             self.clear_header(_CSP)
+            target = resp.headers.get("Location")
+            if target is not None and self._forward is not None:
+                prefix = url_path_join(self.base_url, "apolo/forward", self._forward.id)
+                kept = location(target, self._forward.port, prefix)
+                if kept is not None:
+                    self.set_header("Location", kept)
             seen: set[str] = set()
             for name, value in response_headers(resp.headers.items()):
                 lower = name.lower()
@@ -261,6 +276,16 @@ class ForwardProxyHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             return
         forward = self._forward
         assert forward is not None
+        # Tornado checks these only in super().get(); the job must not see a
+        # handshake (on a path an attacker chose) that Jupyter then refuses.
+        headers = self.request.headers
+        if "upgrade" not in headers.get("Connection", "").lower():
+            raise web.HTTPError(400)
+        if headers.get("Sec-WebSocket-Version") not in ("7", "8", "13"):
+            raise web.HTTPError(426)
+        origin = headers.get("Origin", headers.get("Sec-Websocket-Origin"))
+        if origin is not None and not self.check_origin(origin):
+            raise web.HTTPError(403)
         protocols = [
             p.strip()
             for p in self.request.headers.get("Sec-WebSocket-Protocol", "").split(",")
@@ -274,7 +299,11 @@ class ForwardProxyHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
                     self.request.headers.get_all(), forward.port
                 ),
                 protocols=protocols,
-                max_msg_size=0,
+                # As big as tornado accepts from the browser; beyond it the
+                # upstream is closed with 1009 instead of growing this server.
+                max_msg_size=self.settings.get(
+                    "websocket_max_message_size", 10 * 1024 * 1024
+                ),
                 compress=0,
             )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:

@@ -3,19 +3,22 @@
 Requests lose the user's Jupyter credentials (all cookies, ``Authorization``,
 the XSRF headers, the ``token`` and ``_xsrf`` query parameters) and hop-by-hop
 headers; ``Host`` becomes the loopback upstream. Nothing else is rewritten.
-Responses lose hop-by-hop headers and ``Set-Cookie`` (the job must not set
-cookies on the Jupyter origin, and it never receives any back anyway).
+Responses keep only the headers a page needs (an allowlist): anything that
+acts on the whole Jupyter origin (``Set-Cookie``, ``Clear-Site-Data``, HSTS,
+``NEL``/reporting, CORS grants, ``Service-Worker-Allowed``, ``Refresh``...) never
+reaches the browser. ``Location`` is kept only when it stays inside the forward.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 
 from multidict import CIMultiDict
 
 __all__ = [
     "SANDBOX_CSP",
+    "location",
     "request_headers",
     "response_headers",
     "strip_query",
@@ -24,7 +27,8 @@ __all__ = [
 
 # Job content runs in an opaque origin: it cannot reach JupyterLab's cookies,
 # storage or API as the user (no ``allow-same-origin``).
-SANDBOX_CSP = "sandbox allow-scripts allow-forms allow-popups"
+# Only JupyterLab itself may frame it.
+SANDBOX_CSP = "sandbox allow-scripts allow-forms allow-popups; frame-ancestors 'self'"
 
 _HOP_BY_HOP = frozenset(
     {
@@ -40,6 +44,30 @@ _HOP_BY_HOP = frozenset(
     }
 )
 _CREDENTIALS = frozenset({"authorization", "cookie", "x-xsrftoken", "x-csrftoken"})
+# Tornado has answered ``Expect: 100-continue`` itself; the upstream must not
+# wait for a second one (a plain HTTP/1.0 server never sends it).
+_REQUEST_ONLY_HERE = frozenset({"expect"})
+# What a page needs from its server; the job's own CSP may only add restrictions.
+_RESPONSE_ALLOWED = frozenset(
+    {
+        "accept-ranges",
+        "age",
+        "cache-control",
+        "content-disposition",
+        "content-encoding",
+        "content-language",
+        "content-length",
+        "content-range",
+        "content-security-policy",
+        "content-type",
+        "date",
+        "etag",
+        "expires",
+        "last-modified",
+        "pragma",
+        "vary",
+    }
+)
 # The client negotiates its own handshake with the upstream.
 _WS_HANDSHAKE = frozenset(
     {
@@ -66,7 +94,13 @@ def request_headers(
 ) -> CIMultiDict[str]:
     """The headers to send upstream: credentials and hop-by-hop ones removed."""
     pairs = list(headers)
-    drop = _HOP_BY_HOP | _CREDENTIALS | _connection_tokens(pairs) | {"host"}
+    drop = (
+        _HOP_BY_HOP
+        | _CREDENTIALS
+        | _REQUEST_ONLY_HERE
+        | _connection_tokens(pairs)
+        | {"host"}
+    )
     if websocket:
         drop = drop | _WS_HANDSHAKE
     out: CIMultiDict[str] = CIMultiDict()
@@ -85,10 +119,42 @@ def ws_request_headers(
 
 
 def response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The upstream response headers to pass to the browser."""
+    """The upstream response headers to pass to the browser (``Location`` aside)."""
     pairs = list(headers)
-    drop = _HOP_BY_HOP | _connection_tokens(pairs) | {"set-cookie", "set-cookie2"}
-    return [(n, v) for n, v in pairs if n.lower() not in drop]
+    drop = _HOP_BY_HOP | _connection_tokens(pairs)
+    return [(n, v) for n, v in pairs if n.lower() in _RESPONSE_ALLOWED - drop]
+
+
+def location(value: str, port: int, prefix: str) -> str | None:
+    """A redirect target made to stay inside the forward, or None (dropped).
+
+    ``prefix`` is the forward's path on the Jupyter server (``.../forward/<id>``,
+    no trailing slash). A relative target is kept; a path-absolute one, or an
+    absolute URL to the job's own ``127.0.0.1``/``localhost:<port>``, is moved
+    under the prefix; anything else (another site) is dropped.
+    """
+    if any(c in value for c in "\r\n\0\\"):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        own = parts.scheme in ("http", "https") and parts.hostname in (
+            "127.0.0.1",
+            "localhost",
+        )
+        try:
+            same_port = parts.port == port
+        except ValueError:
+            return None
+        if not (own and same_port):
+            return None
+        path = parts.path or "/"
+    elif value.startswith("/"):
+        path = parts.path
+    else:
+        return value  # relative to the current page, which is inside the forward
+    query = f"?{parts.query}" if parts.query else ""
+    fragment = f"#{parts.fragment}" if parts.fragment else ""
+    return f"{prefix}{path}{query}{fragment}"
 
 
 def strip_query(query: str) -> str:
