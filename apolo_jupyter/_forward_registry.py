@@ -4,11 +4,13 @@ This is the only thing the kernel (which opens a port forward) and the
 jupyter-server extension (which proxies it) share. Each registered forward is one
 file ``<id>.json`` in ``<jupyter_runtime_dir()>/apolo-forwards/`` (or
 ``$APOLO_JUPYTER_FORWARDS_DIR``), holding ``{"id", "port", "job_id", "pid",
-"created"}``. The id is an opaque random token: the proxy URL names the id, never a
+"created", "started"}`` (``started``: the registering process's start time, so a
+reused pid does not revive a dead kernel's record). The id is an opaque random token: the proxy URL names the id, never a
 host or a port, so a URL can reach only a loopback port that a live kernel of this
 user registered.
 
 The directory is 0700 and every file 0600, written atomically; the reader accepts
+only a private directory of this user's, regular files (opened without blocking),
 only ids matching a strict pattern (checked before any file system access), only
 files owned by this user, and treats a record whose process is gone as stale.
 """
@@ -21,6 +23,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -55,6 +58,7 @@ class Forward:
     job_id: str
     pid: int
     created: float
+    started: int | None = None  # the registering process's start time, in ticks
 
 
 def forwards_dir() -> Path:
@@ -76,9 +80,22 @@ def _valid_id(forward_id: object) -> bool:
     return isinstance(forward_id, str) and _ID_RE.fullmatch(forward_id) is not None
 
 
-def _pid_alive(pid: int) -> bool:
+def _start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot), or None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        return int(stat.rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _pid_alive(pid: int, started: int | None) -> bool:
+    """Process ``pid`` is the one that registered: the same pid and, where
+    recorded, the same start time (a killed kernel's pid may be reused)."""
     if pid <= 0:
         return False
+    if started is not None:
+        return _start_ticks(pid) == started
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -106,6 +123,7 @@ def register(port: int, job_id: str) -> Forward:
         job_id=job_id,
         pid=os.getpid(),
         created=time.time(),
+        started=_start_ticks(os.getpid()),
     )
     directory = _ensure_dir()
     data = json.dumps(
@@ -115,6 +133,7 @@ def register(port: int, job_id: str) -> Forward:
             "job_id": forward.job_id,
             "pid": forward.pid,
             "created": forward.created,
+            "started": forward.started,
         }
     ).encode()
     # mkstemp creates the file 0600; os.replace makes it visible atomically.
@@ -148,11 +167,12 @@ def _parse(forward_id: str, raw: bytes) -> Forward | None:
         return None
     if not isinstance(obj, dict):
         return None
-    port, job_id, pid, created = (
+    port, job_id, pid, created, started = (
         obj.get("port"),
         obj.get("job_id"),
         obj.get("pid"),
         obj.get("created"),
+        obj.get("started"),
     )
     if (
         obj.get("id") != forward_id
@@ -161,22 +181,48 @@ def _parse(forward_id: str, raw: bytes) -> Forward | None:
         or not isinstance(job_id, str)
         or type(pid) is not int
         or not isinstance(created, int | float)
+        or not (started is None or type(started) is int)
     ):
         return None
     return Forward(
-        id=forward_id, port=port, job_id=job_id, pid=pid, created=float(created)
+        id=forward_id,
+        port=port,
+        job_id=job_id,
+        pid=pid,
+        created=float(created),
+        started=started,
+    )
+
+
+def _private_dir(path: Path) -> bool:
+    """A real directory of this user's that nobody else can write to."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(st.st_mode)
+        and st.st_uid == os.getuid()
+        and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
     )
 
 
 def _read(path: Path, forward_id: str) -> Forward | None:
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    if not _private_dir(path.parent):
+        return None
+    # O_NONBLOCK: a FIFO planted under a record's name must not hang the server.
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags)
     except OSError:
         return None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
-        if st.st_uid != os.getuid() or st.st_size > 4096:
+        if (
+            not stat.S_ISREG(st.st_mode)
+            or st.st_uid != os.getuid()
+            or st.st_size > 4096
+        ):
             return None
         return _parse(forward_id, f.read())
 
@@ -193,7 +239,7 @@ def lookup(id: str) -> Forward | None:
     forward = _read(path, id)
     if forward is None:
         return None
-    if not _pid_alive(forward.pid):
+    if not _pid_alive(forward.pid, forward.started):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import stat
@@ -38,7 +39,7 @@ def test_permissions_and_content(forwards: Path) -> None:
     path = forwards / f"{fwd.id}.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     data = json.loads(path.read_text())
-    assert set(data) == {"id", "port", "job_id", "pid", "created"}
+    assert set(data) == {"id", "port", "job_id", "pid", "created", "started"}
     assert [p.name for p in forwards.iterdir()] == [path.name]  # no temp files left
 
 
@@ -96,9 +97,38 @@ def test_dead_pid_is_stale_and_removed(forwards: Path) -> None:
     assert not path.exists()
 
 
+def test_a_reused_pid_does_not_revive_a_record(forwards: Path) -> None:
+    fwd = registry.register(9000, "job")
+    assert fwd.started is not None and registry.lookup(fwd.id) == fwd
+    path = forwards / f"{fwd.id}.json"
+    data = json.loads(path.read_text())
+    data["pid"] = 1  # alive, but not the process that registered
+    path.write_text(json.dumps(data))
+    assert registry.lookup(fwd.id) is None
+    assert not path.exists()
+
+
+def test_a_fifo_under_a_record_name_does_not_block(forwards: Path) -> None:
+    fwd = registry.register(9000, "job")
+    path = forwards / f"{fwd.id}.json"
+    path.unlink()
+    os.mkfifo(path, 0o600)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(registry.lookup, fwd.id).result(timeout=5) is None
+
+
+def test_a_directory_others_can_write_is_not_trusted(forwards: Path) -> None:
+    fwd = registry.register(9000, "job")
+    os.chmod(forwards, 0o777)
+    assert registry.lookup(fwd.id) is None
+    os.chmod(forwards, 0o700)
+    assert registry.lookup(fwd.id) == fwd
+
+
 @pytest.mark.parametrize(
     "mutate",
     [
+        lambda d: d.update(started="123"),
         lambda d: d.update(port="80"),
         lambda d: d.update(port=0),
         lambda d: d.update(port=70000),
@@ -138,6 +168,7 @@ def test_unregister_all_of_this_process(forwards: Path) -> None:
     path = forwards / f"{other.id}.json"
     data = json.loads(path.read_text())
     data["pid"] = os.getppid()  # alive, but not us
+    data["started"] = registry._start_ticks(os.getppid())
     path.write_text(json.dumps(data))
     registry.unregister_all_of_this_process()
     assert all(registry.lookup(f.id) is None for f in mine)
