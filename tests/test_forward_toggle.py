@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +90,36 @@ def test_toggle_on_serves_the_job_and_off_removes_the_route(
     assert registry.lookup(forward_id) is None
     with pytest.raises(OSError):
         _fetch(record.port)
+
+
+def test_quick_off_then_on_leaves_one_route_and_one_forward(
+    server_job: tuple[str, int], forwards_dir: Path
+) -> None:
+    job_id, port = server_job
+    rt = runtime()
+    control = ForwardControl(rt, rt.client(), job_id, port)
+    view = control.view
+    view.turn_on()
+    until(lambda: view.state == "on")
+    first = registry.lookup((view.url or "").rstrip("/").rsplit("/", 1)[1])
+    assert first is not None
+    view.turn_off()
+    view.turn_on()  # before the first forward has closed
+    until(
+        lambda: view.state == "on" and view.url is not None and first.id not in view.url
+    )
+    second = registry.lookup((view.url or "").rstrip("/").rsplit("/", 1)[1])
+    assert second is not None and second.id != first.id
+    assert registry.lookup(first.id) is None
+    assert [p.name for p in forwards_dir.iterdir()] == [f"{second.id}.json"]
+    assert _fetch(second.port) == b"hello through the toggle"
+    time.sleep(0.5)  # the first forward's late teardown must not touch the second
+    assert view.state == "on" and registry.lookup(second.id) == second
+    view.turn_off()
+    until(lambda: view.state == "off")
+    assert list(forwards_dir.iterdir()) == []
+    with pytest.raises(OSError):
+        _fetch(second.port)
 
 
 def test_job_end_turns_the_toggle_off(server_job: tuple[str, int]) -> None:
