@@ -136,7 +136,8 @@ def test_job_end_turns_the_toggle_off(server_job: tuple[str, int]) -> None:
     assert registry.lookup(forward_id) is None
 
 
-def test_finished_job_shows_an_error() -> None:
+@pytest.fixture
+def finished_job() -> str:
     rt = runtime()
     client = rt.client()
 
@@ -148,8 +149,13 @@ def test_finished_job_shows_an_error() -> None:
         )
         return (await wait_finished(client, job.id)).id
 
-    job_id = rt.run(done_job(), timeout=60)
-    control = ForwardControl(rt, client, job_id, 8080)
+    return rt.run(done_job(), timeout=60)
+
+
+def test_finished_job_shows_an_error(finished_job: str) -> None:
+    rt = runtime()
+    job_id = finished_job
+    control = ForwardControl(rt, rt.client(), job_id, 8080)
     control.view.turn_on()
     until(lambda: control.view.state == "error")
     assert f"{JobStatus.SUCCEEDED}" in control.view._status.value
@@ -188,22 +194,11 @@ def test_magic_in_a_terminal_says_where_the_forward_is(
         shell.run_line_magic("unload_ext", "apolo_jupyter")
 
 
-def test_magic_refuses_a_finished_job() -> None:
+def test_magic_refuses_a_finished_job(finished_job: str) -> None:
     from IPython.core.error import UsageError
     from IPython.core.interactiveshell import InteractiveShell
 
-    rt = runtime()
-    client = rt.client()
-
-    async def done_job() -> str:
-        job = await client.jobs.start(
-            image=client.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
-            command="true",
-        )
-        return (await wait_finished(client, job.id)).id
-
-    job_id = rt.run(done_job(), timeout=60)
+    job_id = finished_job
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "apolo_jupyter")
     try:
