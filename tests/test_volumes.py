@@ -90,6 +90,22 @@ async def test_read_only_volume_must_exist(client: Client) -> None:
 
 
 @pytest.mark.parametrize(
+    ("paths", "message"),
+    [
+        (["/"], "cannot be mounted at '/'"),
+        (["//"], "cannot be mounted at '//'"),
+        (["/var/data", "/var/data/"], "two volumes are mounted at '/var/data/'"),
+    ],
+)
+async def test_bad_mount_points_are_refused_when_the_job_is_created(
+    client: Client, paths: list[str], message: str
+) -> None:
+    volumes = [client.parse.volume(f"storage:{_folder()}:{path}") for path in paths]
+    with pytest.raises(IllegalArgumentError, match=message):
+        await _run(client, "true", *volumes)
+
+
+@pytest.mark.parametrize(
     "src",
     [
         "storage://local/local/default/../../../etc",

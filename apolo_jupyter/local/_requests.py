@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 import uuid
@@ -91,7 +92,7 @@ def _volumes(settings: Settings, raw: Any) -> list[dict[str, Any]]:
         return []
     if not isinstance(raw, list):
         raise BadRequest("volumes must be a list")
-    volumes = []
+    volumes: list[dict[str, Any]] = []
     for item in raw:
         if (
             not isinstance(item, dict)
@@ -103,6 +104,18 @@ def _volumes(settings: Settings, raw: Any) -> list[dict[str, Any]]:
         if not dst.startswith("/"):
             raise BadRequest(
                 f"volume container path {dst!r} must be absolute, e.g. /var/data"
+            )
+        # Refused now rather than when the job starts (the sandbox checks again).
+        if posixpath.normpath(dst) in ("/", "//"):
+            raise BadRequest(
+                f"a volume cannot be mounted at {dst!r}; use a path like /var/data"
+            )
+        if any(
+            posixpath.normpath(v["dst_path"]) == posixpath.normpath(dst)
+            for v in volumes
+        ):
+            raise BadRequest(
+                f"two volumes are mounted at {dst!r}; give each its own path"
             )
         storage_host_path(settings, str(item["src_storage_uri"]))
         volumes.append(
