@@ -75,13 +75,21 @@ async def test_history_survives_a_restart(own_platform: Platform) -> None:
         assert lost.status == JobStatus.FAILED
         assert lost.reason == "PlatformRestarted"
         assert "could not re-adopt" in lost.history.description
-    time.sleep(0.2)
-    assert not [
-        pid
-        for pid in job_pids
-        if psutil.pid_exists(pid)
-        and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    ]
+
+    def alive() -> list[int]:
+        out = []
+        for pid in job_pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    out.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    deadline = time.monotonic() + 10
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive()
 
 
 RUN = [sys.executable, "-m", "apolo_jupyter.cli", "run"]

@@ -73,11 +73,32 @@ def test_lookup_rejects_malformed_ids_before_touching_disk(
     registry.unregister(bad)
 
 
-def test_path_traversal_cannot_reach_outside(forwards: Path, tmp_path: Path) -> None:
+def _plant(forwards: Path, forward_id: str) -> None:
+    """A record that would be valid for ``forward_id`` in every other respect,
+    at the path that id names (relative to the registry directory)."""
     fwd = registry.register(9000, "job")
-    record = (forwards / f"{fwd.id}.json").read_text()
-    (tmp_path / "outside.json").write_text(record)
+    data = json.loads((forwards / f"{fwd.id}.json").read_text())
+    data["id"] = forward_id
+    path = forwards / f"{forward_id}.json"
+    path.write_text(json.dumps(data))
+    path.chmod(0o600)
+
+
+def test_path_traversal_cannot_reach_outside(forwards: Path, tmp_path: Path) -> None:
+    _plant(forwards, "../outside")
+    assert (tmp_path / "outside.json").exists()
     assert registry.lookup("../outside") is None
+
+
+@pytest.mark.parametrize(
+    "bad", ["a" * 65, "a" * 15, "abc.def-ghijklmnop", "abc defghijklmnop"]
+)
+def test_only_the_id_pattern_stops_these(forwards: Path, bad: str) -> None:
+    _plant(forwards, bad)
+    assert registry.lookup(bad) is None
+    good = "b" * 20
+    _plant(forwards, good)  # the same planting, with a valid id, is found
+    assert registry.lookup(good) is not None
 
 
 def test_dead_pid_is_stale_and_removed(forwards: Path) -> None:

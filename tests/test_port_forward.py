@@ -1,4 +1,4 @@
-"""Port forwarding end to end: our client's ``forward`` over the real local platform.
+"""Port forwarding end to end: ``client.jobs.port_forward`` over the real local platform.
 
 Jobs run real servers (http.server, an echo server, the grpclib Greeter); where a
 test needs a server that outlives the job or can be made slow, the test itself
@@ -20,9 +20,9 @@ import psutil
 import pytest
 
 from apolo_jupyter import Client, IllegalArgumentError, JobDescription, JobStatus
-from apolo_jupyter.client._port_forward import Forward, forward
+from apolo_jupyter.client._port_forward import Forward
 
-from .conftest import Platform, free_port
+from .conftest import Platform, free_port, wait_running
 
 HERE = Path(__file__).resolve().parent
 GRPC_DIR = HERE / "grpc_helloworld"
@@ -79,9 +79,8 @@ async def serving_job(client: Client, command: str, port: int) -> JobDescription
 def forward_to(
     client: Client, job_id: str, job_port: int, local_port: int = 0
 ) -> AbstractAsyncContextManager[Forward]:
-    """What ``client.jobs.port_forward`` does."""
-    url = client.config.cluster.monitoring_url / job_id / "port_forward"
-    return forward(client.jobs._core, url / str(job_port), local_port)
+    """``client.jobs.port_forward`` (the public API), with the job's port first."""
+    return client.jobs.port_forward(job_id, local_port, job_port)
 
 
 @asynccontextmanager
@@ -97,13 +96,8 @@ async def echo_job(client: Client) -> AsyncIterator[tuple[JobDescription, int]]:
 @asynccontextmanager
 async def sleeping_job(client: Client) -> AsyncIterator[JobDescription]:
     job = await start_job(client, "sleep 60")
-    for _ in range(500):
-        status = (await client.jobs.status(job.id)).status
-        if status is JobStatus.RUNNING:
-            break
-        assert status is JobStatus.PENDING, status
-        await asyncio.sleep(0.02)
     try:
+        assert (await wait_running(client, job.id)).status is JobStatus.RUNNING
         yield job
     finally:
         await client.jobs.kill(job.id)

@@ -81,6 +81,7 @@ async def test_failed_job_reason_and_description(client: Client) -> None:
                 f"Job {job.id} failed with {job.reason}:{job.history.description}"
             )
     assert job.history.exit_code == 3
+    assert job.reason == "Error" and "code 3" in (job.history.description or "")
     assert [t.status for t in job.history.transitions] == [
         JobStatus.PENDING,
         JobStatus.RUNNING,
