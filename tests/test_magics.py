@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from apolo_jupyter import JobDescription, JobStatus
 from apolo_jupyter._runtime import runtime
+
+from .conftest import free_port, until
 
 
 @pytest.fixture(scope="module")
@@ -291,3 +294,31 @@ def test_no_backend_reachable(shell: InteractiveShell, tmp_path: Path) -> None:
     output = proc.stdout + proc.stderr
     assert "UsageError: no Apolo platform is reachable" in output, output
     assert "%apolo_use" in output
+
+
+def _serves(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def test_run_port_forward_serves_while_the_job_runs(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local, remote = free_port(), free_port()
+    job = shell.run_line_magic(
+        "apolo_run",
+        f"-d --port-forward {local}:{remote} python:3.11 -- "
+        f"python3 -m http.server {remote} --bind 127.0.0.1",
+    )
+    try:
+        out = capsys.readouterr().out
+        assert f"forwarding 127.0.0.1:{local} to port {remote} of {job.id}" in out
+        until(lambda: _serves(local))
+    finally:
+        shell.run_line_magic("apolo_kill", job.id)
+    until(lambda: not _serves(local))  # the forward ends with the job
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=5)

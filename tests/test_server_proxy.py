@@ -24,6 +24,7 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from apolo_jupyter import _forward_registry as registry
+from apolo_jupyter._forward_control import proxy_url
 from apolo_jupyter.server._rewrite import SANDBOX_CSP
 
 from ._jupyter import Server, launch
@@ -607,3 +608,30 @@ def test_shipped_config_enables_the_extension() -> None:
     assert data == {
         "ServerApp": {"jpserver_extensions": {"apolo_jupyter.server": True}}
     }
+
+
+async def test_under_a_base_url_as_on_jupyterhub(
+    http: aiohttp.ClientSession, tmp_path: Path, forwards_dir: Path,
+    fwd: registry.Forward, backend: Backend, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    hub = start_server(tmp_path, forwards_dir, "--ServerApp.base_url=/user/alice/")
+    try:
+        # What the kernel shows the user: JupyterHub's prefix, then the route.
+        monkeypatch.delenv("APOLO_JUPYTER_BASE_URL", raising=False)
+        monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice")
+        url = hub.url + proxy_url(fwd.id) + "some/path"
+        assert url == f"{hub.url}/user/alice/apolo/forward/{fwd.id}/some/path"
+        async with http.get(url, headers=hub.auth) as r:
+            assert r.status == 200, await r.text()
+            assert (await r.json())["path"] == "/some/path"
+        async with http.get(
+            f"{hub.url}/user/alice/apolo/forward/{fwd.id}/redirect",
+            params={"to": "/login"},
+            headers=hub.auth,
+            allow_redirects=False,
+        ) as r:
+            assert r.headers["Location"] == f"/user/alice/apolo/forward/{fwd.id}/login"
+        async with http.get(proxied(hub, fwd, "/x"), headers=hub.auth) as r:
+            assert r.status == 404  # not served outside the base URL
+    finally:
+        hub.stop()
