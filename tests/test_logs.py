@@ -52,7 +52,7 @@ async def test_logs_of_a_finished_job(client: Client) -> None:
 
 
 async def test_logs_follow_a_running_job_live(client: Client) -> None:
-    script = "import time\nfor i in range(5):\n    print(i, time.time(), flush=True)\n    time.sleep(0.2)"
+    script = "import time\nfor i in range(5):\n    print(i, time.time(), flush=True)\n    time.sleep(0.3)"
     job_id = await _start(client, f"{PY} '{script}'")
     seen: list[tuple[int, float, float]] = []
     async with client.jobs.monitor(job_id) as chunks:
@@ -64,9 +64,10 @@ async def test_logs_follow_a_running_job_live(client: Client) -> None:
                 i, printed = line.split()
                 seen.append((int(i), float(printed), time.time()))
     assert [i for i, _, _ in seen] == [0, 1, 2, 3, 4]
-    # Live: each line arrived well before the job ended, within ~0.2 s of printing.
-    lags = sorted(arrived - printed for _, printed, arrived in seen)
-    assert lags[len(lags) // 2] < 0.2
+    # Live, not batched at the end: the first lines arrived while the job was still
+    # printing (before the last line was printed, 1.2 s after the first).
+    last_printed = seen[-1][1]
+    assert all(arrived < last_printed for _, _, arrived in seen[:3]), seen
     assert (await client.jobs.status(job_id)).status == JobStatus.SUCCEEDED
 
 
@@ -90,11 +91,11 @@ async def test_quiet_job_is_not_disconnected(client: Client) -> None:
 
 
 async def test_since_and_timestamps(client: Client) -> None:
-    job_id = await _start(client, "sh -c 'echo early; sleep 1; echo late'")
+    job_id = await _start(client, "sh -c 'echo early; sleep 2; echo late'")
     await wait_finished(client, job_id)
     job = await client.jobs.status(job_id)
     assert job.history.started_at is not None
-    middle = job.history.started_at.timestamp() + 0.6
+    middle = job.history.started_at.timestamp() + 1.0
     late = (
         await _logs(client, job_id, since=datetime.fromtimestamp(middle, UTC))
     ).decode()
@@ -106,7 +107,7 @@ async def test_since_and_timestamps(client: Client) -> None:
         match = re.fullmatch(r"(\S+Z) (\w+)", line)
         assert match and match.group(2) == word, line
         times.append(datetime.fromisoformat(match.group(1).replace("Z", "+00:00")))
-    assert 0.7 < (times[1] - times[0]).total_seconds() < 1.5
+    assert 1.5 < (times[1] - times[0]).total_seconds() < 3.5
 
 
 async def test_unknown_job_logs(client: Client) -> None:
