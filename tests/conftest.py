@@ -137,3 +137,22 @@ async def wait_running(client: Client, job_id: str) -> JobDescription:
             if job.status == JobStatus.RUNNING or job.status.is_finished:
                 return job
     raise AssertionError(f"watch of {job_id} ended before the job ran")
+
+
+def start_on_runtime(command: str, *, finish: bool = False) -> str:
+    """Start an ``ubuntu`` job with the runtime's client (as widgets and magics
+    do); with ``finish``, return once it has finished."""
+    from apolo_jupyter._runtime import runtime
+
+    rt = runtime()
+    client = rt.client()
+
+    async def start() -> str:
+        job = await client.jobs.start(
+            image=client.parse.remote_image("ubuntu"),
+            preset_name="cpu-small",
+            command=command,
+        )
+        return (await wait_finished(client, job.id)).id if finish else job.id
+
+    return rt.run(start(), timeout=60)

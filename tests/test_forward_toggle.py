@@ -16,7 +16,7 @@ from apolo_jupyter._forward_control import ForwardControl
 from apolo_jupyter._runtime import runtime
 from apolo_jupyter.client import JobStatus
 
-from .conftest import free_port, until, wait_finished, wait_running
+from .conftest import free_port, start_on_runtime, until, wait_running
 
 SERVER = """
 import http.server, sys
@@ -138,18 +138,7 @@ def test_job_end_turns_the_toggle_off(server_job: tuple[str, int]) -> None:
 
 @pytest.fixture
 def finished_job() -> str:
-    rt = runtime()
-    client = rt.client()
-
-    async def done_job() -> str:
-        job = await client.jobs.start(
-            image=client.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
-            command="true",
-        )
-        return (await wait_finished(client, job.id)).id
-
-    return rt.run(done_job(), timeout=60)
+    return start_on_runtime("true", finish=True)
 
 
 def test_finished_job_shows_an_error(finished_job: str) -> None:
