@@ -176,6 +176,9 @@ class Backend:
                 if msg.data == "close":
                     await ws.close(code=4001, message=b"bye")
                     break
+                if msg.data.startswith("send-mib:"):  # one message that big
+                    await ws.send_bytes(b"x" * (int(msg.data[9:]) << 20))
+                    continue
                 await ws.send_str("echo:" + msg.data)
             elif msg.type == WSMsgType.BINARY:
                 await ws.send_bytes(b"echo:" + msg.data)
@@ -446,6 +449,21 @@ async def test_websocket_relay(
     seen = [s for s in backend.seen if s["path"].startswith("/ws")][-1]
     assert seen["path"] == "/ws?q=1"
     assert not header_names(seen["headers"]) & {"authorization", "cookie"}
+
+
+async def test_an_oversized_message_from_the_job_closes_with_1009(
+    http: aiohttp.ClientSession, server: Server, fwd: registry.Forward
+) -> None:
+    async with http.ws_connect(
+        proxied(server, fwd, "/ws"), headers=server.auth, max_msg_size=0
+    ) as ws:
+        await ws.send_str("send-mib:9")  # under tornado's 10 MiB: relayed
+        assert len(await ws.receive_bytes(timeout=30)) == 9 << 20
+        await ws.send_str("send-mib:11")  # over it: not buffered, closed
+        msg = await ws.receive(timeout=30)
+        assert msg.type == WSMsgType.CLOSE and msg.data == 1009, msg
+    async with http.get(f"{server.url}/api/status", headers=server.auth) as r:
+        assert r.status == 200  # the server is still there
 
 
 async def test_large_bodies_stream_byte_exact(
