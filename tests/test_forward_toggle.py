@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,13 +23,18 @@ SERVER = """
 import http.server, sys
 class Hello(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path == "/stream":  # endless, for a client that never reads
+            self.send_response(200)
+            self.end_headers()
+            while True:
+                self.wfile.write(b"x" * 65536)
         body = b"hello through the toggle"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 print("listening", flush=True)
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Hello).serve_forever()
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Hello).serve_forever()
 """
 
 
@@ -103,6 +109,11 @@ def test_quick_off_then_on_leaves_one_route_and_one_forward(
     until(lambda: view.state == "on")
     first = registry.lookup((view.url or "").rstrip("/").rsplit("/", 1)[1])
     assert first is not None
+    # A client that stops reading a stream: the first forward's close handshake
+    # waits behind the data, so its teardown takes its full grace (0.5 s).
+    stalled = socket.create_connection(("127.0.0.1", first.port))
+    stalled.sendall(b"GET /stream HTTP/1.0\r\n\r\n")
+    time.sleep(0.5)
     view.turn_off()
     view.turn_on()  # before the first forward has closed
     until(
@@ -113,8 +124,9 @@ def test_quick_off_then_on_leaves_one_route_and_one_forward(
     assert registry.lookup(first.id) is None
     assert [p.name for p in forwards_dir.iterdir()] == [f"{second.id}.json"]
     assert _fetch(second.port) == b"hello through the toggle"
-    time.sleep(0.5)  # the first forward's late teardown must not touch the second
+    time.sleep(1.0)  # the first forward's late teardown must not touch the second
     assert view.state == "on" and registry.lookup(second.id) == second
+    stalled.close()
     view.turn_off()
     until(lambda: view.state == "off")
     assert list(forwards_dir.iterdir()) == []
