@@ -7,11 +7,12 @@ import asyncio
 import base64
 import json
 import os
+import re
 import shlex
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -177,6 +178,41 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
 
 
+def _as_cli(func: Callable[[], None]) -> int:
+    """Run one of the magics' commands from the shell: the same resolution of
+    the platform (a login, else the local platform) and the same messages, with
+    the magic names turned into commands."""
+    from IPython.core.error import UsageError
+
+    try:
+        func()
+    except UsageError as exc:
+        text = re.sub(r"%apolo_(ps|logs|kill)\b\??", r"apolo-jupyter \1", str(exc))
+        print(f"apolo-jupyter: {text}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    from ._magic_jobs import list_jobs
+
+    return _as_cli(lambda: list_jobs(args.status, args.all, args.name, args.tag))
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from ._magic_jobs import print_logs
+
+    return _as_cli(lambda: print_logs(args.job, args.follow))
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    from ._magic_jobs import kill_jobs
+
+    return _as_cli(lambda: kill_jobs(args.jobs))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="apolo-jupyter",
@@ -215,6 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("image")
     run.add_argument("command", nargs=argparse.REMAINDER)
     run.set_defaults(func=cmd_run)
+    ps = sub.add_parser("ps", help="list jobs (running and pending unless -a)")
+    ps.add_argument("-a", "--all", action="store_true", help="finished jobs too")
+    ps.add_argument("--status", action="append", default=[], help="e.g. failed")
+    ps.add_argument("-n", "--name", default=None)
+    ps.add_argument("--tag", action="append", default=[])
+    ps.set_defaults(func=cmd_ps)
+    logs = sub.add_parser("logs", help="print a job's output (-f: follow it)")
+    logs.add_argument("job", help="job id or name")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.set_defaults(func=cmd_logs)
+    kill = sub.add_parser("kill", help="kill jobs")
+    kill.add_argument("jobs", nargs="+", metavar="job", help="job ids or names")
+    kill.set_defaults(func=cmd_kill)
     return parser
 
 

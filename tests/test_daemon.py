@@ -223,3 +223,51 @@ def test_cli_run_interrupted_kills_the_job(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
         _cli(home, "local", "stop")
+
+
+async def test_cli_ps_logs_kill(own_platform: Platform, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "APOLO_JUPYTER_HOME": str(own_platform.paths.home),
+        "HOME": str(tmp_path),
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "apolo_jupyter.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+
+    async with get(own_platform.url, own_platform.token, quiet=True) as client:
+        job = await client.jobs.start(
+            image=client.parse.remote_image("ubuntu"),
+            preset_name="cpu-small",
+            command="sh -c 'echo from-the-job; sleep 60'",
+            name="cli-listed",
+        )
+        try:
+            await wait_running(client, job.id)
+            async with client.jobs.monitor(job.id) as chunks:
+                async for chunk in chunks:
+                    if b"from-the-job" in chunk:
+                        break
+            listed = cli("ps")
+            assert listed.returncode == 0, listed.stderr
+            assert re.search(rf"{job.id}\s+cli-listed\s+running", listed.stdout)
+            logs = cli("logs", "cli-listed")
+            assert logs.returncode == 0 and logs.stdout.strip() == "from-the-job"
+            killed = cli("kill", job.id)
+            assert killed.stdout.strip() == f"{job.id}: cancelled", killed
+            assert "no jobs running or pending" in cli("ps").stdout
+            assert re.search(
+                rf"{job.id}\s+cli-listed\s+cancelled", cli("ps", "-a").stdout
+            )
+            unknown = cli("kill", "job-00000000-0000-4000-8000-000000000000")
+            assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+            assert "list jobs with apolo-jupyter ps --all" in unknown.stderr, unknown
+        finally:
+            await client.jobs.kill(job.id)
