@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from .client import Client, JobDescription, JobStatus, get
+from ._follow import JobEvents
+from .client import JobDescription, JobStatus, get
 from .client._connect import LOCAL_SOURCE
 from .client._local_home import LocalPaths, ensure_running, is_running, read_info
 
@@ -131,41 +132,23 @@ async def _run(args: argparse.Namespace) -> int:
             f"(preset {args.preset}, image {args.image})"
         )
         created = job.history.transitions[0].transition_time
-        started = asyncio.Event()
-        logs = asyncio.create_task(_print_logs(client, job.id, started))
         shown = 0
         try:
-            async with client.jobs.watch(job.id) as updates:
-                async for job in updates:
-                    lines = _lines(job, shown, created)
-                    if job.status.is_finished:
-                        # Seen already finished: the statuses it went through,
-                        # then all its output, then the final status line.
-                        for line in lines[:-1]:
-                            print(line, flush=True)
-                        lines = lines[-1:]
-                        started.set()
-                        await logs
-                    for line in lines:
+            async with JobEvents(client, job.id) as events:
+                while (event := await events.next()) is not None:
+                    if event.job is None:
+                        sys.stdout.write(event.log or "")
+                        sys.stdout.flush()
+                        continue
+                    job = event.job
+                    for line in _lines(job, shown, created):
                         print(line, flush=True)
                     shown = len(job.history.transitions)
-                    if job.status is not JobStatus.PENDING:
-                        started.set()
         except asyncio.CancelledError:  # Ctrl-C: don't leave the job running
-            logs.cancel()
             await client.jobs.kill(job.id)
             print(f"\nInterrupted: killed {job.id}", file=sys.stderr)
             raise
     return 0 if job.status is JobStatus.SUCCEEDED else 1
-
-
-async def _print_logs(client: Client, job_id: str, started: asyncio.Event) -> None:
-    """The job's output, as it comes, once a status past pending has been shown."""
-    async with client.jobs.monitor(job_id) as chunks:
-        async for chunk in chunks:
-            await started.wait()
-            sys.stdout.write(chunk.decode(errors="replace"))
-            sys.stdout.flush()
 
 
 def cmd_run(args: argparse.Namespace) -> int:

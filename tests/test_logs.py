@@ -14,6 +14,7 @@ import pytest
 from yarl import URL
 
 from apolo_jupyter import Client, JobStatus, ResourceNotFound
+from apolo_jupyter._follow import JobEvents
 
 from .conftest import Platform, wait_finished
 
@@ -143,3 +144,30 @@ async def test_official_sdk_monitor(platform: Platform, tmp_path: Path) -> None:
                 out += chunk
         assert out.decode().split() == ["one", "two"]
         await asyncio.sleep(0)
+
+
+async def test_events_of_a_job_first_seen_finished_come_in_order(
+    client: Client,
+) -> None:
+    """JobEvents (what the magics and the CLI show) for a job that is over before
+    anyone looks: each status it went through, then its output, then the end."""
+    job_id = await _start(client, "sh -c 'printf \"h\\303\\251\"; echo llo'")
+    await wait_finished(client, job_id)
+    seen: list[str] = []
+    async with JobEvents(client, job_id) as events:
+        while (event := await events.next()) is not None:
+            if event.job is not None:
+                history = event.job.history
+                path = "/".join(t.status.value for t in history.transitions)
+                seen.append(f"{event.job.status.value} {history.exit_code} {path}")
+            else:
+                seen.append(f"log {event.log}")
+    statuses = [s for s in seen if not s.startswith("log")]
+    assert statuses == [
+        "running None pending/running",
+        "succeeded 0 pending/running/succeeded",
+    ], seen
+    output = "".join(s[4:] for s in seen if s.startswith("log"))
+    assert output == "héllo\n"
+    first_log = next(i for i, s in enumerate(seen) if s.startswith("log"))
+    assert seen.index(statuses[0]) < first_log and seen[-1] == statuses[-1]

@@ -1,7 +1,7 @@
 """The one module that feeds views from the runtime thread.
 
-An ``Attachment`` follows one job on the runtime loop: status changes from
-``jobs.watch`` and output from ``jobs.monitor``. It hands them either to a
+An ``Attachment`` follows one job on the runtime loop: its status changes and
+output, in the order ``_follow.JobEvents`` gives them. It hands them either to a
 ``JobStatusView`` (widget mode; updates happen on the runtime thread, started in an
 empty context so headless runs record them) or to a queue that the caller's thread
 prints from (text mode: terminals, nbclient, nbval).
@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import queue
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from .._follow import Event, JobEvents
 from .._runtime import Runtime
 from ..client import Client, JobDescription, JobStatus
 from ._jobs_panel import JobsPanelView
@@ -22,29 +22,6 @@ from ._status_view import JobStatusView
 
 TICK = 1.0
 LOG_BATCH = 0.1  # a noisy job must not flood the browser with redraws
-
-
-def as_of(job: JobDescription, n: int) -> JobDescription:
-    """``job`` as it stood after its first ``n`` (>= 1) status transitions."""
-    items = job.history.transitions[:n]
-    last = items[-1]
-    history = replace(
-        job.history,
-        status=last.status,
-        reason=last.reason,
-        description=last.description,
-        exit_code=last.exit_code,
-        transitions=items,
-    )
-    return replace(job, status=last.status, history=history)
-
-
-@dataclass(frozen=True)
-class Event:
-    """What text mode prints: a status snapshot, or a chunk of output."""
-
-    job: JobDescription | None = None
-    log: str | None = None
 
 
 class Attachment:
@@ -64,9 +41,6 @@ class Attachment:
         self._logs = logs
         self.events: queue.Queue[Event | None] = queue.Queue()
         self.last: JobDescription | None = None
-        # Output is held back until a status past "pending" has been shown, so
-        # text mode never prints a job's first lines above its "running" line.
-        self._started = asyncio.Event()
         self.future: concurrent.futures.Future[JobDescription] = rt.submit(
             self._follow()
         )
@@ -89,66 +63,48 @@ class Attachment:
             self.view.append_log(event.log)
 
     async def _follow(self) -> JobDescription:
-        logs = asyncio.create_task(self._follow_logs()) if self._logs else None
         ticker = asyncio.create_task(self._tick()) if self.view is not None else None
+        loop = asyncio.get_running_loop()
+        pending: list[str] = []  # output not shown yet (a view redraws in batches)
+        flushed = 0.0
+
+        def flush() -> None:
+            nonlocal flushed
+            if pending:
+                self._emit(Event(log="".join(pending)))
+                pending.clear()
+                flushed = loop.time()
+
         try:
-            async with self._client.jobs.watch(self.job_id) as updates:
-                async for job in updates:
-                    self.last = job
-                    if job.status.is_finished and logs is not None:
-                        # A short job may be seen first already finished: show the
-                        # statuses it went through, then all its output, then the end.
-                        if len(job.history.transitions) > 1:
-                            self._emit(
-                                Event(job=as_of(job, len(job.history.transitions) - 1))
-                            )
-                        self._started.set()
-                        await logs
-                    self._emit(Event(job=job))
-                    if job.status != JobStatus.PENDING:
-                        self._started.set()
+            async with JobEvents(self._client, self.job_id, logs=self._logs) as events:
+                while True:
+                    try:
+                        event = await events.next(LOG_BATCH if pending else None)
+                    except TimeoutError:  # a quiet moment: show what is pending
+                        flush()
+                        continue
+                    if event is None:
+                        break
+                    if event.log is not None:
+                        pending.append(event.log)
+                        if self.view is None or loop.time() - flushed >= LOG_BATCH:
+                            flush()
+                    else:
+                        flush()
+                        self.last = event.job
+                        self._emit(event)
         finally:
-            for task in (logs, ticker):
-                if task is not None and not task.done():
-                    task.cancel()
+            if ticker is not None:
+                ticker.cancel()
             self.events.put(None)
         assert self.last is not None
         return self.last
-
-    async def _follow_logs(self) -> None:
-        """Forward output, batched to at most one view redraw per LOG_BATCH seconds."""
-        decoder = _Utf8()
-        pending: list[str] = []
-        flushed = 0.0
-        loop = asyncio.get_running_loop()
-        async with self._client.jobs.monitor(self.job_id) as chunks:
-            async for chunk in chunks:
-                pending.append(decoder.feed(chunk))
-                await self._started.wait()
-                if self.view is None or loop.time() - flushed >= LOG_BATCH:
-                    self._emit(Event(log="".join(pending)))
-                    pending.clear()
-                    flushed = loop.time()
-        if any(pending):
-            self._emit(Event(log="".join(pending)))
 
     async def _tick(self) -> None:
         assert self.view is not None
         while True:
             await asyncio.sleep(TICK)
             self.view.tick(datetime.now(UTC))
-
-
-class _Utf8:
-    """Decode a byte stream whose chunks may split multi-byte characters."""
-
-    def __init__(self) -> None:
-        import codecs
-
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def feed(self, data: bytes) -> str:
-        return self._decoder.decode(data)
 
 
 DISCOVER = 2.0  # seconds between looks for jobs started elsewhere
