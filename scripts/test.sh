@@ -30,4 +30,4 @@ echo "$pip_log" | grep -v "is ignored: it is neither a file nor a directory" || 
 .venv/bin/mypy
 .venv/bin/lint-imports
 # Nothing may skip: bubblewrap, Chromium and every test extra were installed above.
-APOLO_JUPYTER_REQUIRE_BWRAP=1 APOLO_JUPYTER_NO_SKIPS=1 .venv/bin/pytest -q -p no:cacheprovider --nbval-lax tests notebooks "$@"
+APOLO_JUPYTER_NO_SKIPS=1 .venv/bin/pytest -q -p no:cacheprovider --nbval-lax tests notebooks "$@"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import stat
 import sys
@@ -121,9 +120,8 @@ def executor(request: pytest.FixtureRequest) -> Executor:
 @pytest.fixture
 def bwrap() -> Executor:
     if shutil.which("bwrap") is None:
-        # scripts/test.sh installs it and sets this: there, a skip would hide that.
-        if os.environ.get("APOLO_JUPYTER_REQUIRE_BWRAP"):
-            pytest.fail("bubblewrap (bwrap) is missing: scripts/test.sh installs it")
+        # Honest on a bare machine; under scripts/test.sh (which installs bwrap and
+        # sets APOLO_JUPYTER_NO_SKIPS) any skip fails the run.
         pytest.skip("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
     return Executor(mode=SandboxMode.BWRAP)
 
