@@ -255,12 +255,15 @@ def start_jupyter(tmp: Path, token: str) -> tuple[subprocess.Popen[bytes], Path]
 
 
 def jupyter_port(proc: subprocess.Popen[bytes], info: Path) -> int | None:
+    """The server's port once it accepts connections (the runtime file can name
+    it a moment before)."""
     if proc.poll() is not None:
         raise SystemExit(f"jupyter server exited ({proc.returncode})")
     try:
-        return int(json.loads(info.read_text())["port"]) or None
+        port = int(json.loads(info.read_text())["port"])
     except (OSError, ValueError, KeyError):
         return None
+    return port if port and port_open(port) else None
 
 
 PATHS = {

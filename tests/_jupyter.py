@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,7 +37,7 @@ class Server:
 def launch(app: str, env: dict[str, str], log: Path, *extra: str) -> Server:
     """``python -m app`` (``jupyter_server`` or ``jupyterlab``) with a fresh token and
     the ``apolo_jupyter.server`` extension; returns once its runtime file names the
-    port. ``env`` must set ``JUPYTER_RUNTIME_DIR``."""
+    port and the port accepts connections. ``env`` must set ``JUPYTER_RUNTIME_DIR``."""
     token = secrets.token_hex(16)
     args = [
         sys.executable, "-m", app, "--ServerApp.ip=127.0.0.1",
@@ -60,4 +61,10 @@ def launch(app: str, env: dict[str, str], log: Path, *extra: str) -> Server:
             port = int(json.loads(info.read_text())["port"])
         except (OSError, ValueError, KeyError):
             time.sleep(0.05)
+            continue
+        # The file can name the port a moment before it accepts connections.
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                port = 0
+                time.sleep(0.05)
     return Server(proc, f"http://127.0.0.1:{port}", token, log)
