@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from ._follow import JobEvents
 from .client import JobDescription, JobStatus, get
 from .client._connect import LOCAL_SOURCE
 from .client._local_home import LocalPaths, ensure_running, is_running, read_info
+from .kernel._follow import JobEvents
 
 STOP_TIMEOUT = 30.0
 
@@ -179,19 +179,19 @@ def _as_cli(func: Callable[[], None]) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    from ._magic_jobs import list_jobs
+    from .magics._jobs import list_jobs
 
     return _as_cli(lambda: list_jobs(args.status, args.all, args.name, args.tag))
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from ._magic_jobs import print_logs
+    from .magics._jobs import print_logs
 
     return _as_cli(lambda: print_logs(args.job, args.follow))
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
-    from ._magic_jobs import kill_jobs
+    from .magics._jobs import kill_jobs
 
     return _as_cli(lambda: kill_jobs(args.jobs))
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ._magic_run import start_job
-from ._options import JobOptions, parse_duration, parse_port_pair
-from ._runtime import runtime
+from .kernel._bridge import Attachment, follow_panel
+from .kernel._options import JobOptions, parse_duration, parse_port_pair
+from .kernel._runtime import runtime
+from .magics._run import start_job
 from .widgets import JobStatusView, MountPicker
-from .widgets._bridge import Attachment, follow_panel
 from .widgets._jobs_panel import JobsPanelView
 from .widgets._launcher import JobLauncherView, LaunchRequest
 

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from apolo_jupyter import Client, JobStatus, get
-from apolo_jupyter._runtime import Runtime
 from apolo_jupyter.client._local_home import LocalPaths, ensure_running
+from apolo_jupyter.kernel._bridge import Attachment
+from apolo_jupyter.kernel._runtime import Runtime
 from apolo_jupyter.widgets import JobStatusView
-from apolo_jupyter.widgets._bridge import Attachment
 
 IMPORT_IPYTHON = (
     "import time; t = time.perf_counter(); import IPython; "

@@ -138,8 +138,8 @@ while True:
 KERNEL = """
 import json, sys, time
 from apolo_jupyter import get
-from apolo_jupyter._forward_control import ForwardControl
-from apolo_jupyter._runtime import runtime
+from apolo_jupyter.kernel._forward_control import ForwardControl
+from apolo_jupyter.kernel._runtime import runtime
 
 def until(check, what):
     deadline = time.monotonic() + 60
@@ -330,7 +330,7 @@ def report(
 
 async def measure(tmp: Path, mib: int, runs: int, n_rtts: int) -> bool:
     os.environ["APOLO_JUPYTER_FORWARDS_DIR"] = str(tmp / "forwards")
-    from apolo_jupyter import _forward_registry as registry
+    from apolo_jupyter.kernel import _forward_registry as registry
 
     platform = ensure_running(LocalPaths(tmp / "platform"))
     procs: list[subprocess.Popen[bytes]] = []

@@ -142,7 +142,7 @@ async def wait_running(client: Client, job_id: str) -> JobDescription:
 def start_on_runtime(command: str, *, finish: bool = False) -> str:
     """Start an ``ubuntu`` job with the runtime's client (as widgets and magics
     do); with ``finish``, return once it has finished."""
-    from apolo_jupyter._runtime import runtime
+    from apolo_jupyter.kernel._runtime import runtime
 
     rt = runtime()
     client = rt.client()

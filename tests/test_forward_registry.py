@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from apolo_jupyter import _forward_registry as registry
+from apolo_jupyter.kernel import _forward_registry as registry
 
 
 @pytest.fixture
@@ -198,7 +198,7 @@ def test_unregister_all_of_this_process(forwards: Path) -> None:
 
 def test_atexit_cleanup_in_a_child_process(forwards: Path) -> None:
     code = (
-        "from apolo_jupyter import _forward_registry as r\n"
+        "from apolo_jupyter.kernel import _forward_registry as r\n"
         "print(r.register(9000, 'job').id)\n"
     )
     out = subprocess.run(

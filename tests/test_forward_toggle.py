@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from apolo_jupyter import _forward_registry as registry
-from apolo_jupyter._forward_control import ForwardControl
-from apolo_jupyter._runtime import runtime
 from apolo_jupyter.client import JobStatus
+from apolo_jupyter.kernel import _forward_registry as registry
+from apolo_jupyter.kernel._forward_control import ForwardControl
+from apolo_jupyter.kernel._runtime import runtime
 
 from .conftest import free_port, start_on_runtime, until, wait_running
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apolo_jupyter._runtime import runtime
+from apolo_jupyter.kernel._runtime import runtime
 from apolo_jupyter.panels import JobsPanel
 
 from .conftest import start_on_runtime, until

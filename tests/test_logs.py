@@ -14,7 +14,7 @@ import pytest
 from yarl import URL
 
 from apolo_jupyter import Client, JobStatus, ResourceNotFound
-from apolo_jupyter._follow import JobEvents
+from apolo_jupyter.kernel._follow import JobEvents
 
 from .conftest import Platform, wait_finished
 

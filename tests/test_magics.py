@@ -16,7 +16,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from apolo_jupyter import JobDescription, JobStatus
-from apolo_jupyter._runtime import runtime
+from apolo_jupyter.kernel._runtime import runtime
 
 from .conftest import free_port, until
 

@@ -148,7 +148,7 @@ def test_headless_run_saves_final_widget_state(monkeypatch: pytest.MonkeyPatch) 
             nbformat.v4.new_code_cell("print(job.status, job.history.exit_code)"),
             nbformat.v4.new_code_cell(
                 "d = %apolo_run -d ubuntu -- sleep 60\n"
-                "from apolo_jupyter._attach import VIEWS\n"
+                "from apolo_jupyter.kernel._attach import VIEWS\n"
                 "VIEWS[d.id]._kill.click()"
             ),
             nbformat.v4.new_code_cell("k = %apolo_status {d.id}\nprint(k.status)"),

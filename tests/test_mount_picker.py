@@ -8,7 +8,7 @@ import pytest
 from yarl import URL
 
 from apolo_jupyter import Container, JobStatus, Resources, Volume
-from apolo_jupyter._runtime import runtime
+from apolo_jupyter.kernel._runtime import runtime
 from apolo_jupyter.widgets import MountPicker
 
 from .conftest import wait_finished

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from apolo_jupyter._runtime import Runtime, runtime
+from apolo_jupyter.kernel._runtime import Runtime, runtime
 
 MARK: contextvars.ContextVar[str] = contextvars.ContextVar("mark", default="empty")
 

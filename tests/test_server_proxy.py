@@ -23,8 +23,8 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 
-from apolo_jupyter import _forward_registry as registry
-from apolo_jupyter._forward_control import proxy_url
+from apolo_jupyter.kernel import _forward_registry as registry
+from apolo_jupyter.kernel._forward_control import proxy_url
 from apolo_jupyter.server._rewrite import SANDBOX_CSP
 
 from ._jupyter import Server, launch

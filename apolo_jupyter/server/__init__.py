@@ -3,7 +3,7 @@
 Enabled on install by ``etc/jupyter/jupyter_server_config.d/apolo_jupyter.json``
 (jupyter-server does not discover extensions through entry points). It proxies
 only port forwards that a kernel registered in
-:mod:`apolo_jupyter._forward_registry`; see :mod:`._proxy` for the handler.
+:mod:`apolo_jupyter.kernel._forward_registry`; see :mod:`._proxy` for the handler.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from jupyter_server.utils import url_path_join
 
-from apolo_jupyter._forward_registry import ID_PATTERN
+from apolo_jupyter.kernel._forward_registry import ID_PATTERN
 
 from ._proxy import ForwardProxyHandler
 

@@ -2,7 +2,7 @@
 
 One handler serves HTTP (every method, bodies streamed both ways with
 backpressure) and the WebSocket upgrade on the same URL. The id is looked up in
-:mod:`apolo_jupyter._forward_registry`; the upstream is always
+:mod:`apolo_jupyter.kernel._forward_registry`; the upstream is always
 ``127.0.0.1:<registered port>``, never a host or port taken from the URL.
 
 Authentication: every method is decorated with ``@ws_authenticated`` (403, no
@@ -42,7 +42,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from apolo_jupyter._forward_registry import Forward, lookup
+from apolo_jupyter.kernel._forward_registry import Forward, lookup
 
 from ._rewrite import (
     SANDBOX_CSP,

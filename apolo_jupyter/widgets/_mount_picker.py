@@ -42,7 +42,7 @@ class MountPicker(w.VBox):
         mounts: Iterable[str] = (),
     ) -> None:
         if list_folders is None or create_folder is None or parse_volume is None:
-            from ._storage_access import runtime_callables
+            from ..kernel._storage_access import runtime_callables
 
             defaults = runtime_callables()
             list_folders = list_folders or defaults.list_folders

@@ -11,13 +11,13 @@ import queue
 import sys
 from typing import TYPE_CHECKING
 
+from ..client import Client, JobDescription
+from ..widgets import JobStatusView
+from ..widgets._status_view import status_line
+from ._bridge import Attachment
 from ._follow import as_of
 from ._frontend import use_widgets
 from ._runtime import Runtime
-from .client import Client, JobDescription
-from .widgets import JobStatusView
-from .widgets._bridge import Attachment
-from .widgets._status_view import status_line
 
 if TYPE_CHECKING:
     from ._options import JobOptions

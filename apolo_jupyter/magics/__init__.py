@@ -126,7 +126,7 @@ class ApoloMagics(Magics):
                 "%apolo_run needs an image: %apolo_run [options] IMAGE [-- COMMAND...], "
                 "e.g. %apolo_run ubuntu:latest -- echo hello"
             )
-        from ._options import JobOptions
+        from ..kernel._options import JobOptions
 
         # The command keeps the user's own quoting: the platform shlex-splits it.
         command = raw_command.strip() if dashes else " ".join(args.command)
@@ -149,7 +149,7 @@ class ApoloMagics(Magics):
         args = _parse(self.apolo_job, line, "apolo_job")
         if not cell.strip():
             raise UsageError("%%apolo_job needs a script in the cell body")
-        from ._options import JobOptions
+        from ..kernel._options import JobOptions
 
         program = ["python3", "-c"] if args.python else ["bash", "-c"]
         command = shlex.join([*program, cell])
@@ -178,7 +178,7 @@ class ApoloMagics(Magics):
     def _start(self, options: Any) -> Any:
         from dataclasses import replace
 
-        from ._magic_run import attach_job, start_job
+        from ._run import attach_job, start_job
 
         options = replace(options, volumes=tuple(self._volumes(list(options.volumes))))
         job = start_job(options)
@@ -199,8 +199,8 @@ class ApoloMagics(Magics):
 
             %apolo_status job-0b0b1c52-8e43-4d2b-9b6c-2b3a8c1c6b1e
         """
-        from ._magic_run import attach_job
-        from ._options import JobOptions
+        from ..kernel._options import JobOptions
+        from ._run import attach_job
 
         args = _parse(self.apolo_status, line, "apolo_status")
         options = JobOptions(
@@ -226,7 +226,7 @@ class ApoloMagics(Magics):
 
             %apolo_ps --all --tag experiment-3
         """
-        from ._magic_jobs import list_jobs
+        from ._jobs import list_jobs
 
         args = _parse(self.apolo_ps, line, "apolo_ps")
         list_jobs(args.status, args.all, args.name, args.tag)
@@ -242,7 +242,7 @@ class ApoloMagics(Magics):
 
             %apolo_logs -f job-0b0b1c52-8e43-4d2b-9b6c-2b3a8c1c6b1e
         """
-        from ._magic_jobs import print_logs
+        from ._jobs import print_logs
 
         args = _parse(self.apolo_logs, line, "apolo_logs")
         print_logs(args.job, args.follow)
@@ -257,7 +257,7 @@ class ApoloMagics(Magics):
 
             %apolo_kill job-0b0b1c52-8e43-4d2b-9b6c-2b3a8c1c6b1e
         """
-        from ._magic_jobs import kill_jobs
+        from ._jobs import kill_jobs
 
         args = _parse(self.apolo_kill, line, "apolo_kill")
         kill_jobs(args.jobs)
@@ -273,7 +273,7 @@ class ApoloMagics(Magics):
 
             %apolo_use local
         """
-        from ._magic_jobs import show_backend
+        from ._jobs import show_backend
 
         args = _parse(self.apolo_use, line, "apolo_use")
         show_backend(args.backend, args.token)
@@ -290,7 +290,7 @@ class ApoloMagics(Magics):
 
             %apolo_forward job-0b0b1c52-8e43-4d2b-9b6c-2b3a8c1c6b1e 8080 --on
         """
-        from ._forward_magic import forward_toggle
+        from ._forward import forward_toggle
 
         args = _parse(self.apolo_forward, line, "apolo_forward")
         return forward_toggle(args.job, args.port, args.on)

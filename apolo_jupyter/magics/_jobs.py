@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 from IPython.core.error import UsageError
 
-from ._magic_run import connect, known_job
-from ._runtime import runtime
-from .client import Client, JobDescription, JobStatus, get
+from ..client import Client, JobDescription, JobStatus, get
+from ..kernel._runtime import runtime
+from ._run import connect, known_job
 
 IDLE_END = 0.5  # without -f, stop reading a running job's log after this quiet time
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from yarl import URL
 
-from .._runtime import runtime
 from ..client import Client, Volume
-from ._mount_picker import CreateFolder, ListFolders
-from ._mounts import ParseVolume
+from ..widgets._mount_picker import CreateFolder, ListFolders
+from ..widgets._mounts import ParseVolume
+from ._runtime import runtime
 
 
 async def _folders(client: Client, path: str) -> list[str]:

@@ -1,6 +1,6 @@
 """One job's status changes and output, merged in the order a reader expects.
 
-Both the magics' views (``widgets._bridge``) and ``apolo-jupyter run`` show a job
+Both the magics' views (``kernel._bridge``) and ``apolo-jupyter run`` show a job
 as it goes; this is the one place that decides the order:
 
 - status snapshots as they come; a short job first seen already finished gets a
@@ -20,7 +20,7 @@ import contextlib
 from dataclasses import dataclass, replace
 from types import TracebackType
 
-from .client import Client, JobDescription, JobStatus
+from ..client import Client, JobDescription, JobStatus
 
 __all__ = ["Event", "JobEvents", "as_of"]
 

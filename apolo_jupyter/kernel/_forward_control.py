@@ -10,10 +10,10 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 
+from ..client import Client, JobStatus
+from ..widgets._forward_toggle import PortForwardToggle
 from . import _forward_registry as registry
 from ._runtime import Runtime
-from .client import Client, JobStatus
-from .widgets._forward_toggle import PortForwardToggle
 
 
 def base_url() -> str:

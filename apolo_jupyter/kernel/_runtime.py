@@ -19,7 +19,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from .client import Client, get
+from ..client import Client, get
 
 _T = TypeVar("_T")
 

@@ -6,10 +6,10 @@ import time
 
 from IPython.core.error import UsageError
 
-from ._forward_control import ForwardControl
-from ._frontend import use_widgets
-from ._magic_run import connect, known_job
-from .widgets._forward_toggle import ERROR, ON, PortForwardToggle
+from ..kernel._forward_control import ForwardControl
+from ..kernel._frontend import use_widgets
+from ..widgets._forward_toggle import ERROR, ON, PortForwardToggle
+from ._run import connect, known_job
 
 TEXT_WAIT = 60.0  # seconds text mode waits for a forward asked for with --on
 

@@ -9,9 +9,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ._options import JobOptions, parse_duration, parse_port_pair
-from ._runtime import Runtime, runtime
-from .client import (
+from ..client import (
     Client,
     ClientError,
     ConfigError,
@@ -22,6 +20,8 @@ from .client import (
     ResourceNotFound,
     Resources,
 )
+from ..kernel._options import JobOptions, parse_duration, parse_port_pair
+from ..kernel._runtime import Runtime, runtime
 
 
 def connect() -> tuple[Runtime, Client]:
@@ -129,7 +129,7 @@ async def _forward_while_running(
 
 
 def attach_job(job_id: str, o: JobOptions) -> JobDescription:
-    from ._attach import follow  # widgets are loaded only when a job is shown
+    from ..kernel._attach import follow  # widgets are loaded only when a job is shown
 
     rt, client = connect()
     with known_job(job_id):

@@ -14,11 +14,11 @@ import concurrent.futures
 import queue
 from datetime import UTC, datetime
 
-from .._follow import Event, JobEvents
-from .._runtime import Runtime
 from ..client import Client, JobDescription, JobStatus
-from ._jobs_panel import JobsPanelView
-from ._status_view import JobStatusView
+from ..widgets._jobs_panel import JobsPanelView
+from ..widgets._status_view import JobStatusView
+from ._follow import Event, JobEvents
+from ._runtime import Runtime
 
 TICK = 1.0
 LOG_BATCH = 0.1  # a noisy job must not flood the browser with redraws
