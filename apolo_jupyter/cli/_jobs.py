@@ -1,107 +1,19 @@
-"""``apolo-jupyter``: manage the local platform and run a job from a terminal."""
+"""``apolo-jupyter run|ps|logs|kill``: jobs from a terminal, as the magics do them."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
-import os
 import re
 import shlex
-import signal
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
+from typing import Any
 
-from .client import JobDescription, JobStatus, get
-from .client._connect import LOCAL_SOURCE
-from .client._local_home import LocalPaths, ensure_running, is_running, read_info
-from .kernel._follow import JobEvents
-
-STOP_TIMEOUT = 30.0
-
-
-def _paths(args: argparse.Namespace) -> LocalPaths:
-    return LocalPaths(Path(args.home)) if args.home else LocalPaths.default()
-
-
-def cmd_start(args: argparse.Namespace) -> int:
-    info = ensure_running(_paths(args))
-    print(
-        f"local platform running at {info.url} (pid {info.pid}; sandbox: {info.sandbox})"
-    )
-    return 0
-
-
-def cmd_stop(args: argparse.Namespace) -> int:
-    paths = _paths(args)
-    info = read_info(paths)
-    if info is None:
-        print("local platform is not running")
-        return 0
-    os.kill(info.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while is_running(paths):
-        if time.monotonic() > deadline:
-            print(
-                f"local platform (pid {info.pid}) did not stop within {STOP_TIMEOUT:.0f} s",
-                file=sys.stderr,
-            )
-            return 1
-        time.sleep(0.05)
-    print(f"local platform stopped (pid {info.pid}); running jobs were cancelled")
-    return 0
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    paths = _paths(args)
-    info = read_info(paths)
-    if info is None:
-        print(
-            f"local platform is not running (data in {paths.home}); "
-            "start it with: apolo-jupyter local start"
-        )
-        return 3
-    counts = asyncio.run(_count_jobs(info.url, info.token))
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no jobs yet"
-    print(
-        f"local platform running at {info.url}\n"
-        f"  pid:     {info.pid}\n"
-        f"  sandbox: {info.sandbox}\n"
-        f"  data:    {paths.home}\n"
-        f"  jobs:    {summary}"
-    )
-    return 0
-
-
-async def _count_jobs(url: str, token: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    async with get(url, token, quiet=True) as client, client.jobs.list() as jobs:
-        async for job in jobs:
-            counts[job.status.value] = counts.get(job.status.value, 0) + 1
-    return counts
-
-
-def passed_config(info_url: str, token: str) -> str:
-    from .local._settings import CLUSTER, ORG, PROJECT
-
-    data = {
-        "token": token,
-        "cluster": CLUSTER,
-        "url": info_url,
-        "org_name": ORG,
-        "project_name": PROJECT,
-    }
-    return base64.b64encode(json.dumps(data).encode()).decode()
-
-
-def cmd_env(args: argparse.Namespace) -> int:
-    info = ensure_running(_paths(args))
-    print(f"APOLO_PASSED_CONFIG={passed_config(info.url, info.token)}")
-    return 0
+from ..client import JobDescription, JobStatus, get
+from ..client._connect import LOCAL_SOURCE
+from ..kernel._follow import JobEvents
 
 
 def _lines(job: JobDescription, shown: int, created: datetime) -> list[str]:
@@ -179,46 +91,24 @@ def _as_cli(func: Callable[[], None]) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    from .magics._jobs import list_jobs
+    from ..magics._jobs import list_jobs
 
     return _as_cli(lambda: list_jobs(args.status, args.all, args.name, args.tag))
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from .magics._jobs import print_logs
+    from ..magics._jobs import print_logs
 
     return _as_cli(lambda: print_logs(args.job, args.follow))
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
-    from .magics._jobs import kill_jobs
+    from ..magics._jobs import kill_jobs
 
     return _as_cli(lambda: kill_jobs(args.jobs))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="apolo-jupyter",
-        description="Run Apolo jobs from Jupyter; manage the embedded local platform.",
-    )
-    sub = parser.add_subparsers(dest="group", required=True)
-    local = sub.add_parser("local", help="the embedded local platform (a daemon)")
-    local_sub = local.add_subparsers(dest="action", required=True)
-    for name, func, text in (
-        ("start", cmd_start, "start the daemon (no-op if it runs)"),
-        ("stop", cmd_stop, "stop the daemon; running jobs are cancelled"),
-        ("status", cmd_status, "say whether it runs, where, with which sandbox"),
-        (
-            "env",
-            cmd_env,
-            "print APOLO_PASSED_CONFIG=... for the official apolo CLI/SDK",
-        ),
-    ):
-        p = local_sub.add_parser(name, help=text)
-        p.add_argument(
-            "--home", default=None, help="data directory ($APOLO_JUPYTER_HOME)"
-        )
-        p.set_defaults(func=func)
+def register(sub: Any) -> None:
     run = sub.add_parser(
         "run",
         help="start a job, print its status changes and output until it ends "
@@ -247,15 +137,3 @@ def build_parser() -> argparse.ArgumentParser:
     kill = sub.add_parser("kill", help="kill jobs")
     kill.add_argument("jobs", nargs="+", metavar="job", help="job ids or names")
     kill.set_defaults(func=cmd_kill)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "command", None) and args.command[:1] == ["--"]:
-        args.command = args.command[1:]
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
