@@ -49,6 +49,12 @@ def _refusal(fd: int, name: str, parts: Sequence[str]) -> VolumeError:
             f"{target}); volumes are mounted only from real folders inside the "
             "storage: mount the folder itself"
         )
+    if stat.S_ISDIR(st.st_mode):
+        return VolumeError(
+            f"volume source {shown} changed while it was opened ({name} was "
+            "replaced by a symlink or a file, and back): volumes are mounted only "
+            "from real folders; start the job again"
+        )
     return VolumeError(
         f"volume source {shown} is not a folder ({name} is a file); mount a folder"
     )
