@@ -28,7 +28,8 @@ import shutil
 import signal
 import struct
 import termios
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,26 @@ def _user_ns(pid: int) -> str | None:
     return None
 
 
+def sandbox_ready(init: int) -> bool:
+    """Whether bubblewrap finished building the sandbox of ``init``: its init
+    forks the payload only after every mount is in place (bwrap reports the
+    init's pid before that)."""
+    try:
+        with open(f"/proc/{init}/task/{init}/children", "rb") as fh:
+            return bool(fh.read().split())
+    except OSError:
+        return False
+
+
+async def wait_ready(init: Callable[[], int | None], timeout: float = 10.0) -> None:
+    """Wait until the job's sandbox is built (BWRAP: a payload exists)."""
+    deadline = time.monotonic() + timeout
+    while (pid := init()) is None or not sandbox_ready(pid):
+        if time.monotonic() > deadline:
+            return  # make_target says what is wrong
+        await asyncio.sleep(0.005)
+
+
 def make_target(
     job_id: str,
     mode: SandboxMode,
@@ -74,7 +95,7 @@ def make_target(
 ) -> ExecTarget:
     """The target of a running job; ExecError if its sandbox is not up yet."""
     if mode is SandboxMode.BWRAP:
-        if init is None or _user_ns(init) is None:
+        if init is None or _user_ns(init) is None or not sandbox_ready(init):
             raise ExecError(
                 f"job {job_id} is still setting up its sandbox; try again in a moment"
             )
@@ -88,7 +109,9 @@ def _root(target: ExecTarget) -> str:
     return f"/proc/{target.init}/root" if target.init is not None else ""
 
 
-def command_line(target: ExecTarget, argv: Sequence[str]) -> list[str]:
+def command_line(
+    target: ExecTarget, argv: Sequence[str], *, tty: bool = False
+) -> list[str]:
     """The host command line that runs ``argv`` in the job; ExecError if the
     program is not found there or the working directory is gone."""
     if not argv or not argv[0]:
@@ -127,7 +150,11 @@ def command_line(target: ExecTarget, argv: Sequence[str]) -> list[str]:
         "--ambient-caps=-all",
         "--bounding-set=-all",
     ]
-    return [*enter, "--", *drop, "--", *argv]
+    # With a tty, the session (and its terminal) begins inside the job's pid
+    # namespace, as a container runtime's exec does: shells restore the
+    # terminal's process group on exit, and nsenter's is not visible there.
+    session = ["/usr/bin/setsid", "--ctty", "--"] if tty else []
+    return [*enter, "--", *session, *drop, "--", *argv]
 
 
 def exit_code(returncode: int) -> int:
@@ -160,7 +187,7 @@ class ExecProcess:
         self.pid = proc.pid
         self._readers: list[asyncio.Task[None]] = []
         self._write_lock = asyncio.Lock()
-        self._killed = False
+        self.sessions = {proc.pid}  # session ids of this exec (host pids)
 
     @classmethod
     async def spawn(
@@ -173,7 +200,7 @@ class ExecProcess:
         stdout: bool,
         stderr: bool,
     ) -> ExecProcess:
-        cmd = command_line(target, argv)
+        cmd = command_line(target, argv, tty=tty)
         cwd = "/" if target.init is not None else target.workdir
         if not os.path.isdir(cwd):  # noqa: ASYNC240 (one stat)
             cwd = "/"
@@ -191,7 +218,7 @@ class ExecProcess:
                     env=env,
                     cwd=cwd,
                     start_new_session=True,
-                    preexec_fn=_child_setup_tty,
+                    preexec_fn=_child_setup if target.init else _child_setup_tty,
                 )
             except OSError as exc:
                 os.close(master)
@@ -199,7 +226,10 @@ class ExecProcess:
             finally:
                 os.close(slave)
             os.set_blocking(master, False)
-            return cls(proc, master)
+            exec_proc = cls(proc, master)
+            if target.init is not None:  # the inner session: nsenter's child
+                exec_proc.sessions.add(await _first_child(proc.pid))
+            return exec_proc
         devnull = asyncio.subprocess.DEVNULL
         pipe = asyncio.subprocess.PIPE
         try:
@@ -287,7 +317,7 @@ class ExecProcess:
         """SIGKILL every process of this exec session; wait until they are gone."""
         leader = self.pid
         for _ in range(50):
-            victims = await asyncio.to_thread(session_processes, leader)
+            victims = await asyncio.to_thread(session_processes, leader, self.sessions)
             if not victims:
                 break
             for pid in victims:
@@ -336,13 +366,30 @@ def _stat(pid: int) -> tuple[int, int, bool] | None:
     return int(fields[1]), int(fields[3]), fields[0] in (b"Z", b"X")
 
 
-def session_processes(leader: int) -> list[int]:
-    """Live processes in ``leader``'s session, or descended from ``leader``."""
+async def _first_child(pid: int, timeout: float = 5.0) -> int:
+    """The first child of ``pid`` (``pid`` itself if none shows up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children", "rb") as fh:
+                children = fh.read().split()
+        except OSError:
+            return pid
+        if children:
+            return int(children[0])
+        await asyncio.sleep(0.001)
+    return pid
+
+
+def session_processes(leader: int, sessions: Set[int] = frozenset()) -> list[int]:
+    """Live processes in ``leader``'s session or ``sessions``, or descended
+    from ``leader``."""
     table: dict[int, tuple[int, int, bool]] = {}
     for name in os.listdir("/proc"):
         if name.isdigit() and (st := _stat(int(name))) is not None:
             table[int(name)] = st
-    found = {pid for pid, (_, sid, zombie) in table.items() if sid == leader}
+    sids = {leader, *sessions}
+    found = {pid for pid, (_, sid, zombie) in table.items() if sid in sids}
     grew = True
     while grew:
         grew = False

@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import WSMsgType, web
 
 from ..client import _wire
-from ._exec import ExecError, ExecProcess, make_target
+from ._exec import ExecError, ExecProcess, make_target, wait_ready
+from ._executor import SandboxMode
 from ._port_forward import _job_stopped
 from ._service import JobNotFound, JobService
 from ._web import SERVICE, json_error
@@ -98,6 +99,8 @@ async def exec_ws(request: web.Request) -> web.StreamResponse:
         flags = Flags(request.query)
         argv = command_argv(request.query.get("cmd"))
         job, running = service.running(request.match_info["id"])
+        if running.mode is SandboxMode.BWRAP:
+            await wait_ready(lambda: running.sandbox_init)
         target = make_target(
             job.id,
             running.mode,
