@@ -371,7 +371,7 @@ async def _first_child(pid: int, timeout: float = 5.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with open(f"/proc/{pid}/task/{pid}/children", "rb") as fh:
+            with open(f"/proc/{pid}/task/{pid}/children", "rb") as fh:  # noqa: ASYNC230
                 children = fh.read().split()
         except OSError:
             return pid
