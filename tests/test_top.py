@@ -78,7 +78,7 @@ async def test_top_of_a_finished_job_says_it_is_not_running(client: Client) -> N
         command="true",
     )
     await wait_finished(client, job.id)
-    with pytest.raises(IllegalArgumentError, match="not running.*succeeded"):
+    with pytest.raises(IllegalArgumentError, match=r"not running.*succeeded"):
         async with client.jobs.top(job.id) as it:
             async for _ in it:
                 pass
