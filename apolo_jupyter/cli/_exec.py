@@ -52,7 +52,10 @@ async def _interactive(stream: StdStream) -> int:
     fd = sys.stdin.fileno()
 
     def size() -> tuple[int, int]:
-        cols, rows = shutil.get_terminal_size()
+        try:
+            cols, rows = os.get_terminal_size(fd)
+        except OSError:
+            cols, rows = shutil.get_terminal_size()
         return rows, cols
 
     await stream.resize(*size())
@@ -81,7 +84,7 @@ async def _interactive(stream: StdStream) -> int:
     loop.add_signal_handler(signal.SIGWINCH, resized)
     sender = loop.create_task(send_keys())
     try:
-        tty.setraw(fd)
+        tty.setraw(fd, termios.TCSANOW)  # keep what was typed ahead
         return await _pump_output(stream)
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
@@ -94,7 +97,7 @@ async def _interactive(stream: StdStream) -> int:
 
 async def _exec(args: argparse.Namespace, command: str) -> int:
     async with (
-        get(local=args.local) as client,
+        get(local=args.local, quiet=True) as client,
         client.jobs.exec(
             args.job,
             command,
@@ -147,7 +150,7 @@ async def _top(client: Client, job: str, limit: int | None) -> int:
 
 def cmd_top(args: argparse.Namespace) -> int:
     async def run() -> int:
-        async with get(local=args.local) as client:
+        async with get(local=args.local, quiet=True) as client:
             return await _top(client, args.job, args.samples)
 
     try:
