@@ -8,15 +8,15 @@ come back, and 3 carries the exit code once an exec'd command has ended. A
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import aiohttp
 from yarl import URL
 
 from . import _wire
 from ._core import Core
-from ._errors import ClientError, StdStreamError
+from ._errors import ClientError, ResourceNotFound, StdStreamError
 from ._stream_models import Message
 
 
@@ -76,9 +76,24 @@ async def open_stream(
 ) -> AsyncIterator[StdStream]:
     """Connect to an exec or attach ``url``; the stream is closed on exit."""
     headers = None if protocol is None else {"Sec-WebSocket-Protocol": protocol}
-    async with core.ws_connect(url, headers=headers) as ws:
-        stream = StdStream(ws)
-        try:
-            yield stream
-        finally:
-            await ws.close()
+    with missing_route(url):
+        async with core.ws_connect(url, headers=headers) as ws:
+            stream = StdStream(ws)
+            try:
+                yield stream
+            finally:
+                await ws.close()
+
+
+@contextmanager
+def missing_route(url: URL) -> Iterator[None]:
+    """A bare 404 (no reason given) means the platform lacks the route."""
+    try:
+        yield
+    except ResourceNotFound as exc:
+        if str(exc) != "Invalid response status":
+            raise
+        raise ResourceNotFound(
+            f"{url.origin()} does not serve {url.path}: the platform predates it "
+            "(a local one: apolo-jupyter local stop, then start it again)"
+        ) from None

@@ -16,6 +16,7 @@ from yarl import URL
 from . import _wire
 from ._core import Core
 from ._errors import ClientError, IllegalArgumentError
+from ._exec import missing_route
 from ._stream_models import JobTelemetry
 from ._utils import asyncgeneratorcontextmanager
 
@@ -24,19 +25,20 @@ from ._utils import asyncgeneratorcontextmanager
 async def top(core: Core, url: URL, job_id: str) -> AsyncGenerator[JobTelemetry, None]:
     received, reason = False, ""
     # As apolo_sdk: no client heartbeat (a frame comes every second anyway).
-    async with core.ws_connect(url, heartbeat=None) as ws:
-        while True:
-            msg = await ws.receive()
-            if msg.type == aiohttp.WSMsgType.TEXT:
-                received = True
-                yield _wire.telemetry_from_api(json.loads(msg.data))
-            elif msg.type in _CLOSED:
-                reason = str(msg.extra or "") if msg.type is _CLOSE else ""
-                break
-            elif msg.type == aiohttp.WSMsgType.ERROR:
-                raise ClientError(f"top of {job_id} broke: {ws.exception()}")
-            else:
-                raise ClientError(f"unexpected top frame {msg.type.name}")
+    with missing_route(url):
+        async with core.ws_connect(url, heartbeat=None) as ws:
+            while True:
+                msg = await ws.receive()
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    received = True
+                    yield _wire.telemetry_from_api(json.loads(msg.data))
+                elif msg.type in _CLOSED:
+                    reason = str(msg.extra or "") if msg.type is _CLOSE else ""
+                    break
+                elif msg.type == aiohttp.WSMsgType.ERROR:
+                    raise ClientError(f"top of {job_id} broke: {ws.exception()}")
+                else:
+                    raise ClientError(f"unexpected top frame {msg.type.name}")
     if not received:
         why = f" ({reason})" if reason else ""
         raise IllegalArgumentError(
