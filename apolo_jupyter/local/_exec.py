@@ -173,6 +173,9 @@ def _child_setup_tty() -> None:
 
 
 def _child_setup() -> None:
+    """PLAIN mode, in the child: die with the platform. (BWRAP needs none: the
+    command lives in the job's pid namespace, which dies with the platform, and
+    without a preexec_fn the platform spawns it with vfork, not a full fork.)"""
     _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
@@ -218,7 +221,7 @@ class ExecProcess:
                     env=env,
                     cwd=cwd,
                     start_new_session=True,
-                    preexec_fn=_child_setup if target.init else _child_setup_tty,
+                    preexec_fn=None if target.init else _child_setup_tty,
                 )
             except OSError as exc:
                 os.close(master)
@@ -241,7 +244,7 @@ class ExecProcess:
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=_child_setup,
+                preexec_fn=None if target.init else _child_setup,
             )
         except OSError as exc:
             raise ExecError(f"cannot exec {argv[0]!r}: {exc.strerror}") from exc
