@@ -2,7 +2,7 @@
 
 The storage lives in ``settings.paths.storage_dir``, laid out ``<org>/<project>/
 <path>`` as on the real platform (jobs mount the same folders, see
-``_requests.storage_host_path``). Paths are checked by ``_storage_fs.locate`` before
+``_volume_fs``). Paths are checked by ``_storage_fs.locate`` before
 anything is touched and reached through folder fds (``_storage_ops``). Bodies are
 streamed both ways (``_storage_io``): whole-chunk disk writes run in a thread and
 files go out with ``sendfile``, so a large transfer never stalls the event loop.
