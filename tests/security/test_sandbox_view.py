@@ -4,6 +4,9 @@ nothing of a job's request reaches a host process."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import shlex
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -13,6 +16,7 @@ import psutil
 import pytest
 
 from apolo_jupyter import Client, JobStatus, get
+from apolo_jupyter.client._errors import StdStreamError
 from apolo_jupyter.client._local_home import DaemonInfo, LocalPaths
 
 from ..conftest import Platform, stop_daemon, wait_running
@@ -139,3 +143,43 @@ async def test_job_variables_are_in_no_command_line_or_host_environment(
             assert "LD_PRELOAD" not in proc.environ()
     finally:
         await client.jobs.kill(job.id)
+
+
+async def test_exec_into_a_job_never_loads_its_ld_preload_on_the_host(
+    client: Client, platform: Platform, tmp_path: Path
+) -> None:
+    """exec enters the job through host programs (nsenter): they too start with a
+    fixed environment; the job's variables reach the command inside the job."""
+    marker_dir = tmp_path / "markers"
+    marker_dir.mkdir()
+    library = _build_preload(tmp_path, marker_dir)
+    folder = f"preload-{uuid.uuid4().hex[:8]}"
+    await client.storage.mkdir(client.parse.str_to_uri(f"storage:{folder}"))
+    uri = client.parse.str_to_uri(f"storage:{folder}/evil.so")
+    await client.storage.create(uri, library.read_bytes())
+    host_copy = platform.paths.storage_dir / "local" / "default" / folder / "evil.so"
+    value = "multi\nline value with spaces ' \" $HOME"
+    job = await client.jobs.start(
+        image=client.parse.remote_image("ubuntu"),
+        preset_name="cpu-small",
+        command="sleep 300",
+        env={"LD_PRELOAD": str(host_copy), "ODD_VALUE": value},
+    )
+    try:
+        await wait_running(client, job.id)
+        script = "printf '%s|%s' \"$ODD_VALUE\" \"$LD_PRELOAD\""
+        out = b""
+        for _ in range(100):  # until the sandbox is up
+            async with client.jobs.exec(
+                job.id, f"sh -c {shlex.quote(script)}", stdout=True
+            ) as stream:
+                with contextlib.suppress(StdStreamError):  # raised at the end
+                    while (msg := await stream.read_out()) is not None:
+                        out += msg.data
+            if out:
+                break
+            await asyncio.sleep(0.05)
+        assert out.decode().split("|") == [value, str(host_copy)]
+    finally:
+        await client.jobs.kill(job.id)
+    assert not (marker_dir / "loaded").exists()
