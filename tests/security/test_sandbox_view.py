@@ -167,7 +167,7 @@ async def test_exec_into_a_job_never_loads_its_ld_preload_on_the_host(
     )
     try:
         await wait_running(client, job.id)
-        script = "printf '%s|%s' \"$ODD_VALUE\" \"$LD_PRELOAD\""
+        script = 'printf \'%s|%s\' "$ODD_VALUE" "$LD_PRELOAD"'
         out = b""
         for _ in range(100):  # until the sandbox is up
             async with client.jobs.exec(
