@@ -115,25 +115,29 @@ def _root(target: ExecTarget) -> str:
 
 # The environment of the programs that enter a job: nothing from the job.
 HOST_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-# Inside the job, before the command: export each NAME=value read from the fd
-# (NUL-separated) named by $0, close it, exec the command with the job's env.
+# Inside the job, before the command: enter the working directory ($0, else the
+# root), export each NAME=value read (NUL-separated) from the fd $1, close it,
+# and become the command with the job's environment. No shell parses argv.
 ENV_LOADER = (
-    'fd=$0; while IFS= read -r -d "" -u "$fd" kv; do export "$kv" 2>/dev/null; '
-    'done; exec {fd}<&-; exec "$@"'
+    'cd -- "$0" 2>/dev/null || cd /; fd=$1; shift; '
+    'while IFS= read -r -d "" -u "$fd" kv; do export "$kv" 2>/dev/null; done; '
+    'exec {fd}<&-; exec "$@"'
 )
 _PY_LOADER = (
-    "import os, sys; fd = int(sys.argv[1]); f = os.fdopen(fd, 'rb'); "
-    "env = dict(e.split(b'=', 1) for e in f.read().split(b'\\0') if e); "
-    "f.close(); os.execvpe(sys.argv[2], sys.argv[2:], env)"
+    "import os, sys\n"
+    "try:\n    os.chdir(sys.argv[1])\nexcept OSError:\n    os.chdir('/')\n"
+    "f = os.fdopen(int(sys.argv[2]), 'rb')\n"
+    "env = dict(e.split(b'=', 1) for e in f.read().split(b'\\0') if e)\n"
+    "f.close()\nos.execvpe(sys.argv[3], sys.argv[3:], env)\n"
 )
 
 
-def _loader(env_fd: int) -> list[str]:
-    """The env loader's command line (bash from the host's /usr, seen read-only
-    by the job; else the platform's Python, also bound into every job)."""
+def _loader(env_fd: int, workdir: str) -> list[str]:
+    """The loader's command line (bash from the host's /usr, seen read-only by
+    the job; else the platform's Python, also bound into every job)."""
     if os.path.exists("/usr/bin/bash"):
-        return ["/usr/bin/bash", "-c", ENV_LOADER, str(env_fd)]
-    return [sys.executable, "-I", "-S", "-c", _PY_LOADER, str(env_fd)]
+        return ["/usr/bin/bash", "-c", ENV_LOADER, workdir, str(env_fd)]
+    return [sys.executable, "-I", "-S", "-c", _PY_LOADER, workdir, str(env_fd)]
 
 
 def env_file(env: Mapping[str, str]) -> int:
@@ -165,7 +169,7 @@ def command_line(
         raise ExecError("the command is empty: give the program to run, e.g. `ls -l`")
     root = _root(target)
     workdir = target.workdir
-    if not os.path.isdir(root + workdir):
+    if target.init is None and not os.path.isdir(workdir):
         workdir = "/"  # removed by the job since it started: begin at its root
     try:
         find_executable(
@@ -187,7 +191,11 @@ def command_line(
     enter = [nsenter, f"--target={target.init}", "--mount", "--pid"]
     if target.enter_user_ns:
         enter += ["--user", "--preserve-credentials"]
-    enter += ["--root", f"--wd={root}{workdir}"]
+    # nsenter opens --wd on the host before it enters the job, following any
+    # symlink the job planted there to a host folder; so it starts at the job's
+    # root (the magic link /proc/<init>/root) and the shell below changes to the
+    # working directory inside the job, where paths resolve in the job's view.
+    enter += ["--root", f"--wd={root}/"]
     # Inside the job's mount namespace: its /usr/bin/setpriv (the host's, bound
     # read-only). No capabilities, none regained by exec, as the job itself.
     drop = [
@@ -201,8 +209,15 @@ def command_line(
     # namespace, as a container runtime's exec does: shells restore the
     # terminal's process group on exit, and nsenter's is not visible there.
     session = ["/usr/bin/setsid", "--ctty", "--"] if tty else []
-    load = [] if env_fd is None else _loader(env_fd)
-    return [*enter, "--", *session, *drop, "--", *load, *argv]
+    if env_fd is None:
+        return [*enter, "--", *session, *drop, "--", *_CHDIR, workdir, *argv]
+    start = _loader(env_fd, workdir)
+    return [*enter, "--", *session, *drop, "--", *start, *argv]
+
+
+# Inside the job: enter its working directory ($0), or its root if the job has
+# removed it since it started, then become the command. No shell parses argv.
+_CHDIR = ("/bin/sh", "-c", 'cd -- "$0" 2>/dev/null || cd /; exec "$@"')
 
 
 def exit_code(returncode: int) -> int:
