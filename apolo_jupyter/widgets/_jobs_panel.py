@@ -85,7 +85,7 @@ class JobsPanelView(anywidget.AnyWidget):
         # The background task that keeps the panel current (cancel to stop it).
         self.follower: concurrent.futures.Future[None] | None = None
         self._rows: dict[str, Row] = {}
-        self.on_msg(self._handle_msg)
+        self.on_msg(self._on_custom_msg)
 
     def update(self, job: JobDescription) -> None:
         """Show a job's latest snapshot in its row (a new row for a new job)."""
@@ -97,7 +97,7 @@ class JobsPanelView(anywidget.AnyWidget):
             self.now_ms = datetime.now(UTC).timestamp() * 1000
             self.rows = [asdict(r) for r in self._rows.values()]
 
-    def _handle_msg(self, _: Any, content: Any, buffers: Any) -> None:
+    def _on_custom_msg(self, _: Any, content: Any, buffers: Any) -> None:
         if isinstance(content, dict) and content.get("event") == "kill":
             job_id = content.get("job_id")
             if isinstance(job_id, str) and job_id in self._rows:
@@ -166,9 +166,7 @@ class JobsPanelView(anywidget.AnyWidget):
             f'<div class="apolo-asof">jobs {e(as_of)}</div></div>'
         )
 
-    def _repr_mimebundle_(
-        self, **kwargs: Any
-    ) -> tuple[dict[Any, Any], dict[Any, Any]] | None:
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[Any, Any], dict[Any, Any]]:
         data = {
             "text/plain": self._table_text(),
             "text/html": self._table_html(),

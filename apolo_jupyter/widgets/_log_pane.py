@@ -21,6 +21,7 @@ MAX_LINE_CHARS = 10_000  # longer lines are cut, so one endless line stays cheap
 BAR_LINES = 12  # bars are looked for among this many last lines
 
 _TOKEN = re.compile(r"\r|\n|\x1b\[[0-9;?]*[A-Za-z]|\x1b|[^\r\n\x1b]+")
+_CUT_ESCAPE = re.compile(r"\x1b(?:\[[0-9;?]*)?\Z")  # an escape split by a chunk
 _UNIT = r"\d+(?:\.\d+)?[kMGTPEZY]?"
 _TQDM = re.compile(
     r"^(?P<desc>.*?)(?::\s*)?"
@@ -125,6 +126,7 @@ class LogBuffer:
         self._col = 0  # the cursor's column
         self._up = 0  # how many lines above the last one the cursor is
         self._raw_bytes = 0
+        self._held = ""  # the start of an escape sequence the next chunk ends
 
     @property
     def chars(self) -> int:
@@ -136,6 +138,10 @@ class LogBuffer:
         if not text:
             return
         self._raw_bytes += len(text)
+        if self._held:
+            text, self._held = self._held + text, ""
+        if "\x1b" in text[-16:] and (cut := _CUT_ESCAPE.search(text)):
+            text, self._held = text[: cut.start()], cut.group()
         plain = "\r" not in text and "\x1b" not in text
         if plain and self._up == 0 and self._col == len(self._lines[-1]):
             self._feed_plain(text)

@@ -53,7 +53,8 @@ def details(job: JobDescription, *, restarts: bool = True) -> tuple[str, str]:
 
 
 def status_line(job: JobDescription) -> str:
-    """One deterministic line per status, e.g. ``job-1  failed  Error: … (exit code 3)``."""
+    """One deterministic line per status, for terminals and text outputs, e.g.
+    ``job-1  failed  Error: … (exit code 3)``."""
     detail, extras = details(job)
     tail = " ".join(part for part in (detail, extras) if part)
     return f"{job.id}  {job.status.value}  {tail}".rstrip()

@@ -58,7 +58,7 @@ class JobStatusView(anywidget.AnyWidget):
         super().__init__()
         self._on_kill = on_kill
         self._snapshot = empty_snapshot()
-        self.on_msg(self._handle_msg)
+        self.on_msg(self._on_custom_msg)
         self.show(self._snapshot)
 
     # -- the one input ----------------------------------------------------------------
@@ -81,7 +81,7 @@ class JobStatusView(anywidget.AnyWidget):
 
     # -- user actions -----------------------------------------------------------------
 
-    def _handle_msg(self, _: Any, content: Any, buffers: Any) -> None:
+    def _on_custom_msg(self, _: Any, content: Any, buffers: Any) -> None:
         if isinstance(content, dict) and content.get("event") == "kill":
             self.click_kill()
 
@@ -120,9 +120,7 @@ class JobStatusView(anywidget.AnyWidget):
             data[WIDGET_MIME] = widget_view(self.model_id)
         return data
 
-    def _repr_mimebundle_(
-        self, **kwargs: Any
-    ) -> tuple[dict[Any, Any], dict[Any, Any]] | None:
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[Any, Any], dict[Any, Any]]:
         return self.bundle(live=not self._snapshot.finished), {}
 
     def __repr__(self) -> str:
