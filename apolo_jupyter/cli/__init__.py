@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from . import _jobs, _local
+from . import _exec, _jobs, _local
 from ._local import passed_config
 
 __all__ = ["build_parser", "main", "passed_config"]
 
-GROUPS = (_local, _jobs)
+GROUPS = (_local, _jobs, _exec)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,4 +33,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "command", None) and args.command[:1] == ["--"]:
         args.command = args.command[1:]
     return int(args.func(args))
-

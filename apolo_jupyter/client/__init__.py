@@ -14,7 +14,9 @@ from ._errors import (
     PlatformUnreachable,
     ResourceNotFound,
     ServerNotAvailable,
+    StdStreamError,
 )
+from ._exec import StdStream
 from ._jobs import Jobs
 from ._models import (
     Container,
@@ -35,6 +37,7 @@ from ._models import (
 from ._parser import Parser, VolumeParseResult
 from ._storage import Storage
 from ._storage_models import DiskUsageInfo, FileStatus, FileStatusType
+from ._stream_models import JobTelemetry
 
 __all__ = [
     "AuthError",
@@ -59,6 +62,7 @@ __all__ = [
     "JobStatus",
     "JobStatusHistory",
     "JobStatusItem",
+    "JobTelemetry",
     "Jobs",
     "NDJSONError",
     "Parser",
@@ -69,6 +73,8 @@ __all__ = [
     "Resources",
     "SecretFile",
     "ServerNotAvailable",
+    "StdStream",
+    "StdStreamError",
     "Storage",
     "Volume",
     "VolumeParseResult",
