@@ -239,6 +239,8 @@ def test_headless_runs_save_the_outcome_as_text() -> None:
                 "    time.sleep(0.1)\n"
                 "time.sleep(0.5)"
             ),
+            # Last: nothing runs after it to record a late update.
+            nbformat.v4.new_code_cell("again = %apolo_status -d {job.id}"),
         ],
         metadata={
             "kernelspec": {
@@ -272,9 +274,10 @@ def test_headless_runs_save_the_outcome_as_text() -> None:
     assert nb.cells[4].outputs[-1]["text"] == "cancelled\n"
     late = outcome(5).splitlines()
     assert late[0].split()[1] == "succeeded" and "late" in late
+    assert outcome(7).splitlines() == failed  # a finished job, shown detached
     # The widget state nbclient saved also ends in the final states.
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     heads = json.dumps([m["state"].get("head", "") for m in state.values()])
-    assert heads.count("apolo-st-failed") == 1
+    assert heads.count("apolo-st-failed") == 2  # the run, then %apolo_status -d
     assert heads.count("apolo-st-cancelled") == 2  # -d, then %apolo_status of it
     assert heads.count("apolo-st-succeeded") == 1

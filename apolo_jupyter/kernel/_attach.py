@@ -74,10 +74,11 @@ def _follow_widget(
     VIEWS[job.id] = view
     att = Attachment(rt, client, job.id, view, job=job, display=True)
     holder.append(att)
-    if o.detach:
-        if not job.status.is_finished:
-            att.set_note(_detached_note(job.id))
+    if o.detach and not job.status.is_finished:
+        att.set_note(_detached_note(job.id))
         return job
+    # Attached, or detached from a job that has already ended: wait here, so its
+    # outcome replaces the output while the cell runs (headless runs record it).
     try:
         while True:
             try:

@@ -8,6 +8,7 @@ embed the same CSS, so a reopened or exported notebook looks like the live view.
 from __future__ import annotations
 
 import functools
+import re
 from importlib.resources import files
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -19,9 +20,17 @@ def asset(*names: str) -> str:
     return "\n".join(folder.joinpath(name).read_text("utf-8") for name in names)
 
 
+_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+_SPACE = re.compile(r"\s*([{};,>])\s*")
+
+
+@functools.cache
 def style(*names: str) -> str:
-    """A ``<style>`` element with the named CSS files, for saved HTML."""
-    return f"<style>{asset('common.css', *names)}</style>"
+    """A ``<style>`` element with the named CSS files (comments and spaces
+    dropped: each saved output carries it), for saved HTML."""
+    css = _COMMENT.sub("", asset("common.css", *names))
+    css = _SPACE.sub(r"\1", " ".join(css.split()))
+    return f"<style>{css}</style>"
 
 
 def widget_view(model_id: str) -> dict[str, object]:
