@@ -16,17 +16,16 @@ import pytest
 from apolo_jupyter import Client
 
 from ..conftest import Platform, wait_running
+from ..test_exec import run, until_output
 from .test_official_sdk import passed_config
 
 apolo_sdk: Any = pytest.importorskip("apolo_sdk")
 APOLO = Path(sys.executable).with_name("apolo")
 
 
-def apolo(
-    platform: Platform, home: Path, *args: str, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run the official CLI against our platform, as a job would (passed config)."""
-    env = {
+def cli_env(platform: Platform, home: Path) -> dict[str, str]:
+    """The official CLI's environment: our platform, as a job would see it."""
+    return {
         "PATH": os.environ["PATH"],
         "HOME": str(home),
         "APOLO_PASSED_CONFIG": passed_config(platform),
@@ -34,9 +33,15 @@ def apolo(
         "LANG": "C.UTF-8",
         "COLUMNS": "200",
     }
+
+
+def apolo(
+    platform: Platform, home: Path, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the official CLI against our platform (passed config)."""
     return subprocess.run(
         [str(APOLO), *args],
-        env=env,
+        env=cli_env(platform, home),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -44,20 +49,28 @@ def apolo(
     )
 
 
-async def started(client: Client, command: str) -> str:
+async def started(client: Client, command: str, ready: str = "") -> str:
+    """A running job; with ``ready``, once that file exists in it (a job may
+    be running a while before its first line has run, on a loaded machine)."""
     job = await client.jobs.start(
         image=client.parse.remote_image("ubuntu"),
         preset_name="cpu-small",
         command=command,
     )
     await wait_running(client, job.id)
+    if ready:
+        await until_output(
+            client, job.id, f"sh -c 'test -e {ready} && echo yes'", "yes"
+        )
     return job.id
 
 
 async def test_apolo_exec_returns_the_remote_exit_code(
     client: Client, platform: Platform, tmp_path: Path
 ) -> None:
-    job = await started(client, "sh -c 'echo from-the-job > /tmp/note; sleep 300'")
+    job = await started(
+        client, "sh -c 'echo from-the-job > /tmp/note; sleep 300'", ready="/tmp/note"
+    )
     try:
         done = await asyncio.to_thread(
             apolo,
@@ -86,14 +99,37 @@ async def test_apolo_exec_returns_the_remote_exit_code(
 async def test_apolo_attach_prints_the_jobs_output(
     client: Client, platform: Platform, tmp_path: Path
 ) -> None:
+    # The job says "waiting" until it is told to go, so the test knows that
+    # `apolo attach` is connected before the line it must see is printed.
     job = await started(
         client,
-        "sh -c 'sleep 1; i=0; while [ $i -lt 30 ]; do i=$((i+1)); echo beat $i; "
-        "sleep 0.1; done'",
+        "sh -c 'while [ ! -e /tmp/go ]; do echo waiting; sleep 0.1; done; "
+        "echo after-go; exit 0'",
     )
-    done = await asyncio.to_thread(apolo, platform, tmp_path, "attach", job)
-    assert "beat 30" in done.stdout, done
-    assert done.returncode == 0, done
+    proc = await asyncio.create_subprocess_exec(
+        str(APOLO),
+        "attach",
+        job,
+        env=cli_env(platform, tmp_path),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        seen = b""
+        while b"waiting" not in seen:
+            chunk = await asyncio.wait_for(proc.stdout.read(4096), 60)
+            assert chunk, seen
+            seen += chunk
+        await run(client, job, "touch /tmp/go")
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert b"after-go" in seen + out, (seen, out, err)
+    assert proc.returncode == 0, (out, err)
 
 
 async def test_apolo_top_shows_the_job(
@@ -105,13 +141,7 @@ async def test_apolo_top_shows_the_job(
             str(APOLO),
             "top",
             job,
-            env={
-                "PATH": os.environ["PATH"],
-                "HOME": str(tmp_path),
-                "APOLO_PASSED_CONFIG": passed_config(platform),
-                "NEURO_CLI_DISABLE_PYPI_VERSION_CHECK": "1",
-                "COLUMNS": "200",
-            },
+            env=cli_env(platform, tmp_path),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -143,7 +173,9 @@ async def test_apolo_config_show_lists_jobs_available_per_preset(
 async def test_sdk_exec_top_signal_and_capacity(
     client: Client, sdk_client: Any
 ) -> None:
-    job = await started(client, "sh -c 'echo ready > /tmp/r; while :; do :; done'")
+    job = await started(
+        client, "sh -c 'echo ready > /tmp/r; while :; do :; done'", ready="/tmp/r"
+    )
     async with sdk_client.jobs.exec(
         job, "sh -c 'cat /tmp/r; exit 3'", stdout=True, stderr=True
     ) as stream:
