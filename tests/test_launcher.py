@@ -4,6 +4,7 @@ held while a launch is in flight and after it; the job runs on the platform."""
 from __future__ import annotations
 
 import re
+import uuid
 
 from apolo_jupyter.client import JobStatus
 from apolo_jupyter.kernel._runtime import runtime
@@ -81,24 +82,25 @@ def test_run_starts_one_job_and_holds_run_until_the_form_changes() -> None:
     launcher = JobLauncher()
     launcher.image.value = "ubuntu:latest"
     launcher.command.value = "sh -c 'echo launched'"
-    launcher.name.value = "from-launcher"
+    name = f"from-launcher-{uuid.uuid4().hex[:8]}"
+    launcher.name.value = name
     launcher.run.click()
     launcher.run.click()  # a second click, queued while the first launched
     until(lambda: len(launcher.status.children) == 1)
     view = launcher.status.children[0]
     assert launcher.run.disabled
     assert re.search(r"Started job-\S+\. Change the form", launcher.summary.value)
-    assert runtime().run(_named("from-launcher")) == 1
+    assert runtime().run(_named(name)) == 1
     until(lambda: view.status == JobStatus.SUCCEEDED)
     assert view.exit_code == 0
     until(lambda: "launched" in view.log_text)
     panel = JobsPanel(all_jobs=True)
     try:
-        assert any(r.name == "from-launcher" for r in panel.job_rows)
+        assert any(r.name == name for r in panel.job_rows)
     finally:
         assert panel.follower is not None
         panel.follower.cancel()
-    launcher.name.value = "from-launcher-2"  # a change: Run again
+    launcher.name.value = name + "-2"  # a change: Run again
     assert not launcher.run.disabled and launcher.summary.value == ""
 
 

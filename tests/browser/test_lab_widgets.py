@@ -28,6 +28,7 @@ import re
 import shutil
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ pytestmark = [
 ]
 
 NOTEBOOK = "widgets.ipynb"
+RUN = uuid.uuid4().hex[:6]  # job names of this run: the platform outlives it
 SHOTS = ARTIFACTS / "screenshots"
 DOCS_SHOTS = REPO / "docs" / "screenshots"
 # The ones the README shows (all of them go to artifacts/).
@@ -89,20 +91,20 @@ CELLS = {
         "from apolo_jupyter.widgets import MountPicker"
     ),
     "panel": "panel = JobsPanel()\npanel",
-    "kill": "victim = %apolo_run -n kill-me ubuntu -- sh -c 'echo started; sleep 300'",
+    "kill": "victim = %apolo_run -n kill-me-@RUN@ ubuntu -- sh -c 'echo started; sleep 300'",
     "stream": (
-        "streamed = %apolo_run -n streamer ubuntu -- "
+        "streamed = %apolo_run -n streamer-@RUN@ ubuntu -- "
         "sh -c 'for i in $(seq 1 400); do echo \"line $i of the stream\"; sleep 0.03; done'"
     ),
-    "failed": "failed = %apolo_run -n fails ubuntu -- sh -c 'echo about to fail; exit 3'",
-    "late": "late = %apolo_run -d -n late ubuntu -- sh -c 'sleep 4; echo finished late'",
-    "tqdm": f"bars = %apolo_run -d -n training python:3.11 -- python3 -u -c {{shlex.quote({TQDM_JOB!r})}}",
+    "failed": "failed = %apolo_run -n fails-@RUN@ ubuntu -- sh -c 'echo about to fail; exit 3'",
+    "late": "late = %apolo_run -d -n late-@RUN@ ubuntu -- sh -c 'sleep 4; echo finished late'",
+    "tqdm": f"bars = %apolo_run -d -n training-@RUN@ python:3.11 -- python3 -u -c {{shlex.quote({TQDM_JOB!r})}}",
     "toggle": (
         "import socket\n"
         "with socket.socket() as sock:\n"
         "    sock.bind(('127.0.0.1', 0))\n"
         "    web_port = sock.getsockname()[1]\n"
-        "web = %apolo_run -d -n web python:3.11 -- python3 -m http.server {web_port} --bind 127.0.0.1\n"
+        "web = %apolo_run -d -n web-@RUN@ python:3.11 -- python3 -m http.server {web_port} --bind 127.0.0.1\n"
         "import asyncio\n"
         "for _ in range(300):  # until the job's server listens (jobs share the host network)\n"
         "    try:\n"
@@ -114,7 +116,7 @@ CELLS = {
         "toggle"
     ),
     "launcher": "launcher = JobLauncher()\nlauncher",
-    "spare": "spare = %apolo_run -d -n spare ubuntu -- sleep 300",
+    "spare": "spare = %apolo_run -d -n spare-@RUN@ ubuntu -- sleep 300",
     "picker": (
         "MountPicker(mounts=['storage:datasets/mnist:/var/data:ro', "
         "'storage:checkpoints:/var/checkpoints'])"
@@ -125,7 +127,9 @@ ORDER = list(CELLS)
 
 def _notebook(root: Path) -> None:
     nb = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell(CELLS[key]) for key in ORDER],
+        cells=[
+            nbformat.v4.new_code_cell(CELLS[key].replace("@RUN@", RUN)) for key in ORDER
+        ],
         metadata={
             "kernelspec": {
                 "name": "python3",
@@ -349,7 +353,7 @@ def test_1_kill_while_the_cell_waits(page: Page) -> None:
     )
     clicked = page.evaluate("() => window.apoloClick")
     seen = page.evaluate("() => window.apoloSeen")
-    job = _sync(_job_named("kill-me"))
+    job = _sync(_job_named(f"kill-me-{RUN}"))
     assert job.status == JobStatus.CANCELLED
     cancelled_at = job.history.finished_at
     assert cancelled_at is not None
@@ -537,14 +541,14 @@ def test_5_launcher_errors_under_fields_and_one_job_per_launch(page: Page) -> No
     image.fill("ubuntu:latest")
     life_span.fill("30m")
     command.fill("sh -c 'echo launched; sleep 60'")
-    name.fill("from-launcher")
+    name.fill(f"from-launcher-{RUN}")
     expect(run).to_be_enabled()
     run.dblclick()
     expect(out.locator(".apolo-status")).to_be_visible(timeout=60_000)
     expect(out).to_contain_text(re.compile(r"Started job-\S+\. Change the form"))
     expect(run).to_be_disabled()
     page.wait_for_timeout(1500)  # a second click, had it gone through, has started
-    assert _sync(_count_named("from-launcher")) == 1
+    assert _sync(_count_named(f"from-launcher-{RUN}")) == 1
 
 
 def _shots(page: Page, theme: str) -> None:
