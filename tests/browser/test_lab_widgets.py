@@ -11,8 +11,8 @@ its cells once; the tests then act on its outputs in order, as a user would:
   fallback (also for a detached job that ended after its cell), and a reopened
   notebook shows that outcome, not "Error displaying widget";
 - JobsPanel's status column lines up across rows;
-- status text meets WCAG AA (4.5:1) in the light and dark themes, computed from
-  the colours the browser rendered.
+- status text meets WCAG AA (4.5:1) in the light, dark and dark high-contrast
+  themes, computed from the colours the browser rendered.
 
 Screenshots of every widget, light and dark, go to ``artifacts/screenshots/``;
 with ``APOLO_JUPYTER_UPDATE_SCREENSHOTS=1`` the README's go to ``docs/screenshots/``.
@@ -594,7 +594,7 @@ def test_6_light_theme_contrast_and_screenshots(page: Page) -> None:
     _shots(page, "light")
 
 
-def test_7_dark_theme_contrast_and_screenshots(page: Page) -> None:
+def test_7_dark_themes_contrast_and_screenshots(page: Page) -> None:
     menu(page, "Settings", "Theme", "JupyterLab Dark")
     expect(page.locator("body[data-jp-theme-light='false']")).to_have_count(
         1, timeout=30_000
@@ -603,6 +603,13 @@ def test_7_dark_theme_contrast_and_screenshots(page: Page) -> None:
     low = _low_contrast(page, "dark")
     assert not low, low
     _shots(page, "dark")
+    menu(page, "Settings", "Theme", "JupyterLab Dark High Contrast")
+    expect(page.locator("body[data-jp-theme-name*='High Contrast']")).to_have_count(
+        1, timeout=30_000
+    )
+    page.wait_for_timeout(500)
+    low = _low_contrast(page, "high-contrast")
+    assert not low, low
     menu(page, "Settings", "Theme", "JupyterLab Light")
     expect(page.locator("body[data-jp-theme-light='true']")).to_have_count(
         1, timeout=30_000
