@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import time
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from yarl import URL
 
 from apolo_jupyter import (
     Client,
@@ -145,6 +149,12 @@ async def read_until(stream: StdStream, want: bytes) -> bytes:
     return bytes(seen)
 
 
+def unique_sleep() -> str:
+    """A sleep length no other run on this machine uses: processes are found
+    by it among all the host's, and a test run may have company."""
+    return f"{700 + secrets.randbelow(100)}.{secrets.randbelow(10**6):06d}"
+
+
 def host_processes_with(marker: str) -> list[int]:
     found = []
     for name in os.listdir("/proc"):
@@ -168,7 +178,7 @@ def until_none(marker: str, timeout: float = 30) -> None:
 async def test_a_dropped_exec_connection_leaves_nothing_behind(
     client: Client, ready_job: JobDescription
 ) -> None:
-    marker = "701.25"
+    marker = unique_sleep()
     async with client.jobs.exec(
         ready_job.id,
         f"sh -c 'sleep {marker} & sleep {marker} & echo started; wait'",
@@ -190,7 +200,7 @@ async def test_a_dropped_exec_connection_leaves_nothing_behind(
 
 async def test_exec_dies_with_the_job(client: Client) -> None:
     job = await running_job(client, "sleep 300")
-    marker = "702.5"
+    marker = unique_sleep()
     async with client.jobs.exec(
         job.id, f"sh -c 'echo started; exec sleep {marker}'", stdout=True
     ) as stream:
@@ -242,3 +252,32 @@ async def test_exec_on_a_finished_job_is_refused(client: Client) -> None:
     await wait_finished(client, job.id)
     with pytest.raises(ResourceNotFound, match="succeeded, not running"):
         await run(client, job.id, "true")
+
+
+async def test_exec_cannot_be_led_out_of_the_sandbox_by_its_working_dir(
+    client: Client, tmp_path: Path
+) -> None:
+    """A hostile job swaps its working directory (in a writable volume) for a
+    symlink to a host folder. An exec must not start there: its working
+    directory would be the host folder, readable through /proc/<pid>/cwd."""
+    host_dir = tmp_path / "host-only"
+    host_dir.mkdir()
+    (host_dir / "host-secret").write_text("seen-from-the-host\n")
+    folder = f"exec-wd-{uuid.uuid4().hex[:8]}"
+    await client.storage.mkdir(URL(f"storage:{folder}/w"), parents=True)
+    job = await running_job(
+        client,
+        f"sh -c 'cd / && rm -r /var/data/w && ln -s {host_dir} /var/data/w "
+        "&& touch /tmp/swapped && exec sleep 300'",
+        working_dir="/var/data/w",
+        volumes=[client.parse.volume(f"storage:{folder}:/var/data")],
+    )
+    try:
+        await until_output(
+            client, job.id, "sh -c 'test -e /tmp/swapped && echo yes'", "yes"
+        )
+        out, err, _ = await run(client, job.id, "sh -c 'cat host-secret; pwd -P'")
+        assert b"seen-from-the-host" not in out + err
+        assert str(host_dir).encode() not in out
+    finally:
+        await client.jobs.kill(job.id)

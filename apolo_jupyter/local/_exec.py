@@ -118,7 +118,7 @@ def command_line(
         raise ExecError("the command is empty: give the program to run, e.g. `ls -l`")
     root = _root(target)
     workdir = target.workdir
-    if not os.path.isdir(root + workdir):
+    if target.init is None and not os.path.isdir(workdir):
         workdir = "/"  # removed by the job since it started: begin at its root
     try:
         find_executable(
@@ -140,7 +140,11 @@ def command_line(
     enter = [nsenter, f"--target={target.init}", "--mount", "--pid"]
     if target.enter_user_ns:
         enter += ["--user", "--preserve-credentials"]
-    enter += ["--root", f"--wd={root}{workdir}"]
+    # nsenter opens --wd on the host before it enters the job, following any
+    # symlink the job planted there to a host folder; so it starts at the job's
+    # root (the magic link /proc/<init>/root) and the shell below changes to the
+    # working directory inside the job, where paths resolve in the job's view.
+    enter += ["--root", f"--wd={root}/"]
     # Inside the job's mount namespace: its /usr/bin/setpriv (the host's, bound
     # read-only). No capabilities, none regained by exec, as the job itself.
     drop = [
@@ -154,7 +158,12 @@ def command_line(
     # namespace, as a container runtime's exec does: shells restore the
     # terminal's process group on exit, and nsenter's is not visible there.
     session = ["/usr/bin/setsid", "--ctty", "--"] if tty else []
-    return [*enter, "--", *session, *drop, "--", *argv]
+    return [*enter, "--", *session, *drop, "--", *_CHDIR, workdir, *argv]
+
+
+# Inside the job: enter its working directory ($0), or its root if the job has
+# removed it since it started, then become the command. No shell parses argv.
+_CHDIR = ("/bin/sh", "-c", 'cd -- "$0" 2>/dev/null || cd /; exec "$@"')
 
 
 def exit_code(returncode: int) -> int:
