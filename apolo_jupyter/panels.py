@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+
 from .kernel._bridge import Attachment, follow_panel
 from .kernel._options import JobOptions, parse_duration, parse_port_pair
+from .kernel._platform_registry import kill_base, register_client
 from .kernel._runtime import runtime
 from .magics._run import start_job
 from .widgets import JobStatusView, MountPicker
 from .widgets._jobs_panel import JobsPanelView
 from .widgets._launcher import JobLauncherView, LaunchRequest
 
+FIRST_LIST = 30.0  # seconds JobsPanel() waits for its first rows
+
 
 def JobsPanel(*, all_jobs: bool = False) -> JobsPanelView:
     """Jobs with live status and kill buttons (running and pending ones by default).
 
     Rows update by push as jobs change; jobs started elsewhere appear within 2 s.
+    The panel is returned with its first rows, so its saved text lists them.
     """
     rt = runtime()
     client = rt.client()
@@ -22,8 +29,16 @@ def JobsPanel(*, all_jobs: bool = False) -> JobsPanelView:
     def kill(job_id: str) -> None:
         rt.submit(client.jobs.kill(job_id))
 
-    view = JobsPanelView(on_kill=kill)
-    view.follower = rt.submit(follow_panel(client, view, all_jobs=all_jobs))
+    view = JobsPanelView(
+        on_kill=kill, all_jobs=all_jobs, kill_base=kill_base(register_client(client))
+    )
+    listed: concurrent.futures.Future[None] = concurrent.futures.Future()
+    view.follower = rt.submit(
+        follow_panel(client, view, all_jobs=all_jobs, listed=listed)
+    )
+    # If the platform is slow, the panel shows empty: rows arrive as it answers.
+    with contextlib.suppress(concurrent.futures.TimeoutError):
+        listed.result(FIRST_LIST)
     return view
 
 
@@ -56,11 +71,8 @@ def JobLauncher() -> JobLauncherView:  # a widget factory
             launcher.show_error(str(exc))
             return
         attachments: list[Attachment] = []
-        view = JobStatusView(
-            on_kill=lambda: attachments[0].kill(), logs_hint=f"%apolo_logs {job.id}"
-        )
-        view.update(job)
-        attachments.append(Attachment(rt, client, job.id, view))
+        view = JobStatusView(on_kill=lambda: attachments[0].kill())
+        attachments.append(Attachment(rt, client, job.id, view, job=job))
         launcher.show_status(view)
 
     launcher = JobLauncherView(

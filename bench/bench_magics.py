@@ -2,8 +2,8 @@
 
 (a) ``%load_ext apolo_jupyter`` in a fresh interpreter, against ``import IPython``
     alone (target: load_ext <= 300 ms);
-(b) a job's exit -> the JobStatusView's progress-bar trait change, against the seed's
-    1-second status polling loop noticing the same exit.
+(b) a job's exit -> the JobStatusView showing it finished (its ``ui`` trait
+    change), against the seed's 1-second status polling loop noticing the same exit.
 
 Run: .venv/bin/python bench/bench_magics.py [--rounds N]
 """
@@ -63,11 +63,11 @@ def widget_latency(rt: Runtime, client: Client, paths: LocalPaths) -> float:
     changed: list[float] = []
     view = JobStatusView()
 
-    def on_value(change: dict[str, Any]) -> None:
-        if change["new"] == 3:
+    def on_ui(change: dict[str, Any]) -> None:
+        if change["new"].get("finished") and not changed:
             changed.append(time.time())
 
-    view.bar.observe(on_value, names="value")
+    view.observe(on_ui, names="ui")
     job_id = rt.run(_start(client))
     Attachment(rt, client, job_id, view, logs=False).future.result(60)
     return changed[0] - exit_time(paths, job_id)
@@ -106,7 +106,7 @@ def main(rounds: int) -> None:
         "(target <= 300 ms)"
     )
     print(
-        f"(b) job exit -> widget bar trait: {p50(widget) * 1e3:.1f} ms; seed 1 s polling "
+        f"(b) job exit -> widget status trait: {p50(widget) * 1e3:.1f} ms; seed 1 s polling "
         f"{p50(poll) * 1e3:.1f} ms; ratio {p50(widget) / p50(poll):.3f}"
     )
 

@@ -49,7 +49,7 @@ CASES = {
         ["--rounds", "1"],
         [
             rf"%load_ext apolo_jupyter {NUMBER} ms",
-            rf"job exit -> widget bar trait: {NUMBER} ms",
+            rf"job exit -> widget status trait: {NUMBER} ms",
         ],
     ),
     "bench_port_forward.py": (
@@ -71,6 +71,14 @@ CASES = {
     "bench_scheduler.py": (
         ["--jobs", "3", "--rounds", "1"],
         [rf"rounds: platform {NUMBER} jobs/s; bare {NUMBER} spawns/s"],
+    ),
+    "bench_widget_logs.py": (
+        ["--mb", "2"],
+        [
+            rf"log: {NUMBER} MB/s",
+            rf"frontend: {NUMBER} kB/s on average",
+            rf"ratio frontend/log = {NUMBER}",
+        ],
     ),
     "bench_storage.py": (
         ["--mb", "1", "--runs", "1"],

@@ -91,8 +91,18 @@ def test_toggle_on_serves_the_job_and_off_removes_the_route(
     assert record is not None and record.job_id == job_id
     assert _fetch(record.port) == b"hello through the toggle"
     assert "<iframe" in view._frame.value
+    # A real link to open the page in a new tab, and what the frame cannot load.
+    assert (
+        f'<a href="{view.url}" target="_blank" rel="noopener">open in a new tab'
+        in view._status.value
+    )
+    assert "may not load" in view._note.value
+    assert f"127.0.0.1:{record.port}" in view._note.value
+    assert view._button.description == f"Forward port {port}"
+    assert view._button.layout.width == "auto"  # the whole label shows
     view.turn_off()
     until(lambda: view.state == "off")
+    assert view._note.value == "" and view._frame.value == ""
     assert registry.lookup(forward_id) is None
     with pytest.raises(OSError):
         _fetch(record.port)
@@ -160,6 +170,8 @@ def test_finished_job_shows_an_error(finished_job: str) -> None:
     control.view.turn_on()
     until(lambda: control.view.state == "error")
     assert f"{JobStatus.SUCCEEDED}" in control.view._status.value
+    assert 'class="apolo-error" role="alert"' in control.view._status.value
+    assert "#" not in control.view._status.value  # theme colours, not hard-coded ones
     assert control.view._button.value is False
 
 

@@ -1,29 +1,84 @@
-"""JobsPanel on the real platform: rows appear, update by push, kill from a row."""
+"""JobsPanel on the real platform: rows appear with the panel, update by push, one
+row at a time, and carry what the browser needs (kill route, live flag, age)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+
+from apolo_jupyter.kernel import _platform_registry as platforms
 from apolo_jupyter.kernel._runtime import runtime
 from apolo_jupyter.panels import JobsPanel
+from apolo_jupyter.widgets._jobs_panel import JobsPanelView, short_id
+from apolo_jupyter.widgets._static import WIDGET_MIME
 
 from .conftest import start_on_runtime, until
 
 
-def test_rows_update_by_push_and_kill_buttons_work() -> None:
-    sleeper = start_on_runtime("sleep 60")
+@pytest.fixture
+def sleeper() -> Iterator[str]:
+    job_id = start_on_runtime("sleep 60")
+    yield job_id
+    rt = runtime()
+    rt.run(rt.client().jobs.kill(job_id), timeout=30)
+
+
+def _stop(panel: JobsPanelView) -> None:
+    assert panel.follower is not None
+    panel.follower.cancel()
+
+
+def test_rows_update_by_push_and_kill_from_a_row(sleeper: str) -> None:
     panel = JobsPanel()
     try:
+        # Returned with its first rows: its saved text lists them at once.
+        assert panel.status_of(sleeper) in ("pending", "running")
+        bundle, _ = panel._repr_mimebundle_()
+        assert sleeper in bundle["text/plain"] and sleeper in bundle["text/html"]
+        assert bundle[WIDGET_MIME]["model_id"] == panel.model_id
         until(lambda: panel.status_of(sleeper) == "running")
         short = start_on_runtime("sleep 3")  # started after the panel: discovered
         until(lambda: panel.status_of(short) == "succeeded")
-        row_boxes = list(panel._table.children)
-        panel.kill_button(sleeper).click()
+        rows_before = [dict(r) for r in panel.rows]
+        # A Kill click without the server route, as the widget's comm delivers it:
+        message = {"method": "custom", "content": {"event": "kill", "job_id": sleeper}}
+        panel._handle_msg({"content": {"data": message}, "buffers": []})
         until(lambda: panel.status_of(sleeper) == "cancelled")
-        assert panel.kill_button(sleeper).disabled
-        # Rows were updated in place, never rebuilt.
-        assert list(panel._table.children)[: len(row_boxes)] == row_boxes
+        row = {r["id"]: r for r in panel.rows}[sleeper]
+        assert row["live"] is False  # no Kill on a finished job
+        assert row["short"] == short_id(sleeper) and row["created_ms"] > 0
+        # Row by row: the rows keep their order, the others are unchanged.
+        after = [dict(r) for r in panel.rows]
+        assert [r["id"] for r in after[: len(rows_before)]] == [
+            r["id"] for r in rows_before
+        ]
+        assert [r for r in after if r["id"] != sleeper][: len(rows_before) - 1] == [
+            r for r in rows_before if r["id"] != sleeper
+        ]
         assert f"{sleeper}: cancelled" in repr(panel)
+        panel.click_kill(sleeper)  # finished: nothing to do, no error
     finally:
-        assert panel.follower is not None
-        panel.follower.cancel()
-        rt = runtime()
-        rt.run(rt.client().jobs.kill(sleeper), timeout=30)  # if the test failed early
+        _stop(panel)
+
+
+def test_the_kill_route_names_the_kernels_platform() -> None:
+    panel = JobsPanel(all_jobs=True)
+    try:
+        prefix, _, rest = panel.kill_base.partition("apolo/platforms/")
+        assert prefix == "" and rest.endswith("/jobs/")
+        record = platforms.lookup(rest.removesuffix("/jobs/"))
+        config = runtime().client().config
+        assert record is not None
+        assert (record.api_url, record.token) == (str(config.api_url), config.token)
+    finally:
+        _stop(panel)
+
+
+def test_an_empty_panel_says_how_to_start_a_job() -> None:
+    panel = JobsPanelView(on_kill=lambda _: None)
+    assert "Start one with %apolo_run" in panel.empty_text
+    assert "all_jobs=True" in panel.empty_text
+    bundle, _ = panel._repr_mimebundle_()
+    assert "Start one with %apolo_run" in bundle["text/plain"]
+    assert repr(panel) == "JobsPanel(no jobs)"

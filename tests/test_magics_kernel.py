@@ -1,5 +1,5 @@
 """The magics in real kernels: interrupt, kill, detach, re-attach after a restart,
-and the widget state a headless run (nbclient) saves."""
+and what a headless run (nbclient) saves: the outcome as text, whatever runs it."""
 
 from __future__ import annotations
 
@@ -20,16 +20,30 @@ from nbclient import NotebookClient
 from apolo_jupyter import JobStatus, get
 
 pytestmark = pytest.mark.timeout(180)
+WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
-@pytest.fixture
-def kernel() -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
-    km, kc = start_new_kernel(kernel_name="python3", env=dict(os.environ))
+def _start(env: dict[str, str]) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    km, kc = start_new_kernel(kernel_name="python3", env=env)
     try:
         yield km, kc
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+@pytest.fixture
+def kernel() -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    """A kernel as any frontend starts it: jobs are shown as views."""
+    env = dict(os.environ)
+    env.pop("APOLO_JUPYTER_DISPLAY", None)
+    yield from _start(env)
+
+
+@pytest.fixture
+def text_kernel() -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    """A kernel told to print text (``APOLO_JUPYTER_DISPLAY=text``)."""
+    yield from _start({**os.environ, "APOLO_JUPYTER_DISPLAY": "text"})
 
 
 def _execute(kc: BlockingKernelClient, code: str, timeout: float = 90) -> str:
@@ -90,9 +104,9 @@ async def _status(job_id: str) -> JobStatus:
 
 
 async def test_interrupt_detaches_and_reattach_after_restart(
-    kernel: tuple[KernelManager, BlockingKernelClient],
+    text_kernel: tuple[KernelManager, BlockingKernelClient],
 ) -> None:
-    km, kc = kernel
+    km, kc = text_kernel
     _execute(kc, "%load_ext apolo_jupyter")
     msg_id, out = _run_until(
         kc, "job = %apolo_run ubuntu -- sh -c 'echo up; sleep 60'", "up\n"
@@ -118,9 +132,9 @@ async def test_interrupt_detaches_and_reattach_after_restart(
 
 
 async def test_kill_on_interrupt(
-    kernel: tuple[KernelManager, BlockingKernelClient],
+    text_kernel: tuple[KernelManager, BlockingKernelClient],
 ) -> None:
-    km, kc = kernel
+    km, kc = text_kernel
     _execute(kc, "%load_ext apolo_jupyter")
     msg_id, out = _run_until(
         kc, "%apolo_run --kill-on-interrupt ubuntu -- sh -c 'echo up; sleep 60'", "up\n"
@@ -132,13 +146,76 @@ async def test_kill_on_interrupt(
     assert await _status(job_id) == JobStatus.CANCELLED
 
 
-def _widget_states(nb: Any) -> list[dict[str, Any]]:
-    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-    return [model["state"] for model in state.values()]
+def _comm_states(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        m["content"]["data"]["state"]
+        for m in msgs
+        if m["msg_type"] in ("comm_open", "comm_msg")
+        and "state" in m["content"].get("data", {})
+    ]
 
 
-def test_headless_run_saves_final_widget_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("APOLO_JUPYTER_DISPLAY", "widget")
+def _iopub_until(
+    kc: BlockingKernelClient, done: Any, timeout: float = 60
+) -> list[dict[str, Any]]:
+    """Every iopub message until ``done(messages)`` holds."""
+    msgs: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while not done(msgs):
+        assert time.monotonic() < deadline, [m["msg_type"] for m in msgs]
+        try:
+            msgs.append(kc.get_iopub_msg(timeout=1))
+        except queue.Empty:
+            continue
+    return msgs
+
+
+async def test_in_a_kernel_a_view_detaches_on_interrupt_and_ends_in_the_outcome(
+    kernel: tuple[KernelManager, BlockingKernelClient],
+) -> None:
+    km, kc = kernel
+    _execute(kc, "%load_ext apolo_jupyter")
+    kc.execute("job = %apolo_run ubuntu -- sh -c 'echo up; sleep 60'")
+    msgs = _iopub_until(
+        kc,
+        lambda ms: any(
+            "up" in s.get("log", {}).get("lines", []) for s in _comm_states(ms)
+        ),
+    )
+    shown = [m for m in msgs if m["msg_type"] == "display_data"]
+    assert len(shown) == 1
+    data, transient = shown[0]["content"]["data"], shown[0]["content"]["transient"]
+    assert {"text/plain", "text/html", WIDGET} <= set(data)
+    job_id = _job_id(data["text/plain"])
+    km.interrupt_kernel()
+    msgs = _iopub_until(
+        kc, lambda ms: any("Detached: " in s.get("head", "") for s in _comm_states(ms))
+    )
+    assert not any(
+        m["msg_type"] == "stream" and "Detached" in m["content"]["text"] for m in msgs
+    )  # said in the view, which drops it once the job ends
+    assert await _status(job_id) == JobStatus.RUNNING
+    _execute(kc, "print('the kernel is free again')")
+    async with get(quiet=True) as client:
+        await client.jobs.kill(job_id)
+    # After its cell ended, the output is replaced by the job's outcome.
+    msgs = _iopub_until(
+        kc, lambda ms: any(m["msg_type"] == "update_display_data" for m in ms)
+    )
+    (update,) = [m for m in msgs if m["msg_type"] == "update_display_data"]
+    assert update["content"]["transient"] == transient
+    final = update["content"]["data"]
+    assert WIDGET not in final
+    assert final["text/plain"].startswith(f"{job_id}  cancelled")
+    assert (
+        "up" in final["text/plain"].splitlines()
+        and "Detached" not in final["text/plain"]
+    )
+
+
+def test_headless_runs_save_the_outcome_as_text() -> None:
+    """nbclient, as papermill, nbconvert and jupyter-scheduler run it, from any
+    parent process: no guessing, every job output ends in its final state."""
     nb = nbformat.v4.new_notebook(
         cells=[
             nbformat.v4.new_code_cell("%load_ext apolo_jupyter"),
@@ -149,9 +226,21 @@ def test_headless_run_saves_final_widget_state(monkeypatch: pytest.MonkeyPatch) 
             nbformat.v4.new_code_cell(
                 "d = %apolo_run -d ubuntu -- sleep 60\n"
                 "from apolo_jupyter.kernel._attach import VIEWS\n"
-                "VIEWS[d.id]._kill.click()"
+                "VIEWS[d.id].click_kill()  # what Kill does without a Jupyter server"
             ),
             nbformat.v4.new_code_cell("k = %apolo_status {d.id}\nprint(k.status)"),
+            nbformat.v4.new_code_cell(
+                "late = %apolo_run -d ubuntu -- sh -c 'sleep 1; echo late'"
+            ),
+            nbformat.v4.new_code_cell(
+                "import time\n"
+                "from apolo_jupyter.kernel._attach import VIEWS\n"
+                "while not VIEWS[late.id].snapshot.finished:\n"
+                "    time.sleep(0.1)\n"
+                "time.sleep(0.5)"
+            ),
+            # Last: nothing runs after it to record a late update.
+            nbformat.v4.new_code_cell("again = %apolo_status -d {job.id}"),
         ],
         metadata={
             "kernelspec": {
@@ -161,18 +250,34 @@ def test_headless_run_saves_final_widget_state(monkeypatch: pytest.MonkeyPatch) 
             }
         },
     )
-    NotebookClient(
-        nb, timeout=120, kernel_name="python3", store_widget_state=True
-    ).execute()
+    env_display = os.environ.pop("APOLO_JUPYTER_DISPLAY", None)
+    try:
+        NotebookClient(
+            nb, timeout=120, kernel_name="python3", store_widget_state=True
+        ).execute()
+    finally:
+        if env_display is not None:
+            os.environ["APOLO_JUPYTER_DISPLAY"] = env_display
+
+    def outcome(index: int) -> str:
+        shown = [o for o in nb.cells[index].outputs if "data" in o]
+        assert len(shown) == 1, nb.cells[index].outputs
+        assert WIDGET not in shown[0]["data"]
+        assert "apolo-status" in shown[0]["data"]["text/html"]
+        return str(shown[0]["data"]["text/plain"])
+
+    failed = outcome(1).splitlines()
+    assert failed[0].split()[1] == "failed" and "code 2" in failed[0]
+    assert "hi" in failed
     assert nb.cells[2].outputs[0]["text"] == "failed 2\n"
+    assert outcome(3).splitlines()[0].split()[1] == "cancelled"
     assert nb.cells[4].outputs[-1]["text"] == "cancelled\n"
-    states = _widget_states(nb)
-    bars = [s for s in states if s.get("_model_name") == "IntProgressModel"]
-    assert {(b["value"], b["bar_style"]) for b in bars} >= {
-        (3, "danger"),
-        (3, "warning"),
-    }
-    texts = json.dumps(
-        [s.get("value") for s in states if isinstance(s.get("value"), str)]
-    )
-    assert "exit code 2" in texts
+    late = outcome(5).splitlines()
+    assert late[0].split()[1] == "succeeded" and "late" in late
+    assert outcome(7).splitlines() == failed  # a finished job, shown detached
+    # The widget state nbclient saved also ends in the final states.
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    heads = json.dumps([m["state"].get("head", "") for m in state.values()])
+    assert heads.count("apolo-st-failed") == 2  # the run, then %apolo_status -d
+    assert heads.count("apolo-st-cancelled") == 2  # -d, then %apolo_status of it
+    assert heads.count("apolo-st-succeeded") == 1

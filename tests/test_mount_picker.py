@@ -26,7 +26,7 @@ def test_create_choose_and_add_a_mount() -> None:
     picker = MountPicker()
     name = _name()
     _type_new_folder(picker, name)
-    assert picker._error.value == ""
+    assert picker._create_error.value == ""
     assert name in picker._folders.options
     assert picker._folders.value == name  # the new folder is selected
     assert picker._path.value == f"/mnt/{name}"  # a container path is suggested
@@ -61,33 +61,64 @@ def test_browse_into_folders_and_back() -> None:
     assert parent in picker._folders.options
 
 
-def test_errors_show_inline_and_change_nothing() -> None:
+def test_errors_show_under_their_field_and_change_nothing() -> None:
     name = _name()
     picker = MountPicker()
     _type_new_folder(picker, name)
     picker._path.value = "relative/path"
     picker._add.click()
-    assert "must be absolute" in picker._error.value
+    assert "must be absolute" in picker._path_error.value
+    assert picker._create_error.value == ""
     assert picker.value == []
     picker._path.value = "/data"
     picker._add.click()
-    assert picker._error.value == ""
+    assert picker._path_error.value == ""
     picker._add.click()  # the same container path again
-    assert "already used" in picker._error.value
+    assert "already used" in picker._path_error.value
     assert picker.value == [f"storage:{name}:/data"]
     _type_new_folder(picker, "bad#name")
-    assert "Fragment" in picker._error.value or "not allowed" in picker._error.value
-    assert "<script>" not in MountPicker(mounts=[])._error.value
+    error = picker._create_error.value
+    assert "Fragment" in error or "not allowed" in error
+    assert picker._path_error.value != ""  # each error stays with its own field
+    assert "<script>" not in MountPicker(mounts=[])._create_error.value
 
 
 def test_remove_a_mount_with_its_button() -> None:
     first, second = _name(), _name()
     picker = MountPicker(mounts=[f"storage:{first}:/a", f"storage:{second}:/b:ro"])
     assert picker.value == [f"storage:{first}:/a", f"storage:{second}:/b:ro"]
-    remove_first = picker._rows.children[0].children[1]
+    label, _, remove_first = picker.mount_rows()[0]
+    assert f"storage:{first}" in label.value
     remove_first.click()
     assert picker.value == [f"storage:{second}:/b:ro"]
     assert repr(MountPicker(mounts=[])) == "MountPicker(no mounts)"
+
+
+def test_an_added_mounts_read_only_flag_can_change() -> None:
+    name = _name()
+    picker = MountPicker(mounts=[f"storage:{name}:/var/data"])
+    _, read_only, _ = picker.mount_rows()[0]
+    assert read_only.value is False
+    read_only.value = True
+    assert picker.value == [f"storage:{name}:/var/data:ro"]
+    assert picker.volumes[0].read_only
+    read_only.value = False
+    assert picker.value == [f"storage:{name}:/var/data"]
+    picker.set_read_only("/var/data", True)
+    assert picker.mount_rows()[0][1].value is True
+
+
+def test_empty_lists_say_what_to_do() -> None:
+    parent = _name()
+    runtime().run(
+        runtime().client().storage.mkdir(URL(f"storage:{parent}"), parents=True)
+    )
+    picker = MountPicker(start=parent)
+    assert picker._folders.options == (".. (parent folder)",)
+    assert "No folders here yet" in picker._folders_note.value
+    assert "No mounts yet" in picker._rows.children[0].value
+    _type_new_folder(picker, "child")
+    assert picker._folders_note.value == ""
 
 
 def test_bad_initial_mount_is_refused() -> None:

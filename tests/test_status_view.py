@@ -1,12 +1,14 @@
-"""JobStatusView and status_line, fed hand-built snapshots as a bridge would."""
+"""JobStatusView, its feed and its saved forms, fed hand-built snapshots as the
+bridge would; and the log buffer behind it (bounded, terminal-like, tqdm)."""
 
 from __future__ import annotations
 
 import io
-import time
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import ModuleType
+from typing import Any
 
 import pytest
 from yarl import URL
@@ -21,7 +23,10 @@ from apolo_jupyter import (
 )
 from apolo_jupyter.client import JobStatusItem
 from apolo_jupyter.widgets import JobStatusView
-from apolo_jupyter.widgets._status_view import status_line
+from apolo_jupyter.widgets._log_pane import LogBuffer, parse_progress
+from apolo_jupyter.widgets._static import WIDGET_MIME
+from apolo_jupyter.widgets._status_model import StatusFeed, StatusSnapshot
+from apolo_jupyter.widgets._status_text import status_line
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 JOB = "job-0123"
@@ -82,180 +87,230 @@ PENDING = (JobStatus.PENDING, "Creating", "")
 RUNNING = (JobStatus.RUNNING, "", "")
 SUCCEEDED = (JobStatus.SUCCEEDED, "", "")
 FAILED = (JobStatus.FAILED, "Error", "the command exited with code 3")
+OOM = (JobStatus.FAILED, "OOMKilled", "")
 CANCELLED = (JobStatus.CANCELLED, "", "killed by the user")
 SUSPENDED = (JobStatus.SUSPENDED, "Preempted", "")
+
+
+def shown(
+    job: JobDescription, at: datetime, feed: StatusFeed | None = None
+) -> tuple[JobStatusView, StatusSnapshot]:
+    """A view showing ``job`` as of ``at`` (kernel time)."""
+    feed = feed or StatusFeed(hint=f"%apolo_logs {JOB}", can_kill=True)
+    feed.update(job)
+    view = JobStatusView(on_kill=lambda: None)
+    snap = feed.snapshot(at)
+    view.show(snap)
+    return view, snap
+
+
+def from_browser(view: Any, content: dict[str, Any]) -> None:
+    """A custom message as the widget's comm delivers it from the frontend."""
+    view._handle_msg(
+        {"content": {"data": {"method": "custom", "content": content}}, "buffers": []}
+    )
+
+
+def steps_of(head: str) -> list[str]:
+    """The step labels in order, the current one marked with *."""
+    import re
+
+    found = re.findall(
+        r'<span class="apolo-(step-\w+|badge apolo-st-\w+)">(?:<span[^>]*>.</span>)?(\w+)',
+        head,
+    )
+    return [f"*{label}" if kind.startswith("badge") else label for kind, label in found]
 
 
 def test_no_job_yet() -> None:
     view = JobStatusView()
     assert view.status is None and view.exit_code is None
-    assert view.bar.value == 0 and view.bar.max == 3
     assert repr(view) == "JobStatusView(no job yet)"
-    assert view._kill.layout.display == "none"  # no on_kill: no button
-    view.tick(T0)  # nothing to refresh, no error
+    assert not view.ui["can_kill"]
+    bundle, _ = view._repr_mimebundle_()
+    assert bundle[WIDGET_MIME]["model_id"] == view.model_id
+    assert bundle["text/plain"] == "job: waiting for the platform…"
 
 
 def test_pending_running_succeeded() -> None:
-    view = JobStatusView(on_kill=lambda: None)
-    assert view._kill.layout.display == ""
-    view.update(snapshot(PENDING))
-    assert (view.status, view.bar.value, view.bar.bar_style) == (
-        JobStatus.PENDING,
-        1,
-        "info",
-    )
-    assert view._label.value == "<b>pending</b> · Creating"
-    assert f"<code>{JOB}</code> train" in view._info.value
-    assert "preset cpu-small" in view._info.value
-    assert "image <code>python:3.12</code>" in view._info.value
-    assert "0.5 credits/h" in view._info.value
-    view.tick(T0 + timedelta(seconds=7))
-    assert view._clock.value == "waiting 0:00:07"
-    assert not view._kill.disabled
+    feed = StatusFeed(hint=f"%apolo_logs {JOB}", can_kill=True, kill_path="apolo/k")
+    view, _ = shown(snapshot(PENDING), T0 + timedelta(seconds=7), feed)
+    assert view.status is JobStatus.PENDING
+    assert steps_of(view.head) == ["created", "*pending", "running", "finished"]
+    assert "Creating" in view.head  # the reason, on its own line
+    assert f"<code>{JOB}</code> <b>train</b>" in view.head
+    assert "preset cpu-small" in view.head and "0.5 credits/h" in view.head
+    assert 'data-kind="waiting"' in view.head and "waiting 0:00:07" in view.head
+    assert view.ui["can_kill"] and view.ui["kill_path"] == "apolo/k"
 
-    view.update(snapshot(PENDING, RUNNING))
-    assert (view.bar.value, view.bar.bar_style) == (2, "")
-    assert view._label.value == "<b>running</b>"
-    view.tick(T0 + timedelta(seconds=10 + 3725))
-    assert view._clock.value == "elapsed 1:02:05"
+    view, _ = shown(snapshot(PENDING, RUNNING), T0 + timedelta(seconds=10 + 3725), feed)
+    assert steps_of(view.head) == ["created", "pending", "*running", "finished"]
+    assert "elapsed 1:02:05" in view.head
+    since = (T0 + timedelta(seconds=10)).timestamp() * 1000
+    assert f'data-since="{since:.0f}"' in view.head  # the browser ticks from here
     assert repr(view) == f"JobStatusView({JOB}: running)"
 
-    view.update(snapshot(PENDING, RUNNING, SUCCEEDED, exit_code=0))
-    assert (view.bar.value, view.bar.bar_style) == (3, "success")
+    done = snapshot(PENDING, RUNNING, SUCCEEDED, exit_code=0)
+    view, _ = shown(done, T0 + timedelta(hours=5), feed)
+    assert steps_of(view.head) == ["created", "pending", "running", "*succeeded"]
+    assert "ran 0:00:10" in view.head and 'data-kind="fixed"' in view.head
+    assert "exit code" not in view.head  # a success says no exit code 0
     assert view.exit_code == 0
-    assert view._label.value == "<b>succeeded</b> · (exit code 0)"
-    assert view._clock.value == "run time 0:00:10"
-    view.tick(T0 + timedelta(hours=5))
-    assert view._clock.value == "run time 0:00:10"  # finished: fixed
-    assert view._kill.disabled
+    assert not view.ui["can_kill"] and view.ui["finished"] and not view.ui["kill_path"]
     assert repr(view) == f"JobStatusView({JOB}: succeeded, exit code 0)"
 
 
-def test_failed_shows_reason_description_and_exit_code() -> None:
-    view = JobStatusView(on_kill=lambda: None)
-    view.update(snapshot(PENDING, RUNNING, FAILED, exit_code=3))
-    assert (view.bar.value, view.bar.bar_style) == (3, "danger")
-    assert view.exit_code == 3
-    assert view._label.value == (
-        "<b>failed</b> · Error: the command exited with code 3 · (exit code 3)"
+def test_failed_says_the_reason_once_on_its_own_line() -> None:
+    view, _ = shown(snapshot(PENDING, RUNNING, FAILED, exit_code=3), T0)
+    assert steps_of(view.head) == ["created", "pending", "running", "*failed"]
+    assert (
+        '<div class="apolo-reason apolo-error">Error: the command exited with code 3</div>'
+        in view.head
     )
-    assert view._kill.disabled
-    assert repr(view) == f"JobStatusView({JOB}: failed, exit code 3)"
+    assert view.head.count("code 3") == 1 and "exit code" not in view.head
+    job = view.snapshot.job
+    assert job is not None
+    assert status_line(job).endswith("exited with code 3 (exit code 3)")  # terminals
+    view, _ = shown(snapshot(PENDING, RUNNING, OOM, exit_code=137), T0)
+    assert "OOMKilled (exit code 137)" in view.head
 
 
-def test_cancelled_while_pending() -> None:
-    view = JobStatusView()
-    view.update(snapshot(PENDING, CANCELLED))
-    assert (view.bar.value, view.bar.bar_style) == (3, "warning")
-    assert view._label.value == "<b>cancelled</b> · killed by the user"
-    assert view._clock.value == ""  # it never ran
-    assert view.exit_code is None
-    assert repr(view) == f"JobStatusView({JOB}: cancelled)"
+def test_cancelled_while_pending_never_ran() -> None:
+    view, _ = shown(snapshot(PENDING, CANCELLED), T0 + timedelta(minutes=1))
+    assert steps_of(view.head) == ["created", "pending", "*cancelled"]
+    assert "killed by the user" in view.head
+    assert "ran " not in view.head and view.exit_code is None
 
 
-def test_suspended_shows_as_pending_with_restarts() -> None:
-    view = JobStatusView()
-    view.update(snapshot(PENDING, RUNNING, SUSPENDED, restarts=1))
-    assert (view.bar.value, view.bar.bar_style) == (1, "info")
-    assert view._label.value == (
-        "<b>suspended (preempted), restarts: 1</b> · Preempted"
+def test_suspended_shows_its_step_and_restarts() -> None:
+    view, _ = shown(
+        snapshot(PENDING, RUNNING, SUSPENDED, restarts=1), T0 + timedelta(seconds=25)
     )
-    view.tick(T0 + timedelta(seconds=25))
-    assert view._clock.value == "waiting 0:00:05"  # since it was suspended
-    view.update(snapshot(PENDING, RUNNING, SUSPENDED, RUNNING, restarts=1))
-    assert (view.bar.value, view.bar.bar_style) == (2, "")
-    assert view._label.value == "<b>running</b> · (restarts: 1)"
+    assert steps_of(view.head) == [
+        "created",
+        "pending",
+        "running",
+        "*suspended",
+        "finished",
+    ]
+    assert "restarts: 1" in view.head and "Preempted" in view.head
+    assert "waiting 0:00:05" in view.head  # since it was suspended
+    view, _ = shown(
+        snapshot(PENDING, RUNNING, SUSPENDED, RUNNING, restarts=1),
+        T0 + timedelta(seconds=40),
+    )
+    assert steps_of(view.head) == ["created", "pending", "*running", "finished"]
 
 
 def test_life_span_countdown_while_running() -> None:
-    view = JobStatusView()
-    view.update(snapshot(PENDING, RUNNING, life_span=3600))
-    view.tick(T0 + timedelta(seconds=10 + 60))
-    assert view._clock.value == "elapsed 0:01:00 · life span left 0:59:00"
-    view.tick(T0 + timedelta(hours=2))
-    assert view._clock.value.endswith("life span left 0:00:00")  # never negative
-    view.update(snapshot(PENDING, RUNNING, SUCCEEDED, life_span=3600, exit_code=0))
-    assert "life span" not in view._clock.value
-
-
-def test_naive_tick_is_taken_as_utc() -> None:
-    view = JobStatusView()
-    view.update(snapshot(PENDING, RUNNING))
-    view.tick((T0 + timedelta(seconds=70)).replace(tzinfo=None))
-    assert view._clock.value == "elapsed 0:01:00"
-
-
-def test_out_of_order_and_duplicate_snapshots() -> None:
-    view = JobStatusView(on_kill=lambda: None)
-    finished = snapshot(PENDING, RUNNING, FAILED, exit_code=3)
-    view.update(snapshot(PENDING, RUNNING))
-    view.update(snapshot(PENDING))  # late: fewer transitions
-    assert view.status is JobStatus.RUNNING and view.bar.value == 2
-    view.update(finished)
-    label = view._label.value
-    view.update(snapshot(PENDING, RUNNING))  # late again
-    view.update(finished)  # repeated
-    view.update(finished)
-    assert (view.status, view.bar.value, view.bar.bar_style, view._label.value) == (
-        JobStatus.FAILED,
-        3,
-        "danger",
-        label,
+    view, _ = shown(
+        snapshot(PENDING, RUNNING, life_span=3600), T0 + timedelta(seconds=70)
     )
-    assert repr(view) == f"JobStatusView({JOB}: failed, exit code 3)"
+    assert "elapsed 0:01:00 · life span left 0:59:00" in view.head
+    end = (T0 + timedelta(seconds=10 + 3600)).timestamp() * 1000
+    assert f'data-life="{end:.0f}"' in view.head
+    view, _ = shown(snapshot(PENDING, RUNNING, life_span=3600), T0 + timedelta(hours=2))
+    assert "life span left 0:00:00" in view.head  # never negative
+    done = snapshot(PENDING, RUNNING, SUCCEEDED, life_span=3600, exit_code=0)
+    view, _ = shown(done, T0 + timedelta(hours=2))
+    assert "life span" not in view.head
 
 
-def test_reasons_are_html_escaped() -> None:
-    view = JobStatusView()
+def test_naive_times_are_taken_as_utc() -> None:
+    view, _ = shown(
+        snapshot(PENDING, RUNNING),
+        (T0 + timedelta(seconds=70)).replace(tzinfo=None).replace(tzinfo=UTC),
+    )
+    assert "elapsed 0:01:00" in view.head
+
+
+def test_out_of_order_duplicate_and_post_final_snapshots_are_ignored() -> None:
+    feed = StatusFeed()
+    finished = snapshot(PENDING, RUNNING, FAILED, exit_code=3)
+    assert feed.update(snapshot(PENDING, RUNNING))
+    assert not feed.update(snapshot(PENDING))  # late: fewer transitions
+    assert feed.update(finished)
+    assert not feed.update(snapshot(PENDING, RUNNING))
+    assert feed.update(finished)  # a repeat changes nothing
+    assert feed.snapshot().status is JobStatus.FAILED
+    assert feed.update(snapshot(PENDING, job_id="job-other"))  # another job
+    assert feed.snapshot().status is JobStatus.PENDING
+
+
+def test_everything_from_the_job_is_escaped() -> None:
     evil = (JobStatus.FAILED, "<script>alert(1)</script>", "a & b <img src=x>")
-    view.update(snapshot(PENDING, evil))
-    assert "<script>" not in view._label.value
-    assert "<img" not in view._label.value
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in view._label.value
-    assert "a &amp; b &lt;img src=x&gt;" in view._label.value
-    view.set_note("<b>not bold</b>")
-    assert "&lt;b&gt;not bold&lt;/b&gt;" in view._note.value
-
-
-def test_set_note() -> None:
+    feed = StatusFeed(hint="%apolo_logs x")
+    feed.update(snapshot(PENDING, evil))
+    feed.feed("<b>not bold</b>\n")
+    feed.note = "<i>note</i>"
     view = JobStatusView()
-    view.set_note(f"Detached: the job keeps running. Kill it with %apolo_kill {JOB}")
-    assert f"%apolo_kill {JOB}" in view._note.value
-    view.set_note("")
-    assert view._note.value == ""
+    view.show(feed.snapshot(T0))
+    saved = view.bundle(live=False)["text/html"]
+    for html in (view.head, saved):
+        assert "<script>" not in html and "<img" not in html
+        assert (
+            "&lt;script&gt;alert(1)&lt;/script&gt;: a &amp; b &lt;img src=x&gt;" in html
+        )
+    assert "<b>not bold" not in saved and "&lt;b&gt;not bold&lt;/b&gt;" in saved
+    assert "<i>" not in saved
+    assert view.log["lines"] == ["<b>not bold</b>"]  # the browser sets it as text
 
 
-def test_kill_button_calls_on_kill_once_and_disables() -> None:
+def test_the_detached_note_goes_when_the_job_ends() -> None:
+    feed = StatusFeed()
+    feed.update(snapshot(PENDING, RUNNING))
+    feed.note = f"Detached: {JOB} keeps running. Kill it with %apolo_kill {JOB}"
+    assert "Detached" in feed.snapshot().note
+    feed.update(snapshot(PENDING, RUNNING, CANCELLED))
+    assert feed.snapshot().note == ""
+
+
+def test_kill_clicks_reach_on_kill_only_while_the_job_runs() -> None:
     calls: list[int] = []
+    feed = StatusFeed(can_kill=True)
+    feed.update(snapshot(PENDING, RUNNING))
     view = JobStatusView(on_kill=lambda: calls.append(1))
-    view.update(snapshot(PENDING, RUNNING))
-    assert view._kill.button_style == "danger" and not view._kill.disabled
-    view._kill.click()
-    view._kill.click()  # a double click does not kill twice
+    view.show(feed.snapshot())
+    from_browser(view, {"event": "kill"})  # what the browser sends without a route
+    from_browser(view, {"event": "other"})
     assert calls == [1]
-    assert view._kill.disabled and view._kill.description == "killing…"
-    view.update(snapshot(PENDING, RUNNING))  # still running: still killing
-    assert view._kill.disabled and view._kill.description == "killing…"
-    view.update(snapshot(PENDING, RUNNING, CANCELLED))
-    assert view._kill.disabled and view._kill.description == "Kill"
-    view._kill.click()
-    assert calls == [1]
+    feed.kill_requested()
+    view.show(feed.snapshot())
+    assert view.ui["killing"]
+    feed.kill_failed("job not found")
+    view.show(feed.snapshot())
+    assert not view.ui["killing"] and "job not found" in view.head
+    feed.update(snapshot(PENDING, RUNNING, CANCELLED))
+    view.show(feed.snapshot())
+    view.click_kill()
+    assert calls == [1] and not view.ui["can_kill"] and not view.ui["killing"]
 
 
-def test_kill_requested_from_elsewhere_and_kill_failures() -> None:
-    def refuse() -> None:
-        raise RuntimeError("platform unreachable")
-
-    view = JobStatusView(on_kill=refuse)
-    view.update(snapshot(PENDING))
-    view.kill_requested()  # e.g. %apolo_kill in another cell
-    assert view._kill.disabled and view._kill.description == "killing…"
-    view.kill_failed("job not found <here>")
-    assert not view._kill.disabled and view._kill.description == "Kill"
-    assert "job not found &lt;here&gt;" in view._error.value
-    view._kill.click()  # on_kill raises: shown inline, the button comes back
-    assert "could not kill the job: platform unreachable" in view._error.value
-    assert not view._kill.disabled
+def test_saved_forms_end_in_the_final_state() -> None:
+    feed = StatusFeed(hint=f"%apolo_logs {JOB}", can_kill=True)
+    feed.update(snapshot(PENDING, RUNNING))
+    feed.feed("".join(f"step {i}\n" for i in range(250)))
+    view = JobStatusView()
+    view.show(feed.snapshot(T0 + timedelta(seconds=30)))
+    live = view.bundle(live=True)
+    assert WIDGET_MIME in live
+    assert live["text/plain"].splitlines()[0] == f"{JOB}  running"
+    assert f"%apolo_status {JOB} shows it live" in live["text/plain"]
+    feed.update(snapshot(PENDING, RUNNING, FAILED, exit_code=3))
+    view.show(feed.snapshot(T0 + timedelta(seconds=40)))
+    final, _ = view._repr_mimebundle_()
+    assert WIDGET_MIME not in final  # nothing to restore: no "model not found"
+    text = final["text/plain"].splitlines()
+    assert (
+        text[0] == f"{JOB}  failed  Error: the command exited with code 3 (exit code 3)"
+    )
+    assert f"--- last 200 of 250 lines — %apolo_logs {JOB} for all ---" in text
+    assert text[-1] == "step 249" and "step 49" not in text
+    assert "shows it live" not in final["text/plain"]
+    html = final["text/html"]
+    assert "<style>" in html and "apolo-st-failed" in html and "step 249" in html
+    assert "apolo-log-static" in html  # a saved pane starts at its bottom
+    assert "#" not in html.split("<style>")[1].split("</style>")[0].replace("#{", "")
 
 
 def test_status_line() -> None:
@@ -264,6 +319,10 @@ def test_status_line() -> None:
     assert (
         status_line(snapshot(PENDING, RUNNING, FAILED, exit_code=3))
         == f"{JOB}  failed  Error: the command exited with code 3 (exit code 3)"
+    )
+    assert (
+        status_line(snapshot(PENDING, RUNNING, OOM, exit_code=137))
+        == f"{JOB}  failed  OOMKilled (exit code 137)"
     )
     assert (
         status_line(snapshot(PENDING, RUNNING, SUCCEEDED, exit_code=0))
@@ -280,63 +339,66 @@ def test_status_line() -> None:
     )
 
 
-# -- the log pane -----------------------------------------------------------------
+# -- the log buffer ---------------------------------------------------------------
 
 
 def test_log_is_bounded_with_a_hint() -> None:
-    view = JobStatusView(max_log_lines=50, logs_hint=f"%apolo_logs {JOB}")
+    log = LogBuffer(50)
     lines = [f"line {i}" for i in range(1000)]
     for start in range(0, 1000, 100):
-        view.append_log("".join(f"{line}\n" for line in lines[start : start + 100]))
-    assert view.dropped_lines == 950
-    note, *shown = view.log_text.splitlines()
+        log.feed("".join(f"{line}\n" for line in lines[start : start + 100]))
+    tail = log.tail()
+    assert (tail.first, tail.total, list(tail.lines)) == (950, 1000, lines[-50:])
+    note, *rest = log.text(f"%apolo_logs {JOB}").splitlines()
     assert note == f"950 earlier lines not shown — all of them: %apolo_logs {JOB}"
-    assert shown == lines[-50:]
-    outputs = view._output.outputs
-    assert len(outputs) == 1
-    assert outputs[0]["output_type"] == "stream" and outputs[0]["name"] == "stdout"
+    assert rest == lines[-50:]
 
 
-def test_log_without_hint_and_unbounded_case() -> None:
-    view = JobStatusView(max_log_lines=3)
-    assert view.log_text == "" and view.dropped_lines == 0
-    view.append_log("a\nb\n")
-    assert view.log_text == "a\nb\n" and view.dropped_lines == 0
-    view.append_log("c\nd\n")
-    assert view.log_text == "1 earlier line not shown\nb\nc\nd\n"
-    with pytest.raises(ValueError, match="max_log_lines"):
-        JobStatusView(max_log_lines=0)
+def test_one_big_chunk_keeps_only_its_tail() -> None:
+    log = LogBuffer(3)
+    log.feed("".join(f"{i}\n" for i in range(100_000)) + "partial")
+    tail = log.tail()
+    assert tail.lines == ("99998", "99999", "partial") and tail.total == 100_001
+    log.feed(" done\n")
+    assert log.tail().lines[-1] == "partial done"
 
 
 def test_partial_lines_across_chunks() -> None:
-    view = JobStatusView()
+    log = LogBuffer(200)
     for chunk in ["hel", "lo wor", "ld\nsecond", " line\n", "third (unfinished)"]:
-        view.append_log(chunk)
-    assert view.log_text == "hello world\nsecond line\nthird (unfinished)"
-    view.append_log(" now done\n")
-    assert view.log_text.splitlines()[-1] == "third (unfinished) now done"
+        log.feed(chunk)
+    assert log.tail().lines == ("hello world", "second line", "third (unfinished)")
+    log.feed(" now done\n")
+    assert log.tail().lines[-1] == "third (unfinished) now done"
+    assert log.tail().total == 3
 
 
-def test_unfinished_line_counts_against_the_bound() -> None:
-    view = JobStatusView(max_log_lines=2, logs_hint="%apolo_logs x")
-    view.append_log("1\n2\n3\npartial")
-    assert view.log_text.splitlines()[1:] == ["3", "partial"]
-    assert view.dropped_lines == 2
+def test_carriage_returns_rewrite_the_line_as_a_terminal_does() -> None:
+    log = LogBuffer(200)
+    log.feed("start\nstep 1\rstep 2\rstep 3\nnext\r\n")
+    assert log.tail().lines == ("start", "step 3", "next")
+    log.feed("a 10%\r")
+    assert log.tail().lines[-1] == "a 10%"
+    log.feed("a 20%")  # the rewrite replaces, it does not append
+    assert log.tail().lines[-1] == "a 20%"
+    log.feed("\r")
+    log.feed("\n")  # "\r" and "\n" split across chunks
+    assert log.tail().lines == ("start", "step 3", "next", "a 20%")
+    log.feed("long text\rshort\n")  # overwritten from column 0, the rest stays
+    assert log.tail().lines[-1] == "shorttext"
+    log.feed("\x1b[31mred\x1b[0m\n")  # colours are dropped
+    assert log.tail().lines[-1] == "red"
 
 
-def test_carriage_returns_keep_the_last_rewrite() -> None:
-    view = JobStatusView()
-    view.append_log("start\nstep 1\rstep 2\rstep 3\nnext\r\n")
-    assert view.log_text == "start\nstep 3\nnext\n"
-    view.append_log("a 10%\r")
-    assert view.log_text.endswith("next\na 10%")
-    view.append_log("a 20%")  # the rewrite replaces, it does not append
-    assert view.log_text.endswith("next\na 20%")
-    view.append_log("\r")
-    view.append_log("\n")  # "\r" and "\n" split across chunks
-    assert view.log_text == "start\nstep 3\nnext\na 20%\n"
-    view.append_log("x\r\r\ny\n")
-    assert view.log_text.endswith("a 20%\nx\ny\n")
+def test_long_lines_are_cut() -> None:
+    log = LogBuffer(5)
+    log.feed("x" * 50_000)
+    log.feed("y" * 50_000 + "\nnext\n")
+    first = log.tail().lines[0]
+    assert len(first) < 10_010 and first.endswith(" …")
+    assert log.tail().lines[-1] == "next"
+    with pytest.raises(ValueError, match="max_log_lines"):
+        LogBuffer(0)
 
 
 def _tqdm() -> ModuleType:
@@ -344,58 +406,90 @@ def _tqdm() -> ModuleType:
     return module
 
 
-def test_tqdm_progress_goes_to_the_second_bar() -> None:
+def test_tqdm_bars_are_read_from_the_output() -> None:
     tqdm = _tqdm()
-    view = JobStatusView(max_log_lines=20)
-    assert view._progress_row.layout.display == "none"
     out = io.StringIO()
-    bar = tqdm.tqdm(total=100, desc="epoch 1", file=out, mininterval=0, ascii=False)
-    view.append_log("loading data\n")
-    assert view._progress_row.layout.display == "none"  # no bar yet
+    log = LogBuffer(20)
+    log.feed("loading data\n")
+    assert log.bars() == ()
+    bar = tqdm.tqdm(total=100, desc="epoch 1", file=out, mininterval=0)
     bar.update(45)
-    view.append_log(out.getvalue())
-    out.seek(0)
-    out.truncate()
-    assert view._progress_row.layout.display == ""
-    assert view.job_progress.value == pytest.approx(45.0)
-    assert view.job_progress.description == "epoch 1"
-    assert view._job_detail.value.startswith("45/100 [")
-    assert view.log_text.splitlines()[-1].startswith("epoch 1:  45%|")
+    log.feed(out.getvalue())
+    fed = len(out.getvalue())
+    (progress,) = log.bars()
+    assert progress.description == "epoch 1" and progress.percent == pytest.approx(45)
+    assert (progress.n, progress.total) == ("45", "100")
+    assert progress.rate.endswith("it/s") and progress.detail.startswith("45/100 [")
     bar.update(55)
     bar.close()
-    view.append_log(out.getvalue() + "saving model\n")
-    assert view.job_progress.value == pytest.approx(100.0)
-    assert view.job_progress.bar_style == "success"
-    lines = view.log_text.splitlines()
-    assert lines[0] == "loading data"
-    assert lines[1].startswith("epoch 1: 100%|") and "100/100" in lines[1]
-    assert lines[2] == "saving model"
-    assert len(lines) == 3  # every rewrite of the bar collapsed into one line
+    log.feed(out.getvalue()[fed:] + "saving model\n")
+    (done,) = log.bars()
+    assert done.percent == pytest.approx(100)
+    lines = log.tail().lines
+    assert lines[0] == "loading data" and lines[-1] == "saving model"
+    assert lines[1].startswith("epoch 1: 100%|") and len(lines) == 3
 
 
-def test_tqdm_without_description_in_small_chunks() -> None:
+def test_nested_tqdm_bars_by_position() -> None:
     tqdm = _tqdm()
     out = io.StringIO()
-    for _ in tqdm.tqdm(range(8), file=out, mininterval=0, ascii=True):
-        pass
-    text = out.getvalue()
+    log = LogBuffer(200)
+    for epoch in tqdm.tqdm(range(2), desc="epoch", file=out, mininterval=0, position=0):
+        for step in tqdm.tqdm(
+            range(4), desc="batch", file=out, mininterval=0, position=1, leave=False
+        ):
+            if epoch == 1 and step == 2:
+                text = out.getvalue()
+                for i in range(0, len(text), 7):  # chunks split anywhere, even in ESC[A
+                    log.feed(text[i : i + 7])
+    bars = log.bars()
+    assert [(b.description, b.n, b.total) for b in bars] == [
+        ("epoch", "1", "2"),
+        ("batch", "2", "4"),
+    ]
+    assert bars[0].line < bars[1].line  # the outer bar above the inner one
+
+
+def test_progress_lines_parse_like_tqdm_prints_them() -> None:
+    cases = {
+        "dl:  62%|######1   | 1.23M/2.00M [00:00<00:00, 14.8GB/s, loss=0.5]": (
+            "dl",
+            62.0,
+            "1.23M",
+            "2.00M",
+            "00:00",
+        ),
+        "stream: 5it [00:00, 2118.54it/s]": ("stream", None, "5", "", ""),
+        "  0%|          | 0/3 [00:00<?, ?it/s]": ("", 0.0, "0", "3", ""),
+        "100%|##########| 8/8 [00:02<00:00, 3.01s/it]": ("", 100.0, "8", "8", "00:00"),
+    }
+    for line, (desc, percent, n, total, remaining) in cases.items():
+        p = parse_progress(line)
+        assert p is not None, line
+        assert (p.description, p.percent, p.n, p.total, p.remaining) == (
+            desc,
+            percent,
+            n,
+            total,
+            remaining,
+        )
+    for line in ("copied 5 files [done, ok]", "50% done | see log", "plain text"):
+        assert parse_progress(line) is None
+
+
+def test_bars_render_like_tqdm_notebook() -> None:
+    tqdm = _tqdm()
+    out = io.StringIO()
+    bar = tqdm.tqdm(total=40, desc="batch", file=out, mininterval=0)
+    bar.update(10)
+    feed = StatusFeed()
+    feed.update(snapshot(PENDING, RUNNING))
+    feed.feed(out.getvalue())
     view = JobStatusView()
-    for i in range(0, len(text), 7):  # chunks split anywhere, even inside "\r"
-        view.append_log(text[i : i + 7])
-    assert view.job_progress.value == pytest.approx(100.0)
-    assert view.job_progress.description == ""
-    assert view.log_text.startswith("100%|##########| 8/8 [")
-    assert view.log_text.count("\n") == 1
-
-
-def test_appending_10000_lines_in_chunks_is_fast() -> None:
-    view = JobStatusView(max_log_lines=200, logs_hint="%apolo_logs x")
-    chunk = "".join(f"step {i}: loss=0.{i:04d} some more text\n" for i in range(97))
-    started = time.perf_counter()
-    for _ in range(104):  # ~10,000 lines
-        view.append_log(chunk[:501])
-        view.append_log(chunk[501:])
-    elapsed = time.perf_counter() - started
-    assert view.dropped_lines == 97 * 104 - 200
-    assert len(view.log_text.splitlines()) == 201
-    assert elapsed < 2.0, f"10,000 lines took {elapsed:.2f} s"
+    view.show(feed.snapshot(T0))
+    assert '<div class="apolo-bar-desc">batch</div>' in view.bars
+    assert 'aria-valuenow="25"' in view.bars and "width:25.0%" in view.bars
+    assert " 25%  10/40  " in view.bars and "ETA " in view.bars
+    text = view.bundle(live=False)["text/plain"]
+    assert "  batch:  25%  10/40" in text
+    assert json.dumps(view.log)  # the log state is plain JSON

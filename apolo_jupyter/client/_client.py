@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from types import TracebackType
 
@@ -11,7 +10,7 @@ import aiohttp
 from yarl import URL
 
 from ._config import Config
-from ._connect import resolve
+from ._connect import announce, resolve
 from ._core import Core
 from ._jobs import Jobs
 from ._models import Preset
@@ -81,7 +80,7 @@ async def _get(
 ) -> Client:
     config = await resolve(url=url, token=token, local=local)
     if not (quiet or os.environ.get("APOLO_JUPYTER_QUIET")):
-        print(config.describe(), file=sys.stderr)
+        announce(config)
     return Client(config, trace_configs)
 
 

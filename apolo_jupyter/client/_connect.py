@@ -13,6 +13,8 @@ import binascii
 import json
 import os
 import sqlite3
+import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,33 @@ from ._local_home import LocalPaths, ensure_running
 
 PASSED_CONFIG_VARS = ("APOLO_PASSED_CONFIG", "NEURO_PASSED_CONFIG")
 LOCAL_SOURCE = "embedded local platform"
+_announced: set[str] = set()
+_announce_lock = threading.Lock()
+
+
+def _in_notebook(stream: object) -> bool:
+    """``stream`` is a Jupyter kernel's output stream (checked by name: the
+    client imports nothing from Jupyter)."""
+    return type(stream).__module__.startswith("ipykernel.")
+
+
+def announce(config: Config) -> None:
+    """Say which platform a new client talks to.
+
+    In a terminal or a script: one line on stderr, beside the program's output.
+    In a notebook: a plain info line on stdout (stderr shows as an error box),
+    once per kernel and platform, flushed at once so that it lands where
+    ``get()`` was called, never in the middle of a job's log printed later.
+    """
+    line = config.describe()
+    if not _in_notebook(sys.stdout):
+        print(line, file=sys.stderr)
+        return
+    with _announce_lock:
+        if line in _announced:
+            return
+        _announced.add(line)
+    print(line, file=sys.stdout, flush=True)
 
 
 def username_from_token(token: str) -> str:

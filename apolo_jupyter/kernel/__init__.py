@@ -7,6 +7,8 @@
 - ``_frontend``: widgets or text;
 - ``_options``: the job-starting options and their parsers;
 - ``_forward_control`` / ``_forward_registry``: port forwards served through Jupyter;
+- ``_platform_registry``: the kernel's platform, for the server's kill route;
+- ``_records``: the private files those registries are made of;
 - ``_storage_access``: the MountPicker's default storage callables.
 
 Nothing here is imported by ``import apolo_jupyter`` or ``%load_ext``; each magic

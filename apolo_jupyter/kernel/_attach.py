@@ -1,8 +1,12 @@
-"""Attach a cell to a job: a live widget, or deterministic text without a frontend.
+"""Attach a cell to a job: a live view in a kernel, deterministic text in a terminal.
 
 Attached cells wait for the job. Interrupting the kernel detaches (the job keeps
-running and the widget keeps updating) and says how to kill it; with
+running and the view keeps updating) and says how to kill it; with
 ``--kill-on-interrupt`` it kills instead.
+
+In a kernel the view is displayed with its text and HTML fallbacks, and when the
+job has finished the output is replaced by the final status and log tail (see
+``_bridge``): what a notebook saves is right however it was run.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..client import Client, JobDescription
 from ..widgets import JobStatusView
-from ..widgets._status_view import status_line
+from ..widgets._status_text import status_line
 from ._bridge import Attachment
 from ._follow import as_of
 from ._frontend import use_widgets
@@ -24,7 +28,7 @@ if TYPE_CHECKING:
 
 POLL = 0.2
 # Views shown in this kernel, by job id (newest wins): lets code reach a view's
-# Kill button or state, e.g. in tests of headless runs.
+# state and Kill, e.g. in tests of headless runs.
 VIEWS: dict[str, JobStatusView] = {}
 
 
@@ -42,9 +46,9 @@ def _interrupted(rt: Runtime, client: Client, att: Attachment, o: JobOptions) ->
         return
     message = _detached_note(att.job_id)
     if att.view is not None:
-        att.view.set_note(message)
-    else:
-        att.stop()
+        att.set_note(message)  # the view says it while the job runs, then shows the end
+        return
+    att.stop()
     print(message)
 
 
@@ -65,21 +69,16 @@ def follow(
 def _follow_widget(
     rt: Runtime, client: Client, job: JobDescription, o: JobOptions
 ) -> JobDescription:
-    from IPython.display import display
-
     holder: list[Attachment] = []
-    view = JobStatusView(
-        on_kill=lambda: holder[0].kill(), logs_hint=f"%apolo_logs {job.id}"
-    )
-    view.update(job)
+    view = JobStatusView(on_kill=lambda: holder[0].kill())
     VIEWS[job.id] = view
-    display(view)
-    att = Attachment(rt, client, job.id, view)
+    att = Attachment(rt, client, job.id, view, job=job, display=True)
     holder.append(att)
-    if o.detach:
-        if not job.status.is_finished:
-            view.set_note(_detached_note(job.id))
+    if o.detach and not job.status.is_finished:
+        att.set_note(_detached_note(job.id))
         return job
+    # Attached, or detached from a job that has already ended: wait here, so its
+    # outcome replaces the output while the cell runs (headless runs record it).
     try:
         while True:
             try:

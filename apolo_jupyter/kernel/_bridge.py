@@ -2,9 +2,19 @@
 
 An ``Attachment`` follows one job on the runtime loop: its status changes and
 output, in the order ``_follow.JobEvents`` gives them. It hands them either to a
-``JobStatusView`` (widget mode; updates happen on the runtime thread, started in an
-empty context so headless runs record them) or to a queue that the caller's thread
-prints from (text mode: terminals, nbclient, nbval).
+``JobStatusView`` (widget mode), as frozen snapshots built by a ``StatusFeed``,
+or to a queue that the caller's thread prints from (text mode: terminals).
+
+Widget mode, bounded: status changes are shown at once; output is taken in as it
+comes (the feed keeps only a tail) but shown at most every ``LOG_INTERVAL``, and
+less often when a tail is large, so the kernel sends the browser no more than
+about ``LOG_RATE`` bytes per second of log however fast a job prints.
+
+A displayed attachment owns its output (a display id): when the job has finished
+it replaces the output with the final status and log tail as text and HTML, so a
+saved, exported or reopened notebook tells the outcome. Live JupyterLab routes
+that update by display id even after the cell finished; a headless executor
+(nbclient, papermill, nbconvert) records it while a cell of the notebook runs.
 """
 
 from __future__ import annotations
@@ -12,17 +22,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import queue
+import uuid
 from datetime import UTC, datetime
 
 from ..client import Client, JobDescription, JobStatus
 from ..widgets._jobs_panel import JobsPanelView
-from ..widgets._status_view import JobStatusView
+from ..widgets._status_model import StatusFeed
+from ..widgets._status_view import JobStatusView, log_state_size
 from ..widgets._telemetry import TelemetryChart
 from ._follow import Event, JobEvents
+from ._platform_registry import kill_path, register_client
 from ._runtime import Runtime
 
-TICK = 1.0
-LOG_BATCH = 0.1  # a noisy job must not flood the browser with redraws
+LOG_INTERVAL = 0.2  # seconds between log redraws, at least
+LOG_RATE = 200_000  # bytes of log state per second the browser gets, at most
 
 
 class Attachment:
@@ -34,6 +47,8 @@ class Attachment:
         view: JobStatusView | None = None,
         *,
         logs: bool = True,
+        job: JobDescription | None = None,
+        display: bool = False,
     ) -> None:
         self._rt = rt
         self._client = client
@@ -41,79 +56,136 @@ class Attachment:
         self.view = view
         self._logs = logs
         self.events: queue.Queue[Event | None] = queue.Queue()
-        self.last: JobDescription | None = None
+        self.last: JobDescription | None = job
+        self.display_id: str | None = None
+        self._feed: StatusFeed | None = None
+        self._due = 0.0  # loop time before which the log is not redrawn
+        if view is not None:
+            platform = register_client(client)
+            self._feed = StatusFeed(
+                hint=f"%apolo_logs {job_id}",
+                can_kill=True,
+                kill_path=kill_path(platform, job_id),
+            )
+            if job is not None:
+                self._feed.update(job)
+            view.show(self._feed.snapshot())  # before the runtime thread takes over
+            if display:
+                self._display(view)
         self.future: concurrent.futures.Future[JobDescription] = rt.submit(
             self._follow()
         )
 
+    def _display(self, view: JobStatusView) -> None:
+        from IPython.display import display
+
+        self.display_id = f"apolo-{self.job_id}-{uuid.uuid4().hex[:8]}"
+        bundle = view.bundle(live=True)
+        display(bundle, raw=True, display_id=self.display_id)  # type: ignore[no-untyped-call]
+
+    # -- requests from other threads (run on the runtime loop) ----------------------
+
     def kill(self) -> None:
         """Ask the platform to kill the job; the watcher shows the outcome."""
-        if self.view is not None:
-            self.view.kill_requested()
-        self._rt.submit(self._client.jobs.kill(self.job_id))
+        self._rt.submit(self._kill())
+
+    async def _kill(self) -> None:
+        if self._feed is not None:
+            self._feed.kill_requested()
+            self._push()
+        try:
+            await self._client.jobs.kill(self.job_id)
+        except Exception as exc:  # shown in the view, never raised into the kernel
+            if self._feed is None:
+                raise
+            self._feed.kill_failed(f"could not kill the job: {exc}")
+            self._push()
+
+    def set_note(self, text: str) -> None:
+        """An info line under the status, e.g. how to kill a detached job."""
+        self._rt.loop.call_soon_threadsafe(self._set_note, text)
+
+    def _set_note(self, text: str) -> None:
+        if self._feed is not None:
+            self._feed.note = text
+            self._push()
 
     def stop(self) -> None:
         self.future.cancel()
 
-    def _emit(self, event: Event) -> None:
-        if self.view is None:
-            self.events.put(event)
-        elif event.job is not None:
-            self.view.update(event.job)
-        elif event.log is not None:
-            self.view.append_log(event.log)
+    # -- the watcher ------------------------------------------------------------------
+
+    def _push(self) -> None:
+        if self.view is None or self._feed is None:
+            return
+        snapshot = self._feed.snapshot(datetime.now(UTC))
+        self.view.show(snapshot)
+        loop = asyncio.get_running_loop()
+        cost = log_state_size(self.view.log)
+        self._due = loop.time() + max(LOG_INTERVAL, cost / LOG_RATE)
 
     async def _follow(self) -> JobDescription:
-        ticker = asyncio.create_task(self._tick()) if self.view is not None else None
         loop = asyncio.get_running_loop()
-        pending: list[str] = []  # output not shown yet (a view redraws in batches)
-        flushed = 0.0
-
-        def flush() -> None:
-            nonlocal flushed
-            if pending:
-                self._emit(Event(log="".join(pending)))
-                pending.clear()
-                flushed = loop.time()
-
+        feed = self._feed
+        dirty = False  # output taken in but not shown yet
         try:
             async with JobEvents(self._client, self.job_id, logs=self._logs) as events:
                 while True:
+                    if dirty and loop.time() >= self._due:
+                        self._push()
+                        dirty = False
+                    timeout = max(self._due - loop.time(), 0.001) if dirty else None
                     try:
-                        event = await events.next(LOG_BATCH if pending else None)
-                    except TimeoutError:  # a quiet moment: show what is pending
-                        flush()
-                        continue
+                        event = await events.next(timeout)
+                    except TimeoutError:
+                        continue  # a quiet moment: the pending output is shown
                     if event is None:
                         break
-                    if event.log is not None:
-                        pending.append(event.log)
-                        if self.view is None or loop.time() - flushed >= LOG_BATCH:
-                            flush()
-                    else:
-                        flush()
+                    if feed is None:
+                        if event.job is not None:
+                            self.last = event.job
+                        self.events.put(event)
+                    elif event.log is not None:
+                        feed.feed(event.log)
+                        dirty = True
+                    elif event.job is not None:
                         self.last = event.job
-                        self._emit(event)
+                        feed.update(event.job)
+                        self._push()
+                        dirty = False
         finally:
-            if ticker is not None:
-                ticker.cancel()
+            if feed is not None:
+                self._push()
+                self._finish()
             self.events.put(None)
         assert self.last is not None
         return self.last
 
-    async def _tick(self) -> None:
-        assert self.view is not None
-        while True:
-            await asyncio.sleep(TICK)
-            self.view.tick(datetime.now(UTC))
+    def _finish(self) -> None:
+        """The job is over: its output becomes the final text and HTML."""
+        if self.display_id is None or self.view is None:
+            return
+        if not self.view.snapshot.finished:
+            return  # stopped following (detached by a kernel restart, say)
+        from IPython.display import update_display
+
+        final = self.view.bundle(live=False)
+        update_display(final, raw=True, display_id=self.display_id)  # type: ignore[no-untyped-call]
 
 
 DISCOVER = 2.0  # seconds between looks for jobs started elsewhere
 
 
-async def follow_panel(client: Client, view: JobsPanelView, *, all_jobs: bool) -> None:
+async def follow_panel(
+    client: Client,
+    view: JobsPanelView,
+    *,
+    all_jobs: bool,
+    listed: concurrent.futures.Future[None] | None = None,
+) -> None:
     """Keep a jobs panel current: one pushed watch per live job, new jobs found
-    by a periodic list. Runs until cancelled."""
+    by a periodic list. ``listed`` is done once the first list is shown (so the
+    panel is displayed with its rows). Runs until cancelled."""
     watchers: dict[str, asyncio.Task[None]] = {}
 
     async def watch(job_id: str) -> None:
@@ -133,6 +205,8 @@ async def follow_panel(client: Client, view: JobsPanelView, *, all_jobs: bool) -
                         watchers[job.id] = asyncio.create_task(watch(job.id))
                     else:
                         watchers[job.id] = asyncio.create_task(asyncio.sleep(0))
+            if listed is not None and not listed.done():
+                listed.set_result(None)
             await asyncio.sleep(DISCOVER)
     finally:
         for task in watchers.values():

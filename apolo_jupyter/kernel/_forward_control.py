@@ -76,7 +76,7 @@ class ForwardControl:
             ) as fwd:
                 record = self.record = registry.register(fwd.port, self.job_id)
                 try:  # the route goes before the listener closes
-                    self.view.show_on(proxy_url(record.id))
+                    self.view.show_on(proxy_url(record.id), fwd.port)
                     note = await self._until_off_or_ended(stop)
                 finally:
                     registry.unregister(record.id)

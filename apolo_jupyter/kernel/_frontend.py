@@ -1,54 +1,34 @@
-"""Does this process show widgets to a person, or print text?
+"""Widgets or text: a kernel shows views, anything else prints text.
 
-Widgets need a live frontend (JupyterLab, Notebook, VS Code). Terminal IPython has
-none; headless executors (nbclient, nbval, papermill, nbconvert) record outputs but
-nobody watches them, so text is what belongs in the saved notebook. Override with
-``APOLO_JUPYTER_DISPLAY=widget`` or ``=text``.
+In a kernel (JupyterLab, Notebook, VS Code, and headless executors alike:
+nbclient, papermill, nbconvert, jupyter-scheduler) a job is shown as a live view
+whose output also carries ``text/plain`` and ``text/html`` that end in the job's
+final state, so no guess about who runs the kernel is needed: a person sees the
+view, a saved notebook keeps the outcome. Terminal IPython and plain Python have
+no display for widgets and print deterministic text. ``APOLO_JUPYTER_DISPLAY=text``
+forces text in a kernel too; ``=widget`` forces views (their text shows where
+there is no frontend).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
-HEADLESS_MARKERS = (
-    "nbclient",
-    "nbval",
-    "pytest",
-    "papermill",
-    "nbconvert",
-    "jupyter-execute",
-    "jupyter_execute",
-    "testbook",
-)
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return ""
-    return raw.replace(b"\0", b" ").decode(errors="replace")
-
-
-def headless_parent(pid: int | None = None) -> bool:
-    """True when the kernel was started by a headless executor."""
-    parent = os.getppid() if pid is None else pid
-    line = _cmdline(parent)
-    return any(marker in line for marker in HEADLESS_MARKERS)
-
-
-def use_widgets() -> bool:
-    forced = os.environ.get("APOLO_JUPYTER_DISPLAY", "").lower()
-    if forced in ("widget", "widgets"):
-        return True
-    if forced == "text":
-        return False
+def in_kernel() -> bool:
+    """Running in an IPython kernel (not terminal IPython or plain Python)."""
     try:
         from IPython import get_ipython
     except ImportError:
         return False
     shell = get_ipython()
-    if shell is None or not hasattr(shell, "kernel"):
-        return False  # terminal IPython or plain Python
-    return not headless_parent()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def use_widgets() -> bool:
+    forced = os.environ.get("APOLO_JUPYTER_DISPLAY", "").lower()
+    if forced == "text":
+        return False
+    if forced in ("widget", "widgets"):
+        return True
+    return in_kernel()

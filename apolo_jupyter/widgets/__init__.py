@@ -1,6 +1,10 @@
-"""ipywidgets views: thin, fed by snapshots, reporting actions through callbacks.
+"""Views: thin, fed by snapshots, reporting actions through callbacks.
 
-Each has a deterministic ``text/plain`` fallback for terminals and headless runs.
+The job views (``JobStatusView``, the jobs panel, the telemetry chart) are
+anywidget views: an ES module and CSS in ``static/``, styled with JupyterLab's
+theme variables only; the forms (``MountPicker``, the launcher, the forward
+toggle) are stock ipywidgets. Each keeps ``text/plain`` (and the job views
+``text/html``) fallbacks for terminals, headless runs and saved notebooks.
 """
 
 from ._mount_picker import MountPicker

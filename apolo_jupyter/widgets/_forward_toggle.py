@@ -1,7 +1,8 @@
 """``PortForwardToggle``: a job's port, served inside the notebook through Jupyter.
 
-A thin view with four states: off, starting, on (a link and an inline frame to
-the proxied URL) and error (with the reason). It reports the user's clicks through
+A thin view with four states: off, starting, on (a link that opens the proxied
+URL in a new tab, an inline frame, and a note on what a proxied page can load)
+and error (with the reason). It reports the user's clicks through
 ``on_change(wanted: bool)``; whoever owns the forward calls ``show_*`` back.
 """
 
@@ -11,6 +12,8 @@ import html
 from collections.abc import Callable
 
 import ipywidgets as w
+
+from ._forms import error_html, style_carrier
 
 OFF, STARTING, ON, ERROR = "off", "starting", "on", "error"
 
@@ -30,12 +33,19 @@ class PortForwardToggle(w.VBox):
             description=f"Forward port {job_port}",
             tooltip=f"serve port {job_port} of {job_id} inside this notebook",
             icon="plug",
+            layout=w.Layout(width="auto", min_width="fit-content"),
         )
         self._status = w.HTML()
+        self._status.add_class("apolo-forward-status")
         self._frame = w.HTML()
+        self._note = w.HTML()
         self._button.observe(self._clicked, names="value")
         self._quiet = False
-        super().__init__(children=[w.HBox([self._button, self._status]), self._frame])
+        row = w.HBox(
+            [self._button, self._status],
+            layout=w.Layout(align_items="center", grid_gap="12px"),
+        )
+        super().__init__(children=[style_carrier(), row, self._frame, self._note])
         self.show_off()
 
     def _clicked(self, change: dict[str, object]) -> None:
@@ -64,33 +74,51 @@ class PortForwardToggle(w.VBox):
     def show_off(self, note: str = "") -> None:
         self.state, self.url, self.error = OFF, None, None
         self._set_button(False)
-        self._status.value = html.escape(note or "off")
-        self._frame.value = ""
+        self._status.value = self._text(note or "off")
+        self._frame.value = self._note.value = ""
 
     def show_starting(self) -> None:
         self.state, self.error = STARTING, None
         self._set_button(True)
-        self._status.value = "starting…"
+        self._status.value = self._text("starting…")
 
-    def show_on(self, url: str) -> None:
+    def show_on(self, url: str, local_port: int | None = None) -> None:
         self.state, self.url, self.error = ON, url, None
         self._set_button(True)
         link = html.escape(url, quote=True)
         self._status.value = (
-            f'on: <a href="{link}" target="_blank" rel="noopener">{link}</a>'
+            '<div class="apolo-w">on · '
+            f'<a href="{link}" target="_blank" rel="noopener">open in a new tab ↗</a> '
+            f'<code class="apolo-muted">{link}</code></div>'
         )
         self._frame.value = (
-            f'<iframe src="{link}" style="width:100%;height:420px;border:1px solid #ccc" '
+            f'<iframe class="apolo-frame" src="{link}" title="port {self.job_port} '
+            f'of {html.escape(self.job_id)}" '
             'sandbox="allow-scripts allow-forms allow-popups"></iframe>'
+        )
+        here = (
+            f" From a browser on the kernel's machine, 127.0.0.1:{local_port} "
+            "reaches the port with nothing in between."
+            if local_port
+            else ""
+        )
+        self._note.value = (
+            '<div class="apolo-w apolo-note">A single page works here and in a new '
+            "tab. Links inside it to further pages, files or WebSockets may not load "
+            "(“forbidden”): a proxied page gets no Jupyter login."
+            + html.escape(here)
+            + "</div>"
         )
 
     def show_error(self, message: str) -> None:
         self.state, self.url, self.error = ERROR, None, message
         self._set_button(False)
-        self._status.value = (
-            f'<span style="color:#b00020" role="alert">{html.escape(message)}</span>'
-        )
-        self._frame.value = ""
+        self._status.value = error_html(message)
+        self._frame.value = self._note.value = ""
+
+    @staticmethod
+    def _text(text: str) -> str:
+        return f'<div class="apolo-w">{html.escape(text)}</div>'
 
     def __repr__(self) -> str:
         return f"PortForwardToggle({self.job_id}:{self.job_port}: {self.state})"

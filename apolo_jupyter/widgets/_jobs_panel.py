@@ -1,107 +1,179 @@
-"""``JobsPanelView``: a table of jobs updated row by row (never re-rendered whole)."""
+"""``JobsPanelView``: a table of jobs, one row per job, updated row by row.
+
+An anywidget view fed by ``update(job)``: each pushed ``JobDescription`` becomes
+one frozen row, and the browser (``static/panel.js``) updates that row in place,
+keyed by job id; ages tick there. Kill posts to the Jupyter server's kill route
+(``kill_base``), so it works while a cell runs; without one the click comes back
+here through ``on_kill``. ``text/plain`` and ``text/html`` say the same as the
+table, as of the moment they were made.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
 import html
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-import ipywidgets as w
+import anywidget
+import traitlets as t
 
 from ..client import JobDescription
+from ._static import WIDGET_MIME, asset, style, widget_view
+from ._status_html import badge
+from ._status_text import age, epoch_ms, reason_text
 
-_STYLE = {
-    "pending": "#1565c0",
-    "suspended": "#6a1b9a",
-    "running": "#2e7d32",
-    "succeeded": "#2e7d32",
-    "failed": "#b00020",
-    "cancelled": "#ef6c00",
+EMPTY = {
+    False: "No running or pending jobs. Start one with %apolo_run IMAGE -- COMMAND "
+    "or JobLauncher(); JobsPanel(all_jobs=True) also lists finished ones.",
+    True: "No jobs yet. Start one with %apolo_run IMAGE -- COMMAND or JobLauncher().",
 }
-_HEAD = ("ID", "NAME", "STATUS", "PRESET", "AGE", "")
 
 
-def _age(job: JobDescription, now: datetime) -> str:
-    created = job.history.created_at
-    if created is None:
-        return "-"
-    seconds = int((now - created).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
+def short_id(job_id: str) -> str:
+    """``job-0b0b1c52…``: enough to tell jobs apart; the full id is one click away."""
+    head = job_id[:12]
+    return head + "…" if len(job_id) > 12 else head
 
 
-class _Row:
-    def __init__(self, job: JobDescription, on_kill: Callable[[str], None]) -> None:
-        self.job = job
-        self.status = w.HTML()
-        self.age = w.HTML()
-        self.kill = w.Button(
-            description="Kill", button_style="danger", tooltip=f"kill {job.id}"
+@dataclass(frozen=True)
+class Row:
+    id: str
+    short: str
+    name: str
+    status: str
+    reason: str
+    preset: str
+    created_ms: float | None
+    live: bool
+
+    @classmethod
+    def of(cls, job: JobDescription) -> Row:
+        return cls(
+            id=job.id,
+            short=short_id(job.id),
+            name=job.name or "",
+            status=job.status.value,
+            reason=reason_text(job),
+            preset=job.preset_name or "",
+            created_ms=epoch_ms(job.history.created_at),
+            live=not job.status.is_finished,
         )
-        self.kill.on_click(lambda _: self._kill(on_kill))
-        cells = [
-            w.HTML(f"<code>{html.escape(job.id)}</code>"),
-            w.HTML(html.escape(job.name or "")),
-            self.status,
-            w.HTML(html.escape(job.preset_name or "")),
-            self.age,
-            self.kill,
-        ]
-        self.box = w.HBox(cells)
-        self.update(job, datetime.now(UTC))
-
-    def _kill(self, on_kill: Callable[[str], None]) -> None:
-        self.kill.disabled = True
-        self.kill.description = "killing…"
-        on_kill(self.job.id)
-
-    def update(self, job: JobDescription, now: datetime) -> None:
-        self.job = job
-        value = job.status.value
-        reason = f" · {html.escape(job.reason)}" if job.reason else ""
-        self.status.value = (
-            f'<b style="color:{_STYLE.get(value, "#333")}">{value}</b>{reason}'
-        )
-        self.age.value = _age(job, now)
-        if job.status.is_finished:
-            self.kill.disabled = True
-            self.kill.description = "Kill"
 
 
-class JobsPanelView(w.VBox):
+class JobsPanelView(anywidget.AnyWidget):
     """Rows are added or updated one at a time from pushed snapshots."""
 
-    def __init__(self, on_kill: Callable[[str], None]) -> None:
+    _esm = asset("common.js", "panel.js")
+    _css = asset("common.css", "status.css", "panel.css")
+    rows = t.List(t.Dict()).tag(sync=True)
+    kill_base = t.Unicode("").tag(sync=True)
+    now_ms = t.Float(0.0).tag(sync=True)
+    empty_text = t.Unicode("").tag(sync=True)
+
+    def __init__(
+        self,
+        on_kill: Callable[[str], None],
+        *,
+        all_jobs: bool = False,
+        kill_base: str = "",
+    ) -> None:
+        super().__init__(kill_base=kill_base, empty_text=EMPTY[all_jobs])
         self._on_kill = on_kill
         # The background task that keeps the panel current (cancel to stop it).
         self.follower: concurrent.futures.Future[None] | None = None
-        self._rows: dict[str, _Row] = {}
-        header = w.HBox([w.HTML(f"<b>{h}</b>") for h in _HEAD])
-        self._table = w.VBox()
-        self._empty = w.HTML("no jobs")
-        super().__init__(children=[header, self._table, self._empty])
+        self._rows: dict[str, Row] = {}
+        self.on_msg(self._on_custom_msg)
 
     def update(self, job: JobDescription) -> None:
-        row = self._rows.get(job.id)
-        if row is None:
-            row = self._rows[job.id] = _Row(job, self._on_kill)
-            self._table.children = (*self._table.children, row.box)
-            self._empty.value = ""
-        else:
-            row.update(job, datetime.now(UTC))
+        """Show a job's latest snapshot in its row (a new row for a new job)."""
+        row = Row.of(job)
+        if self._rows.get(job.id) == row:
+            return
+        self._rows[job.id] = row
+        with self.hold_sync():
+            self.now_ms = datetime.now(UTC).timestamp() * 1000
+            self.rows = [asdict(r) for r in self._rows.values()]
+
+    def _on_custom_msg(self, _: Any, content: Any, buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("event") == "kill":
+            job_id = content.get("job_id")
+            if isinstance(job_id, str) and job_id in self._rows:
+                self.click_kill(job_id)
+
+    def click_kill(self, job_id: str) -> None:
+        """What a row's Kill does where the server route is not used."""
+        if self._rows[job_id].live:
+            self._on_kill(job_id)
 
     def status_of(self, job_id: str) -> str | None:
         row = self._rows.get(job_id)
-        return row.job.status.value if row else None
+        return row.status if row else None
 
-    def kill_button(self, job_id: str) -> w.Button:
-        return self._rows[job_id].kill
+    @property
+    def job_rows(self) -> tuple[Row, ...]:
+        return tuple(self._rows.values())
+
+    # -- what a notebook saves --------------------------------------------------------
+
+    def _table_text(self) -> str:
+        if not self._rows:
+            return self.empty_text
+        now = datetime.now(UTC).timestamp()
+        table = [("ID", "NAME", "STATUS", "PRESET", "AGE")]
+        for r in self._rows.values():
+            when = age(now - r.created_ms / 1000) if r.created_ms else "-"
+            table.append((r.id, r.name, r.status, r.preset, when))
+        widths = [max(len(row[i]) for row in table) for i in range(5)]
+        return "\n".join(
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in table
+        )
+
+    def _table_html(self) -> str:
+        e = html.escape
+        now = datetime.now(UTC)
+        as_of = f"as of {now:%Y-%m-%d %H:%M:%S} UTC"
+        if not self._rows:
+            body = f'<div class="apolo-empty">{e(self.empty_text)}</div>'
+        else:
+            cols = "".join(
+                f'<col class="apolo-c-{c}">'
+                for c in ("id", "name", "status", "preset", "age", "act")
+            )
+            head = "".join(
+                f'<th scope="col">{h}</th>'
+                for h in ("ID", "Name", "Status", "Preset", "Age", "")
+            )
+            rows = []
+            for r in self._rows.values():
+                when = (
+                    age(now.timestamp() - r.created_ms / 1000) if r.created_ms else "-"
+                )
+                rows.append(
+                    f'<tr><td><code title="{e(r.id)}">{e(r.id)}</code></td>'
+                    f"<td>{e(r.name)}</td><td>{badge(r.status)}</td>"
+                    f'<td>{e(r.preset)}</td><td class="apolo-age">{e(when)}</td><td></td></tr>'
+                )
+            body = (
+                f"<table><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead>"
+                f"<tbody>{''.join(rows)}</tbody></table>"
+            )
+        return (
+            f'<div class="apolo-w apolo-panel">{style("status.css", "panel.css")}{body}'
+            f'<div class="apolo-asof">jobs {e(as_of)}</div></div>'
+        )
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[Any, Any], dict[Any, Any]]:
+        data = {
+            "text/plain": self._table_text(),
+            "text/html": self._table_html(),
+            WIDGET_MIME: widget_view(self.model_id),
+        }
+        return data, {}
 
     def __repr__(self) -> str:
-        rows = ", ".join(
-            f"{r.job.id}: {r.job.status.value}" for r in self._rows.values()
-        )
+        rows = ", ".join(f"{r.id}: {r.status}" for r in self._rows.values())
         return f"JobsPanel({rows or 'no jobs'})"

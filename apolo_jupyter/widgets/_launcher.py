@@ -1,19 +1,22 @@
 """``JobLauncherView``: a form that builds an ``%apolo_run`` line and starts the job.
 
-It validates as the user types (image, env, volumes, ports, life span) and never
-calls ``on_run`` with invalid input. ``value`` is the equivalent magic line.
+Each field is a row of an aligned grid, with its error under it once the user
+has touched it, said in the form's words (not the CLI's flags). Run stays
+disabled while the form is invalid (a muted line beside it says what is
+missing), while a launch is in flight, and after a launch until the form
+changes, so a double click never starts two jobs. ``on_run`` is never called with
+invalid input. ``value`` is the equivalent magic line.
 """
 
 from __future__ import annotations
 
-import functools
-import html
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import ipywidgets as w
 
+from ._forms import error_html, field_row, form_grid, muted_html, style_carrier
 from ._mount_picker import MountPicker
 
 
@@ -30,7 +33,11 @@ class LaunchRequest:
     name: str
 
 
-Check = Callable[[str], object]  # raises on invalid input, with a how-to message
+Check = Callable[[str], object]  # raises on invalid input
+
+
+def _quoted(text: str) -> str:
+    return f"“{text}”"
 
 
 class JobLauncherView(w.VBox):
@@ -45,52 +52,73 @@ class JobLauncherView(w.VBox):
         check_life_span: Check,
         on_run: Callable[[LaunchRequest], None],
     ) -> None:
-        self._checks = (check_image, check_env, check_port_pair, check_life_span)
+        self._check_image = check_image
+        self._check_env = check_env
+        self._check_port_pair = check_port_pair
+        self._check_life_span = check_life_span
         self._on_run = on_run
         self.picker = picker
-        self.image = w.Text(value="python:3.11", description="Image")
-        self.preset = w.Dropdown(options=list(presets), description="Preset")
-        self.command = w.Text(placeholder="python3 train.py", description="Command")
-        self.name = w.Text(placeholder="optional", description="Name")
-        self.env = w.Textarea(placeholder="NAME=value, one per line", description="Env")
+        full = w.Layout(width="100%")
+        self.image = w.Text(value="python:3.11", placeholder="python:3.11", layout=full)
+        self.preset = w.Dropdown(options=list(presets), layout=w.Layout(width="16em"))
+        self.command = w.Text(placeholder="python3 train.py", layout=full)
+        self.name = w.Text(placeholder="optional", layout=full)
+        self.env = w.Textarea(placeholder="NAME=value, one per line", layout=full)
         self.ports = w.Text(
-            placeholder="8080:80 (local:job), space separated", description="Forward"
+            placeholder="8080:80 (this machine:job), space separated", layout=full
         )
-        self.life_span = w.Text(placeholder="e.g. 2h", description="Life span")
-        self.preemptible = w.Checkbox(description="preemptible", indent=False)
-        self.run = w.Button(description="Run", button_style="primary", icon="play")
-        self.errors = w.HTML()
+        self.life_span = w.Text(
+            placeholder="e.g. 2h or 1h30m", layout=w.Layout(width="16em")
+        )
+        self.preemptible = w.Checkbox(
+            description="may be suspended and restarted (cheaper)",
+            indent=False,
+            layout=w.Layout(width="auto"),
+        )
+        self.run = w.Button(
+            description="Run",
+            button_style="primary",
+            icon="play",
+            tooltip="start the job",
+        )
+        self.summary = w.HTML()
         self.line = w.HTML()
         self.status = w.VBox()
-        for field in (
-            self.image,
-            self.preset,
-            self.command,
-            self.name,
-            self.env,
-            self.ports,
-            self.life_span,
-            self.preemptible,
-        ):
-            field.observe(lambda _: self.validate(), names="value")
+        self._fields: dict[str, w.Widget] = {
+            "image": self.image,
+            "preset": self.preset,
+            "command": self.command,
+            "name": self.name,
+            "env": self.env,
+            "ports": self.ports,
+            "life_span": self.life_span,
+            "preemptible": self.preemptible,
+        }
+        self._errors = {key: w.HTML() for key in self._fields}
+        self._touched: set[str] = set()
+        self._in_flight = False
+        self._launched = ""  # the job started from the form as it stands
+        self._launch_error = ""  # why the platform refused the last launch
+        for key, field in self._fields.items():
+            field.observe(lambda _, key=key: self._changed(key), names="value")
         self.run.on_click(lambda _: self._run())
-        super().__init__(
-            children=[
-                self.image,
-                self.preset,
-                self.command,
-                self.name,
-                self.env,
-                w.HTML("<b>Mounts</b>"),
-                picker,
-                self.ports,
-                self.life_span,
-                self.preemptible,
-                w.HBox([self.run, self.errors]),
-                self.line,
-                self.status,
-            ]
-        )
+        rows = [
+            field_row("Image", self.image, self._errors["image"]),
+            field_row("Preset", self.preset, self._errors["preset"]),
+            field_row("Command", self.command, self._errors["command"]),
+            field_row("Name", self.name, self._errors["name"]),
+            field_row("Environment", self.env, self._errors["env"]),
+            field_row("Storage", picker),
+            field_row("Forward ports", self.ports, self._errors["ports"]),
+            field_row("Life span", self.life_span, self._errors["life_span"]),
+            field_row("Preemptible", self.preemptible),
+            field_row(
+                "",
+                w.HBox([self.run, self.summary], layout=w.Layout(align_items="center")),
+            ),
+            field_row("", self.line),
+        ]
+        super().__init__(children=[style_carrier(), form_grid(rows), self.status])
         self.validate()
 
     def request(self) -> LaunchRequest:
@@ -108,36 +136,96 @@ class JobLauncherView(w.VBox):
             name=self.name.value.strip(),
         )
 
-    def problems(self) -> list[str]:
-        check_image, check_env, check_port_pair, check_life_span = self._checks
+    # -- checking, in the form's words -------------------------------------------------
+
+    def field_errors(self) -> dict[str, str]:
+        """Each invalid field's problem (whether shown yet or not)."""
         req = self.request()
-        found: list[str] = []
-
-        def attempt(what: str, call: Callable[[], object]) -> None:
-            try:
-                call()
-            except Exception as exc:  # every check says how to fix its input
-                found.append(f"{what}: {exc}")
-
-        attempt("image", lambda: check_image(req.image))
+        found: dict[str, str] = {}
+        if not req.image:
+            found["image"] = "enter an image, e.g. python:3.11"
+        elif not self._ok(self._check_image, req.image):
+            found["image"] = (
+                f"{_quoted(req.image)} is not an image name: write one such as "
+                "python:3.11, ubuntu:22.04 or image:NAME:TAG"
+            )
         if not req.command:
-            found.append("command: give the program to run, e.g. python3 train.py")
-        if req.env:
-            attempt("env", lambda: check_env(list(req.env)))
+            found["command"] = "enter the program to run, e.g. python3 train.py"
+        for number, line in enumerate(self.env.value.splitlines(), 1):
+            line = line.strip()
+            if not line or self._ok(lambda spec: self._check_env([spec]), line):
+                continue
+            if "=" not in line:
+                found["env"] = (
+                    f"line {number}: write NAME=value (no “=” in {_quoted(line)})"
+                )
+            else:
+                name = line.partition("=")[0]
+                found["env"] = (
+                    f"line {number}: {_quoted(name)} is not a variable name "
+                    "(letters, digits and _, not starting with a digit)"
+                )
+            break
         for pair in req.port_forwards:
-            attempt("forward", functools.partial(check_port_pair, pair))
-        if req.life_span:
-            attempt("life span", lambda: check_life_span(req.life_span))
+            if not self._ok(self._check_port_pair, pair):
+                found["ports"] = (
+                    f"{_quoted(pair)}: write pairs of this machine's port and the "
+                    "job's, such as 8080:80 (ports 1 to 65535)"
+                )
+                break
+        if req.life_span and not self._ok(self._check_life_span, req.life_span):
+            found["life_span"] = self._life_span_problem(req.life_span)
         return found
 
+    def _life_span_problem(self, text: str) -> str:
+        try:
+            self._check_life_span(text)
+        except Exception as exc:
+            if "at least" in str(exc):
+                return "a life span is at least 1 minute, e.g. 30m"
+        return f"{_quoted(text)} is not a duration: write e.g. 90s, 30m, 2h or 1h30m"
+
+    @staticmethod
+    def _ok(check: Callable[[str], object], value: str) -> bool:
+        try:
+            check(value)
+        except Exception:  # every check raises on invalid input, whatever its type
+            return False
+        return True
+
+    def problems(self) -> list[str]:
+        return [f"{key}: {text}" for key, text in self.field_errors().items()]
+
     def validate(self) -> bool:
-        found = self.problems()
-        self.run.disabled = bool(found)
-        self.errors.value = "<br>".join(
-            f'<span style="color:#b00020">{html.escape(p)}</span>' for p in found
-        )
-        self.line.value = "" if found else f"<code>{html.escape(self.value)}</code>"
+        found = self.field_errors()
+        for key, box in self._errors.items():
+            shown = found.get(key, "") if key in self._touched else ""
+            box.value = error_html(shown)
+        blocked = bool(found) or self._in_flight or bool(self._launched)
+        self.run.disabled = blocked
+        self.summary.value = self._summary(found)
+        self.line.value = "" if found else muted_html("Same as", self.value)
         return not found
+
+    def _summary(self, found: dict[str, str]) -> str:
+        if self._launch_error:
+            return error_html(f"could not start the job: {self._launch_error}")
+        if self._in_flight:
+            text = "starting the job…"
+        elif self._launched:
+            text = f"Started {self._launched}. Change the form to run another."
+        elif not found:
+            return ""
+        elif set(found) == {"command"} and "command" not in self._touched:
+            text = "To run: enter a command."
+        else:
+            text = "To run: fix the fields marked above."
+        return muted_html(text)
+
+    def _changed(self, key: str) -> None:
+        self._touched.add(key)
+        self._launched = self._launch_error = ""
+        self.validate()
 
     @property
     def value(self) -> str:
@@ -158,15 +246,35 @@ class JobLauncherView(w.VBox):
             parts.append("--preemptible")
         return f"{shlex.join([*parts, req.image])} -- {req.command}"
 
+    # -- running --------------------------------------------------------------------
+
     def _run(self) -> None:
-        if self.validate():
+        if self._in_flight or self._launched:
+            return  # a click that was queued while the previous launch ran
+        self._touched.update(self._fields)
+        if not self.validate():
+            return
+        self._in_flight = True
+        self.validate()
+        try:
             self._on_run(self.request())
+        finally:
+            self._in_flight = False
+            self.validate()
 
     def show_status(self, view: w.Widget) -> None:
+        """The job started: show its status, and hold Run until the form changes."""
+        job = getattr(view, "snapshot", None)
+        job_id = job.job.id if job is not None and job.job is not None else "the job"
+        self._launched = job_id
         self.status.children = (view,)
+        self.validate()
 
     def show_error(self, message: str) -> None:
-        self.errors.value = f'<span style="color:#b00020">{html.escape(message)}</span>'
+        """The platform refused the launch: say why beside Run."""
+        self._launched = ""
+        self._launch_error = message
+        self.validate()
 
     def __repr__(self) -> str:
         return f"JobLauncher({self.value})"

@@ -67,6 +67,16 @@ class MountList:
         self._mounts.append(mount)
         return mount
 
+    def set_read_only(self, container_path: str, read_only: bool) -> Mount:
+        """Make an added mount read-only, or writable again."""
+        for i, mount in enumerate(self._mounts):
+            if mount.container_path == container_path:
+                changed = Mount(mount.folder, mount.container_path, read_only)
+                self._parse(changed.spec)
+                self._mounts[i] = changed
+                return changed
+        raise ValueError(f"no mount at {container_path}; add it first")
+
     def remove(self, container_path: str) -> None:
         self._mounts = [m for m in self._mounts if m.container_path != container_path]
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import sys
@@ -28,31 +27,16 @@ import pytest
 
 pytest.importorskip("playwright")
 
-from playwright.sync_api import (
-    Browser,
-    Locator,
-    Page,
-    expect,
-    sync_playwright,
-)
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from apolo_jupyter import JobStatus, get
 
-from .._jupyter import Server, launch
+from .._jupyter import Server
+from ._lab import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, REPO, open_notebook
+from ._lab import run_all as _run_all
+from ._lab import start_lab as _start_lab
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = "03-port-forward.ipynb"
-ARTIFACTS = REPO / "artifacts"
 
 pytestmark = [
     pytest.mark.skipif(
@@ -87,32 +71,11 @@ def _copy_notebook(root: Path) -> None:
 
 def start_lab(tmp: Path, root: Path) -> Server:
     _copy_notebook(root)
-    settings = tmp / "settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)
-    # Every cell in the DOM (no virtual scrolling); no autosave.
-    (settings / "tracker.jupyterlab-settings").write_text(
-        json.dumps({"windowingMode": "none"})
-    )
-    docmanager = tmp / "settings" / "@jupyterlab" / "docmanager-extension"
-    docmanager.mkdir(parents=True)
-    (docmanager / "plugin.jupyterlab-settings").write_text(
-        json.dumps({"autosave": False})
-    )
-    env = dict(os.environ)
-    env.update(
-        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+    return _start_lab(
+        tmp / "lab",
+        root / "notebooks",
         APOLO_JUPYTER_FORWARDS_DIR=str(tmp / "forwards"),
     )
-    env.pop("APOLO_JUPYTER_BASE_URL", None)
-    env.pop("JUPYTERHUB_SERVICE_PREFIX", None)
-    return launch(
-        "jupyterlab", env, tmp / "lab.log",
-        f"--ServerApp.root_dir={root / 'notebooks'}",
-        f"--LabApp.user_settings_dir={tmp / 'settings'}",
-        f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
-        "--LabApp.news_url=None", "--LabApp.check_for_updates_class="
-        "jupyterlab.NeverCheckForUpdate",
-    )  # fmt: skip
 
 
 _ALIVE = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.SUSPENDED)
@@ -180,23 +143,7 @@ def fetch(page: Page, url: str) -> tuple[int, str]:
 
 
 def run_all(page: Page) -> None:
-    """Run → Run All Cells, until a prompt shows the kernel took it (up to 3 tries:
-    the menu can act before the kernel connection is really up)."""
-    busy = page.locator(".jp-Notebook .jp-InputPrompt").filter(
-        has_text=re.compile(r"\[(\*|\d+)\]")
-    )
-    for attempt in range(3):
-        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-        page.locator(
-            ".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")
-        ).click()
-        try:
-            expect(busy.first).to_be_visible(timeout=5_000)
-            return
-        except AssertionError:
-            page.keyboard.press("Escape")
-            shot(page, f"run-all-retry-{attempt}")
-    raise AssertionError("Run All Cells executed nothing, 3 times")
+    _run_all(page, on_retry=ARTIFACTS / "lab-port-forward-run-all-retry.png")
 
 
 def wait_for_toggle(page: Page, timeout: float) -> Locator:
@@ -230,18 +177,13 @@ def test_forward_toggle_serves_the_job_inside_lab(
         lambda msg: console_errors.append(msg.text) if msg.type == "error" else None,
     )
     page.set_default_timeout(30_000)
-    page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}")
-    expect(page.locator(".jp-Notebook .jp-CodeCell").first).to_be_visible()
-    # The status bar's "| Idle": the kernel is connected, not just started.
-    expect(page.locator("#jp-main-statusbar")).to_contain_text(
-        re.compile(r"\|\s*Idle"), timeout=30_000
-    )
+    open_notebook(page, lab, NOTEBOOK)
     shot(page, "1-idle")
 
     run_all(page)
     cell = wait_for_toggle(page, timeout=90)
     button = cell.locator(".widget-toggle-button", has_text="Forward port")
-    status = cell.locator(".widget-html").first
+    status = cell.locator(".apolo-forward-status")
     expect(status).to_contain_text("off")
     cell.scroll_into_view_if_needed()
     shot(page, "2-toggle-off")
@@ -250,7 +192,10 @@ def test_forward_toggle_serves_the_job_inside_lab(
     button.click()
     link = cell.locator("a[href*='/apolo/forward/']")
     expect(link).to_be_visible(timeout=30_000)
-    expect(status).to_contain_text("on:")
+    expect(status).to_contain_text("on ·")
+    expect(link).to_have_text(re.compile("open in a new tab"))
+    expect(link).to_have_attribute("target", "_blank")
+    expect(cell.locator(".apolo-note")).to_contain_text("may not load")
     expect(button).to_have_class(re.compile(r"mod-active"))
     url = link.get_attribute("href")
     assert url is not None and re.fullmatch(r"/apolo/forward/[A-Za-z0-9_-]+/", url), url

@@ -1,0 +1,663 @@
+"""The job widgets in a real browser: JupyterLab + Debian Chromium (Playwright).
+
+One JupyterLab and one page for the whole module. A generated notebook runs all
+its cells once; the tests then act on its outputs in order, as a user would:
+
+- Kill clicked while its cell is attached (the kernel busy) cancels the job
+  within a second, and every view of it (the status view, a JobsPanel) says so;
+- the newest log line stays visible while a job streams, and scrolling up
+  shows "↓ N new lines" instead of being pulled down;
+- the saved ``.ipynb`` of finished jobs says their final status in its text
+  fallback (also for a detached job that ended after its cell), and a reopened
+  notebook shows that outcome, not "Error displaying widget";
+- JobsPanel's status column lines up across rows;
+- status text meets WCAG AA (4.5:1) in the light, dark and dark high-contrast
+  themes, computed from the colours the browser rendered.
+
+Screenshots of every widget, light and dark, go to ``artifacts/screenshots/``;
+with ``APOLO_JUPYTER_UPDATE_SCREENSHOTS=1`` the README's go to ``docs/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+pytest.importorskip("playwright")
+
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+from apolo_jupyter import JobStatus, get
+
+from .._jupyter import Server
+from ._lab import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    REPO,
+    menu,
+    open_notebook,
+    run_all,
+    shot,
+    start_lab,
+    wait_for,
+)
+
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian chromium not installed: apt-get install chromium",
+    ),
+    pytest.mark.timeout(240),
+]
+
+NOTEBOOK = "widgets.ipynb"
+RUN = uuid.uuid4().hex[:6]  # job names of this run: the platform outlives it
+SHOTS = ARTIFACTS / "screenshots"
+DOCS_SHOTS = REPO / "docs" / "screenshots"
+# The ones the README shows (all of them go to artifacts/).
+README_SHOTS = {
+    "status-tqdm-light",
+    "status-failed-dark",
+    "jobs-panel-light",
+    "jobs-panel-dark",
+    "launcher-errors-light",
+}
+TQDM_JOB = (
+    "import time, tqdm\n"
+    "for epoch in tqdm.tqdm(range(3), desc='epoch', position=0):\n"
+    "    for step in tqdm.tqdm(range(40), desc='batch', position=1, leave=False):\n"
+    "        time.sleep(0.1)\n"
+    "    tqdm.tqdm.write(f'epoch {epoch}: loss {1 / (epoch + 1):.3f}')\n"
+)
+CELLS = {
+    "setup": (
+        "%load_ext apolo_jupyter\n"
+        "import shlex\n"
+        "from apolo_jupyter.panels import JobLauncher, JobsPanel\n"
+        "from apolo_jupyter.widgets import MountPicker"
+    ),
+    "panel": "panel = JobsPanel()\npanel",
+    "kill": "victim = %apolo_run -n kill-me-@RUN@ ubuntu -- sh -c 'echo started; sleep 300'",
+    "stream": (
+        "streamed = %apolo_run -n streamer-@RUN@ ubuntu -- "
+        "sh -c 'for i in $(seq 1 400); do echo \"line $i of the stream\"; sleep 0.03; done'"
+    ),
+    "failed": "failed = %apolo_run -n fails-@RUN@ ubuntu -- sh -c 'echo about to fail; exit 3'",
+    "late": "late = %apolo_run -d -n late-@RUN@ ubuntu -- sh -c 'sleep 4; echo finished late'",
+    "tqdm": f"bars = %apolo_run -d -n training-@RUN@ python:3.11 -- python3 -u -c {{shlex.quote({TQDM_JOB!r})}}",
+    "toggle": (
+        "import socket\n"
+        "with socket.socket() as sock:\n"
+        "    sock.bind(('127.0.0.1', 0))\n"
+        "    web_port = sock.getsockname()[1]\n"
+        "web = %apolo_run -d -n web-@RUN@ python:3.11 -- python3 -m http.server {web_port} --bind 127.0.0.1\n"
+        "import asyncio\n"
+        "for _ in range(300):  # until the job's server listens (jobs share the host network)\n"
+        "    try:\n"
+        "        socket.create_connection(('127.0.0.1', web_port), timeout=1).close()\n"
+        "        break\n"
+        "    except OSError:\n"
+        "        await asyncio.sleep(0.1)\n"
+        "toggle = %apolo_forward {web.id} {web_port} --on\n"
+        "toggle"
+    ),
+    "launcher": "launcher = JobLauncher()\nlauncher",
+    "spare": "spare = %apolo_run -d -n spare-@RUN@ ubuntu -- sleep 300",
+    "picker": (
+        "MountPicker(mounts=['storage:datasets/mnist:/var/data:ro', "
+        "'storage:checkpoints:/var/checkpoints'])"
+    ),
+}
+ORDER = list(CELLS)
+
+
+def _notebook(root: Path) -> None:
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(CELLS[key].replace("@RUN@", RUN)) for key in ORDER
+        ],
+        metadata={
+            "kernelspec": {
+                "name": "python3",
+                "display_name": "Python 3",
+                "language": "python",
+            }
+        },
+    )
+    nbformat.write(nb, str(root / NOTEBOOK))
+
+
+_ALIVE = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.SUSPENDED)
+
+
+def _sync(coro: Any) -> Any:
+    """Run a coroutine from the tests (Playwright's sync API holds this thread's loop)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result(60)
+
+
+async def _alive_jobs() -> set[str]:
+    async with (
+        get(local=True, quiet=True) as client,
+        client.jobs.list(statuses=_ALIVE) as jobs,
+    ):
+        return {job.id async for job in jobs}
+
+
+async def _kill(ids: set[str]) -> None:
+    async with get(local=True, quiet=True) as client:
+        for job_id in ids:
+            await client.jobs.kill(job_id)
+
+
+async def _job_named(name: str) -> Any:
+    async with (
+        get(local=True, quiet=True) as client,
+        client.jobs.list(name=name) as jobs,
+    ):
+        found = [job async for job in jobs]
+    assert found, f"no job named {name}"
+    return found[-1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    tmp = tmp_path_factory.mktemp("lab-widgets")
+    ARTIFACTS.mkdir(exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="lab-widgets-", dir=ARTIFACTS))
+    _notebook(root)
+    before = asyncio.run(_alive_jobs())
+    try:
+        server = start_lab(tmp, root)
+        try:
+            yield server, root
+        finally:
+            server.stop()
+            sys.stderr.write(server.log.read_text()[-4000:])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        asyncio.run(_kill(asyncio.run(_alive_jobs()) - before))
+
+
+@pytest.fixture(scope="module")
+def page(lab: tuple[Server, Path]) -> Iterator[Page]:
+    server, _ = lab
+    with sync_playwright() as pw:
+        browser: Browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 1500})
+            page.set_default_timeout(30_000)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            open_notebook(page, server, NOTEBOOK)
+            run_all(page, on_retry=SHOTS / "run-all-retry.png")
+            yield page
+            assert not errors, errors
+        finally:
+            browser.close()
+
+
+def cell(page: Page, key: str) -> Locator:
+    return page.locator(".jp-Notebook .jp-CodeCell").nth(ORDER.index(key))
+
+
+def output(page: Page, key: str) -> Locator:
+    return cell(page, key).locator(".jp-OutputArea")
+
+
+def save_shot(target: Locator | Page, name: str) -> None:
+    shot(target, SHOTS / f"{name}.png")
+    if name in README_SHOTS and os.environ.get("APOLO_JUPYTER_UPDATE_SCREENSHOTS"):
+        shot(target, DOCS_SHOTS / f"{name}.png")
+
+
+CONTRAST_JS = r"""(selectors) => {
+  function parse(text) {
+    let m = text.match(/rgba?\(([^)]+)\)/);
+    if (m) {
+      const p = m[1].split(/[ ,\/]+/).filter(Boolean).map(Number);
+      return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+    }
+    m = text.match(/color\(srgb ([^)]+)\)/);
+    if (m) {
+      const p = m[1].split(/[ \/]+/).filter(Boolean).map(Number);
+      return [p[0] * 255, p[1] * 255, p[2] * 255, p.length > 3 ? p[3] : 1];
+    }
+    throw new Error("unparsed colour " + text);
+  }
+  function over(top, bottom) {
+    const a = top[3];
+    return [0, 1, 2].map(i => top[i] * a + bottom[i] * (1 - a)).concat([1]);
+  }
+  function background(el) {
+    const layers = [];
+    for (let node = el; node; node = node.parentElement) {
+      const c = parse(getComputedStyle(node).backgroundColor);
+      if (c[3] > 0) layers.push(c);
+      if (c[3] >= 1) break;
+    }
+    let result = [255, 255, 255, 1];
+    for (const layer of layers.reverse()) result = over(layer, result);
+    return result;
+  }
+  function luminance(c) {
+    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+  }
+  const found = [];
+  for (const selector of selectors) {
+    for (const el of document.querySelectorAll(selector)) {
+      if (!el.offsetParent) continue;
+      const bg = background(el);
+      const fg = over(parse(getComputedStyle(el).color), bg);
+      const [hi, lo] = [luminance(fg), luminance(bg)].sort((a, b) => b - a);
+      found.push({selector, text: el.textContent.trim().slice(0, 40),
+                  ratio: (hi + 0.05) / (lo + 0.05), fg: fg.map(Math.round), bg: bg.map(Math.round)});
+    }
+  }
+  return found;
+}"""
+STATUS_TEXT = [
+    ".apolo-badge",
+    ".apolo-status .apolo-clock",
+    ".apolo-status .apolo-meta",
+    ".apolo-status .apolo-reason",
+    ".apolo-step-done",
+    ".apolo-step-todo",
+    ".apolo-log-head",
+    ".apolo-log-line",
+    ".apolo-kill",
+    ".apolo-error",
+    ".apolo-muted",
+    ".apolo-panel th",
+    ".apolo-panel td",
+]
+
+
+def contrast(page: Page) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = page.evaluate(CONTRAST_JS, STATUS_TEXT)
+    seen = {f["selector"] for f in found}
+    assert {".apolo-badge", ".apolo-kill", ".apolo-error", ".apolo-log-line"} <= seen, (
+        seen
+    )
+    return found
+
+
+def _watch(page: Page, targets: dict[str, tuple[Locator, str]]) -> None:
+    """Record (Date.now()) when each target element first matches its selector."""
+    handles = {key: loc.element_handle() for key, (loc, _) in targets.items()}
+    page.evaluate(
+        """([handles, selectors]) => {
+            window.apoloSeen = {};
+            const check = () => {
+                for (const [key, el] of Object.entries(handles)) {
+                    if (!(key in window.apoloSeen) && el.querySelector(selectors[key])) {
+                        window.apoloSeen[key] = Date.now();
+                    }
+                }
+            };
+            new MutationObserver(check).observe(document.body,
+                {subtree: true, childList: true, characterData: true, attributes: true});
+            document.addEventListener("click", (event) => {
+                if (event.target.closest(".apolo-kill") && !window.apoloClick) {
+                    window.apoloClick = Date.now();
+                }
+            }, true);
+        }""",
+        [handles, {key: sel for key, (_, sel) in targets.items()}],
+    )
+
+
+def test_1_kill_while_the_cell_waits(page: Page) -> None:
+    view = output(page, "kill").locator(".apolo-status")
+    wait_for(page, lambda: view.count() > 0, 90, "the attached job's view")
+    expect(view.locator(".apolo-log-body")).to_contain_text("started", timeout=60_000)
+    expect(view.locator(".apolo-badge")).to_have_text(re.compile("running"))
+    row = output(page, "panel").locator("tr", has_text="kill-me")
+    expect(row.locator(".apolo-badge")).to_have_text(
+        re.compile("running"), timeout=30_000
+    )
+    # The kernel is busy with this very cell: the click cannot go through it.
+    prompt = cell(page, "kill").locator(".jp-InputPrompt")
+    expect(prompt).to_have_text(re.compile(r"\[\*\]"))
+    save_shot(output(page, "kill"), "status-running-light")
+    _watch(
+        page,
+        {
+            "view": (output(page, "kill"), ".apolo-st-cancelled"),
+            "panel": (row, ".apolo-st-cancelled"),
+        },
+    )
+    view.locator(".apolo-kill").click()
+    wait_for(
+        page,
+        lambda: len(page.evaluate("() => window.apoloSeen")) == 2,
+        30,
+        "both views to show the job cancelled",
+    )
+    clicked = page.evaluate("() => window.apoloClick")
+    seen = page.evaluate("() => window.apoloSeen")
+    job = _sync(_job_named(f"kill-me-{RUN}"))
+    assert job.status == JobStatus.CANCELLED
+    cancelled_at = job.history.finished_at
+    assert cancelled_at is not None
+    platform_ms = cancelled_at.timestamp() * 1000 - clicked
+    latencies = {
+        "click -> platform cancelled (ms)": round(platform_ms),
+        "click -> status view shows cancelled (ms)": seen["view"] - clicked,
+        "click -> JobsPanel row shows cancelled (ms)": seen["panel"] - clicked,
+    }
+    (ARTIFACTS / "kill-latency.json").write_text(json.dumps(latencies, indent=1))
+    print("kill latency:", latencies)
+    assert platform_ms < 1000, latencies
+    assert seen["view"] - clicked < 5000 and seen["panel"] - clicked < 5000, latencies
+    # The cell ends with the job's final state, as a saved notebook keeps it.
+    final = output(page, "kill")
+    expect(final.locator(".apolo-badge")).to_have_text(re.compile("cancelled"))
+    expect(final.locator(".apolo-kill")).to_have_count(0)
+
+
+def _pane_state(body: Locator) -> dict[str, Any]:
+    state: dict[str, Any] = body.evaluate(
+        """(body) => {
+            const last = body.lastElementChild;
+            const pane = body.getBoundingClientRect();
+            const line = last ? last.getBoundingClientRect() : null;
+            return {
+                last: last ? last.textContent : "",
+                visible: !!line && line.top >= pane.top - 1 && line.bottom <= pane.bottom + 1,
+                atBottom: body.scrollHeight - body.scrollTop - body.clientHeight < 4,
+                scrolls: body.scrollHeight > body.clientHeight,
+            };
+        }"""
+    )
+    return state
+
+
+def test_2_the_log_follows_the_tail(page: Page) -> None:
+    view = output(page, "stream").locator(".apolo-status")
+    body = view.locator(".apolo-log-body")
+    wait_for(page, lambda: body.count() > 0, 60, "the streaming job's log pane")
+    expect(body).to_contain_text(
+        re.compile(r"line [3-9]\d of the stream"), timeout=30_000
+    )
+    numbers = []
+    for _ in range(6):
+        state = _pane_state(body)
+        assert state["scrolls"] and state["visible"] and state["atBottom"], state
+        numbers.append(int(re.findall(r"\d+", state["last"])[0]))
+        page.wait_for_timeout(300)
+    assert numbers == sorted(numbers) and numbers[-1] > numbers[0], numbers
+    save_shot(output(page, "stream"), "status-log-light")
+    # Scrolled up, the pane stays put and says how much came since.
+    body.evaluate("(body) => { body.scrollTop = 0; }")
+    more = view.locator(".apolo-log-more")
+    expect(more).to_be_visible(timeout=10_000)
+    expect(more).to_have_text(re.compile(r"↓ \d+ new lines?"))
+    assert not _pane_state(body)["visible"]
+    expect(view.locator(".apolo-log-head")).to_contain_text(
+        re.compile(r"last 200 of [\d,]+ lines — %apolo_logs job-\S+ for all"),
+        timeout=20_000,
+    )
+    more.click()
+    state = _pane_state(body)
+    assert state["atBottom"] and state["visible"], state
+    expect(more).to_be_hidden()
+
+
+def _bundle_of(nb: Any, key: str) -> dict[str, Any]:
+    outputs = [o for o in nb["cells"][ORDER.index(key)]["outputs"] if "data" in o]
+    bundles = [o["data"] for o in outputs if "text/html" in o["data"]]
+    assert len(bundles) == 1, outputs
+    data: dict[str, Any] = bundles[0]
+    return data
+
+
+def test_3_a_saved_notebook_tells_the_outcome(
+    page: Page, lab: tuple[Server, Path]
+) -> None:
+    _, root = lab
+    failed = output(page, "failed")
+    expect(failed.locator(".apolo-st-failed")).to_be_visible(timeout=60_000)
+    expect(failed.locator(".apolo-reason")).to_contain_text("exited with code 3")
+    save_shot(failed, "status-failed-light")
+    # The detached job ends after its cell did: its output is replaced anyway.
+    late = output(page, "late")
+    expect(late.locator(".apolo-st-succeeded")).to_be_visible(timeout=60_000)
+    expect(late).to_contain_text("finished late")
+    page.locator(".jp-Notebook").click(position={"x": 5, "y": 5})
+    menu(page, "File", "Save Notebook")
+    saved = root / NOTEBOOK
+
+    def late_saved() -> bool:
+        try:  # the file may be caught half written
+            nb = json.loads(saved.read_text())
+        except ValueError:
+            return False
+        return "finished late" in json.dumps(
+            nb["cells"][ORDER.index("late")]["outputs"]
+        )
+
+    wait_for(page, late_saved, 30, "the notebook to be saved")
+    nb = json.loads(saved.read_text())
+    for key, status, text in (
+        ("failed", "failed", "about to fail"),
+        ("late", "succeeded", "finished late"),
+    ):
+        data = _bundle_of(nb, key)
+        plain = "".join(data["text/plain"])
+        first = plain.splitlines()[0]
+        assert first.split()[1] == status, plain
+        assert text in plain and text in "".join(data["text/html"])
+        assert "application/vnd.jupyter.widget-view+json" not in data
+    assert "exit code 3" in "".join(_bundle_of(nb, "failed")["text/plain"])
+
+
+def test_4_jobs_panel_is_a_table_whose_columns_line_up(page: Page) -> None:
+    table = output(page, "panel").locator(".apolo-panel table")
+    rows = table.locator("tbody tr")
+    wait_for(page, lambda: rows.count() >= 4, 60, "four rows in the JobsPanel")
+    expect(table.locator("th")).to_have_text(
+        ["ID", "Name", "Status", "Preset", "Age", ""]
+    )
+    lefts = {
+        "status cell": [
+            round(b["x"]) for b in _boxes(table.locator("td.apolo-status"))
+        ],
+        "badge": [
+            round(b["x"]) for b in _boxes(table.locator("td.apolo-status .apolo-badge"))
+        ],
+        "age": [round(b["x"]) for b in _boxes(table.locator("td.apolo-age"))],
+    }
+    for what, xs in lefts.items():
+        assert len(set(xs)) == 1, (what, xs)
+    # Kill only on live jobs; each state its own badge colour.
+    cancelled = rows.filter(has_text="kill-me")
+    expect(cancelled.locator(".apolo-kill")).to_be_hidden()
+    colours = page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('.apolo-panel .apolo-badge')]
+            .map(b => [b.textContent.trim().split(' ').pop(), getComputedStyle(b).borderTopColor]))"""
+    )
+    assert len(set(colours.values())) == len(colours), colours
+    age = rows.first.locator("td.apolo-age")
+    before = age.inner_text()
+    page.wait_for_timeout(2100)
+    assert age.inner_text() != before or before.endswith(("m", "h", "d")), before
+    save_shot(output(page, "panel"), "jobs-panel-light")
+
+
+def _boxes(locator: Locator) -> list[Any]:
+    boxes = []
+    for i in range(locator.count()):
+        box = locator.nth(i).bounding_box()
+        assert box is not None
+        boxes.append(box)
+    return boxes
+
+
+async def _count_named(name: str) -> int:
+    async with (
+        get(local=True, quiet=True) as client,
+        client.jobs.list(name=name) as jobs,
+    ):
+        return len([job async for job in jobs])
+
+
+def test_5_launcher_errors_under_fields_and_one_job_per_launch(page: Page) -> None:
+    out = output(page, "launcher")
+    form = out.locator(".apolo-form").first
+    expect(form).to_be_visible(timeout=60_000)
+    run = out.locator("button", has_text="Run")
+    expect(run).to_be_disabled()
+    expect(out.locator(".apolo-error")).to_have_count(0)  # nothing touched yet
+    expect(out).to_contain_text("To run: enter a command.")
+    image = out.locator("input[placeholder='python:3.11']")
+    life_span = out.locator("input[placeholder='e.g. 2h or 1h30m']")
+    command = out.locator("input[placeholder='python3 train.py']")
+    name = out.locator("input[placeholder='optional']")
+    image.fill("Bad Image!")
+    life_span.fill("soon")
+    expect(out.locator(".apolo-error")).to_have_count(2)
+    expect(out.locator(".apolo-error").first).to_contain_text("is not an image name")
+    expect(out.locator(".apolo-error").last).to_contain_text("is not a duration")
+    assert "--" not in " ".join(out.locator(".apolo-error").all_inner_texts())
+    save_shot(out, "launcher-errors-light")
+    image.fill("ubuntu:latest")
+    life_span.fill("30m")
+    command.fill("sh -c 'echo launched; sleep 60'")
+    name.fill(f"from-launcher-{RUN}")
+    expect(run).to_be_enabled()
+    run.dblclick()
+    expect(out.locator(".apolo-status")).to_be_visible(timeout=60_000)
+    expect(out).to_contain_text(re.compile(r"Started job-\S+\. Change the form"))
+    expect(run).to_be_disabled()
+    page.wait_for_timeout(1500)  # a second click, had it gone through, has started
+    assert _sync(_count_named(f"from-launcher-{RUN}")) == 1
+
+
+def _shots(page: Page, theme: str) -> None:
+    for key, name in (
+        ("panel", "jobs-panel"),
+        ("tqdm", "status-tqdm"),
+        ("failed", "status-failed"),
+        ("stream", "status-log-finished"),
+        ("launcher", "launcher"),
+        ("picker", "mount-picker"),
+        ("toggle", "forward-toggle"),
+    ):
+        target = output(page, key)
+        target.scroll_into_view_if_needed()
+        save_shot(target, f"{name}-{theme}")
+
+
+def _low_contrast(page: Page, theme: str) -> list[dict[str, Any]]:
+    found = contrast(page)
+    lowest: dict[str, float] = {}
+    for f in found:
+        lowest[f["selector"]] = round(min(lowest.get(f["selector"], 99), f["ratio"]), 2)
+    (ARTIFACTS / f"contrast-{theme}.json").write_text(json.dumps(lowest, indent=1))
+    return [f for f in found if f["ratio"] < 4.5]
+
+
+def test_6_light_theme_contrast_and_screenshots(page: Page) -> None:
+    expect(output(page, "toggle").locator("iframe")).to_be_visible(timeout=60_000)
+    expect(output(page, "picker").locator(".apolo-form")).to_be_visible()
+    bars = output(page, "tqdm").locator(".apolo-bars")
+    wait_for(
+        page,
+        lambda: (
+            bars.count() > 0
+            or output(page, "tqdm").locator(".apolo-st-succeeded").count() > 0
+        ),
+        60,
+        "tqdm bars",
+    )
+    assert page.evaluate("() => document.body.dataset.jpThemeLight") == "true"
+    low = _low_contrast(page, "light")
+    assert not low, low
+    _shots(page, "light")
+
+
+def test_7_dark_themes_contrast_and_screenshots(page: Page) -> None:
+    menu(page, "Settings", "Theme", "JupyterLab Dark")
+    expect(page.locator("body[data-jp-theme-light='false']")).to_have_count(
+        1, timeout=30_000
+    )
+    page.wait_for_timeout(500)  # the theme's stylesheet applies
+    low = _low_contrast(page, "dark")
+    assert not low, low
+    _shots(page, "dark")
+    menu(page, "Settings", "Theme", "JupyterLab Dark High Contrast")
+    expect(page.locator("body[data-jp-theme-name*='High Contrast']")).to_have_count(
+        1, timeout=30_000
+    )
+    page.wait_for_timeout(500)
+    low = _low_contrast(page, "high-contrast")
+    assert not low, low
+    menu(page, "Settings", "Theme", "JupyterLab Light")
+    expect(page.locator("body[data-jp-theme-light='true']")).to_have_count(
+        1, timeout=30_000
+    )
+
+
+def test_8_without_the_route_kill_asks_the_kernel_and_says_so(
+    page: Page, lab: tuple[Server, Path]
+) -> None:
+    """A server that does not know the kernel's platform (here: its record is
+    gone) answers 404; the view then asks the kernel, and says it waits for it."""
+    server, _ = lab
+    view = output(page, "spare").locator(".apolo-status")
+    expect(view.locator(".apolo-badge")).to_have_text(
+        re.compile("running"), timeout=60_000
+    )
+    runtime = Path(server.log).parent / "runtime" / "apolo-platforms"
+    records = list(runtime.glob("*.json"))
+    assert records, runtime
+    for record in records:
+        record.unlink()
+    view.locator(".apolo-kill").click()
+    expect(view.locator(".apolo-error")).to_contain_text(
+        "Asked the kernel to kill the job", timeout=10_000
+    )
+    final = output(page, "spare").locator(".apolo-st-cancelled")
+    expect(final).to_be_visible(timeout=30_000)  # the kernel is idle: it does it now
+
+
+def test_9_a_reopened_notebook_shows_outcomes_not_widget_errors(
+    page: Page, lab: tuple[Server, Path]
+) -> None:
+    server, _ = lab
+    page.locator(".jp-Notebook").click(position={"x": 5, "y": 5})
+    menu(page, "File", "Save Notebook")
+    expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=30_000)
+    page.reload()
+    open_notebook(page, server, NOTEBOOK)
+    for key, status in (
+        ("kill", "cancelled"),
+        ("failed", "failed"),
+        ("late", "succeeded"),
+    ):
+        out = output(page, key)
+        expect(out.locator(f".apolo-st-{status}")).to_be_visible(timeout=30_000)
+        expect(out).not_to_contain_text("Error displaying widget")
+    expect(output(page, "failed").locator(".apolo-log-body")).to_contain_text(
+        "about to fail"
+    )
+    save_shot(output(page, "failed"), "status-failed-reopened-light")
+    save_shot(output(page, "stream"), "status-log-reopened-light")
