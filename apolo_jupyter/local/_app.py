@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ..client._wire import STATUS_WS_KEY
+from ..client._wire import LOCAL_KEY, STATUS_WS_KEY
 from ._auth import auth_middleware
 from ._monitoring import add_monitoring_routes
 from ._port_forward import add_port_forward_routes
@@ -79,6 +79,7 @@ async def get_config(request: web.Request) -> web.Response:
             {"name": PROJECT, "cluster_name": CLUSTER, "org_name": ORG, "role": "admin"}
         ],
         STATUS_WS_KEY: f"{api}/jobs",
+        LOCAL_KEY: True,
     }
     return web.json_response(data)
 
