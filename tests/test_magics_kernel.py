@@ -147,7 +147,7 @@ def test_headless_run_saves_final_widget_state(monkeypatch: pytest.MonkeyPatch) 
             ),
             nbformat.v4.new_code_cell("print(job.status, job.history.exit_code)"),
             nbformat.v4.new_code_cell(
-                "d = %apolo_run -d ubuntu -- sleep 60\n"
+                "d = %apolo_run --detach ubuntu -- sleep 60\n"
                 "from apolo_jupyter.kernel._attach import VIEWS\n"
                 "VIEWS[d.id]._kill.click()"
             ),

@@ -20,6 +20,7 @@ from ._models import Preset
 from ._parser import Parser
 from ._secrets import Secrets
 from ._storage import Storage
+from ._users import Users
 from ._utils import AwaitableContextManager
 
 
@@ -40,6 +41,7 @@ class Client:
         self.storage = Storage(self._core, config)
         self.secrets = Secrets(self._core, config)
         self.disks = Disks(self._core, config)
+        self.users = Users(self._core, config)
 
     @property
     def config(self) -> Config:
