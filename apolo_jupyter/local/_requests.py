@@ -30,7 +30,11 @@ _IMAGE_RE = re.compile(
 )
 _NAME_RE = re.compile(r"^[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_UNSUPPORTED = ("secret_env", "secret_volumes", "disk_volumes")
+# What the local platform cannot honour: refused, never silently dropped.
+_REFUSED = {
+    "privileged": "its jobs run in a sandbox with every capability dropped",
+    "energy_schedule_name": "it has no energy schedules: jobs start when they fit",
+}
 
 
 def _str(body: Mapping[str, Any], key: str) -> str | None:
@@ -128,6 +132,57 @@ def _volumes(settings: Settings, raw: Any) -> list[dict[str, Any]]:
     return volumes
 
 
+def _dst(raw: Any, what: str) -> str:
+    dst = str(raw)
+    if not dst.startswith("/") or posixpath.normpath(dst) in ("/", "//"):
+        raise BadRequest(
+            f"{what} container path {dst!r} must be absolute and not /, e.g. /var/data"
+        )
+    return dst
+
+
+def _uri(raw: Any, scheme: str, what: str) -> str:
+    uri = str(raw)
+    if not uri.startswith(f"{scheme}://"):
+        raise BadRequest(
+            f"{what} {uri!r} must be a {scheme}:// URI, e.g. "
+            f"{scheme}://{CLUSTER}/{ORG}/{PROJECT}/<name>"
+        )
+    return uri
+
+
+def _secret_env(raw: Any) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise BadRequest('secret_env must be an object, e.g. {"TOKEN": "secret://..."}')
+    for key in raw:
+        if not _ENV_RE.match(str(key)):
+            raise BadRequest(f"secret_env name {key!r} is not a variable name")
+    return {str(k): _uri(v, "secret", f"secret_env {k}") for k, v in raw.items()}
+
+
+def _mounts(raw: Any, kind: str) -> list[dict[str, Any]]:
+    """``secret_volumes`` or ``disk_volumes``: their URIs and container paths."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(i, dict) for i in raw):
+        raise BadRequest(f"{kind}_volumes must be a list of objects")
+    src = f"src_{kind}_uri"
+    out: list[dict[str, Any]] = []
+    for item in raw:
+        if src not in item or "dst_path" not in item:
+            raise BadRequest(f"each {kind} volume needs {src} and dst_path")
+        entry: dict[str, Any] = {
+            src: _uri(item[src], kind, f"{kind} volume"),
+            "dst_path": _dst(item["dst_path"], f"{kind} volume"),
+        }
+        if kind == "disk":
+            entry["read_only"] = bool(item.get("read_only", True))
+        out.append(entry)
+    return out
+
+
 def _env(raw: Any) -> dict[str, str]:
     if raw is None:
         return {}
@@ -183,9 +238,12 @@ def parse_job_request(
     container = body if from_preset else body.get("container")
     if not isinstance(container, dict):
         raise BadRequest('container is required: POST /jobs takes {"container": {...}}')
-    for key in _UNSUPPORTED:
-        if container.get(key):
-            raise BadRequest(f"{key} is not supported by the local platform")
+    for key, why in _REFUSED.items():
+        if body.get(key):
+            raise BadRequest(
+                f"{key} is refused by the local platform: {why}; drop it to run "
+                "here (a real cluster honours it)"
+            )
     cluster = _str(body, "cluster_name") or CLUSTER
     org = _str(body, "org_name") or ORG
     project = _str(body, "project_name") or PROJECT
@@ -234,6 +292,13 @@ def parse_job_request(
         "volumes": _volumes(settings, container.get("volumes")),
         "resources": resources,
     }
+    secret_env = _secret_env(container.get("secret_env"))
+    if secret_env:
+        stored["secret_env"] = secret_env
+    for kind in ("secret", "disk"):
+        mounts = _mounts(container.get(f"{kind}_volumes"), kind)
+        if mounts:
+            stored[f"{kind}_volumes"] = mounts
     for key, value in (("entrypoint", entrypoint), ("working_dir", working_dir)):
         if value is not None:
             stored[key] = value

@@ -241,7 +241,9 @@ def build_view(mounts: Sequence[Mount], python_prefixes: Sequence[Path]) -> Sand
         parent = max(below, key=lambda b: len(b.container), default=None)
         if layer.volume and parent and parent.host and parent.read_only:
             rest = layer.container[len(parent.container) :].lstrip("/")
-            if not (parent.host / rest).is_dir():
+            inside = parent.host / rest
+            is_file = layer.host is not None and layer.host.is_file()
+            if not (inside.is_file() if is_file else inside.is_dir()):
                 raise PreflightError(
                     f"a volume cannot be mounted at {layer.container}: "
                     f"{parent.container} is read-only in the job and has no such "
@@ -261,7 +263,7 @@ def _volumes(mounts: Sequence[Mount], forbidden: Sequence[str]) -> list[_Layer]:
         if any(layer.container == target for layer in out):
             raise PreflightError(f"two volumes are mounted at {target}")
         host = Path(mount.host_path).resolve()
-        if not host.is_dir():
+        if not (host.is_dir() or (mount.read_only and host.is_file())):
             raise PreflightError(
                 f"volume source {mount.host_path} does not exist or is not a "
                 "directory; create it first"

@@ -6,7 +6,9 @@ import asyncio
 import base64
 import json
 import logging
+import os
 import shlex
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Coroutine
@@ -14,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from ..client._models import JobStatus
+from ._disks import DiskStore
 from ._executor import Executor, JobSpec, Mount, PreflightError, RunningJob
 from ._logs import index_log
 from ._records import JobRecord, TransitionRefused
 from ._requests import BadRequest, storage_host_path
 from ._scheduler import Demand, plan
+from ._secrets import SecretStore
 from ._settings import Settings
 from ._store import Store
 
@@ -66,6 +70,9 @@ class JobService:
         self._holding: dict[str, JobRecord] = {}  # started: they hold their room
         self._life_timers: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        home = settings.paths.home
+        self.secrets = SecretStore(home / "secrets", settings.owner)
+        self.disks = DiskStore(home / "disks", settings.owner)
 
     # -- queries ------------------------------------------------------------------
 
@@ -153,6 +160,7 @@ class JobService:
 
     def create(self, job: JobRecord) -> str:
         self._check_volumes(job)
+        self._check_secrets_and_disks(job)
         self._check_capacity(job)
         self._jobs[job.id] = job
         body = self._commit(job)
@@ -233,6 +241,53 @@ class JobService:
                     "exist: create the folder first (client.storage.mkdir) or mount it rw"
                 )
 
+    def _check_secrets_and_disks(self, job: JobRecord) -> None:
+        """Every secret and disk a job names exists (their values stay out of the
+        record: it keeps the URIs only)."""
+        container = job.container
+        for uri in container.get("secret_env", {}).values():
+            self.secrets.key_of(uri)
+        for item in container.get("secret_volumes", ()):
+            self.secrets.key_of(item["src_secret_uri"])
+        for item in container.get("disk_volumes", ()):
+            self.disks.id_of(item["src_disk_uri"])
+
+    def _secret_mounts(self, job: JobRecord, env: dict[str, str]) -> list[Mount]:
+        """``secret_env`` into ``env``; each secret file as a 0600 file of the job's
+        own, bound read-only at its path."""
+        container = job.container
+        for name, uri in container.get("secret_env", {}).items():
+            value = self.secrets.get(self.secrets.key_of(uri)) or b""
+            try:
+                env[name] = value.decode()
+            except UnicodeDecodeError:
+                raise BadRequest(
+                    f"secret {uri} is not UTF-8 text, so it cannot be the value of "
+                    f"{name}: mount it as a file instead (-v secret:KEY:/path)"
+                ) from None
+        mounts = []
+        folder = self.log_path(job.id).parent / "secrets"
+        for index, item in enumerate(container.get("secret_volumes", ())):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            data = self.secrets.get(self.secrets.key_of(item["src_secret_uri"]))
+            path = folder / str(index)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, data or b"")
+            finally:
+                os.close(fd)
+            mounts.append(Mount(path, item["dst_path"], True))
+        for item in container.get("disk_volumes", ()):
+            disk_id = self.disks.id_of(item["src_disk_uri"])
+            self.disks.touch(disk_id)
+            mounts.append(
+                Mount(self.disks.data_dir(disk_id), item["dst_path"], item["read_only"])
+            )
+        return mounts
+
+    def _drop_secret_files(self, job: JobRecord) -> None:
+        shutil.rmtree(self.log_path(job.id).parent / "secrets", ignore_errors=True)
+
     def _spec(self, job: JobRecord) -> JobSpec:
         container = job.container
         argv = shlex.split(container.get("entrypoint") or "") + shlex.split(
@@ -258,6 +313,7 @@ class JobService:
             if not volume["read_only"]:
                 host.mkdir(parents=True, exist_ok=True)
             mounts.append(Mount(host, volume["dst_path"], volume["read_only"]))
+        mounts += self._secret_mounts(job, env)
         log_path = self.log_path(job.id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         return JobSpec(
@@ -271,6 +327,7 @@ class JobService:
             log.exception("job %s crashed the runner", job.id)
             self._transition(job, JobStatus.FAILED, "PlatformError", str(exc))
         finally:
+            self._drop_secret_files(job)
             self._tasks.pop(job.id, None)
             self._procs.pop(job.id, None)
             self._holding.pop(job.id, None)
