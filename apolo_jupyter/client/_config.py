@@ -63,13 +63,13 @@ class Config:
     def cluster(self) -> Cluster:
         return self.get_cluster(self.cluster_name)
 
-    def get_cluster(self, name: str) -> Cluster:
+    def get_cluster(self, cluster_name: str) -> Cluster:
         try:
-            return self.clusters[name]
+            return self.clusters[cluster_name]
         except KeyError:
             known = ", ".join(sorted(self.clusters)) or "none"
             raise RuntimeError(
-                f"Cluster {name} doesn't exist in the list of available clusters "
+                f"Cluster {cluster_name} doesn't exist in the list of available clusters "
                 f"({known})"
             ) from None
 

@@ -157,8 +157,11 @@ class Storage:
 
     # ------------------------------------------------------------ changes
 
-    async def rm(self, uri: URL, *, recursive: bool = False) -> None:
-        """Delete a file, or a folder with everything in it if ``recursive``."""
+    async def rm(
+        self, uri: URL, *, recursive: bool = False, progress: Any = None
+    ) -> None:
+        """Delete a file, or a folder with everything in it if ``recursive``.
+        ``progress`` is taken for ``apolo_sdk``'s signature; it is not called yet."""
         uri = self._normalize(uri)
         url = self._url(uri).with_query(
             op="DELETE", recursive="true" if recursive else "false"

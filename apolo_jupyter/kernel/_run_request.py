@@ -74,8 +74,9 @@ def _checked(what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
 def _local_refusals(client: Client, o: JobOptions) -> None:
     if not client.config.local:
         return
-    values = {name: getattr(o, name) for name in ("privileged", "energy_schedule")}
-    values.update(browse=o.browse, share=tuple(o.share))
+    names = ("privileged", "energy_schedule", "browse", "restart", "schedule_timeout")
+    values = {name: getattr(o, name) for name in names}
+    values["share"] = tuple(o.share)
     problems = refused_locally(values)
     if problems:
         raise UsageError(

@@ -282,6 +282,17 @@ def parse_job_request(
     restart = body.get("restart_policy", "never")
     if restart not in ("never", "on-failure", "always"):
         raise BadRequest("restart_policy must be never, on-failure or always")
+    if restart != "never":
+        raise BadRequest(
+            f"restart_policy {restart} is refused by the local platform: it does not "
+            "restart jobs; drop --restart to run here (a real cluster honours it)"
+        )
+    if body.get("schedule_timeout"):
+        raise BadRequest(
+            "schedule_timeout is refused by the local platform: a job waits for room "
+            "as long as it takes; drop --schedule-timeout to run here (a real "
+            "cluster honours it)"
+        )
     priority = str(body.get("priority", "normal")).lower()
     if priority not in ("low", "normal", "high"):
         raise BadRequest("priority must be low, normal or high")

@@ -49,6 +49,7 @@ def _demand(job: JobRecord) -> Demand:
         memory=int(resources["memory"]),
         preemptible=job.preemptible_node,
         created=job.created_at,
+        priority={"low": -1, "high": 1}.get(job.priority, 0),
     )
 
 
