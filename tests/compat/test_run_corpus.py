@@ -126,7 +126,7 @@ def _api(platform: Platform, method: str, path: str, body: Any = None) -> Any:
             "Content-Type": "application/json",
         },
     )
-    with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as resp:
         text = resp.read()
     return json.loads(text) if text else None
 
