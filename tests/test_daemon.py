@@ -208,7 +208,7 @@ def test_cli_run_interrupted_kills_the_job(tmp_path: Path) -> None:
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert first.startswith("Job ID: job-"), first
-        job_id = first.split()[1]
+        job_id = first.split()[2]
         for line in proc.stdout:
             if line == "up\n":
                 break

@@ -167,6 +167,7 @@ def shell(platform: Platform, setup: dict[str, Any]) -> Iterator[InteractiveShel
     yield ip
     if saved is None:
         os.environ.pop("CORPUS_FROM_ENV", None)
+    ip.run_line_magic("apolo_use", "auto")  # as the other tests expect it
     ip.run_line_magic("unload_ext", "apolo_jupyter")
 
 
