@@ -112,6 +112,11 @@ def setup(
                                         "project_name": "default"})  # fmt: skip
     ro = platform.paths.storage_dir / "local" / "default" / "corpus-ro"
     ro.mkdir(parents=True, exist_ok=True)
+    # The official CLI makes its login db from APOLO_PASSED_CONFIG on first use;
+    # parallel first runs would race to create it.
+    first = subprocess.run([str(BIN / "apolo"), "ps"], env=env, capture_output=True,
+                           text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert first.returncode == 0, first.stderr
     return {"env": env, "env_file": str(env_file)}
 
 
