@@ -15,7 +15,9 @@ from ._errors import (
     PlatformUnreachable,
     ResourceNotFound,
     ServerNotAvailable,
+    StdStreamError,
 )
+from ._exec import StdStream
 from ._image_parser import TagOption
 from ._jobs import Jobs
 from ._models import (
@@ -42,6 +44,7 @@ from ._parser import EnvParseResult, Parser, VolumeParseResult
 from ._secrets import Secret, Secrets
 from ._storage import Storage
 from ._storage_models import DiskUsageInfo, FileStatus, FileStatusType
+from ._stream_models import JobTelemetry
 
 __all__ = [
     "AMDGPUPreset",
@@ -71,6 +74,7 @@ __all__ = [
     "JobStatus",
     "JobStatusHistory",
     "JobStatusItem",
+    "JobTelemetry",
     "Jobs",
     "NDJSONError",
     "NvidiaGPUPreset",
@@ -84,6 +88,8 @@ __all__ = [
     "SecretFile",
     "Secrets",
     "ServerNotAvailable",
+    "StdStream",
+    "StdStreamError",
     "Storage",
     "TPUPreset",
     "TagOption",
