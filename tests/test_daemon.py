@@ -157,7 +157,7 @@ def test_cli_run_shows_the_job_go_through(tmp_path: Path) -> None:
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         lines = proc.stdout.splitlines()
-        assert lines[0].startswith("job job-")
+        assert lines[0].startswith("Job ID: job-")
         status_lines = [line for line in lines[1:] if line.startswith("[")]
         order = [line.split("] ")[1].split(" ")[0].rstrip(":") for line in status_lines]
         assert order == ["pending", "running", "succeeded"]
@@ -207,8 +207,8 @@ def test_cli_run_interrupted_kills_the_job(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
-        assert first.startswith("job job-"), first
-        job_id = first.split()[1]
+        assert first.startswith("Job ID: job-"), first
+        job_id = first.split()[2]
         for line in proc.stdout:
             if line == "up\n":
                 break

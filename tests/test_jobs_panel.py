@@ -70,7 +70,10 @@ def test_the_kill_route_names_the_kernels_platform() -> None:
         record = platforms.lookup(rest.removesuffix("/jobs/"))
         config = runtime().client().config
         assert record is not None
-        assert (record.api_url, record.token) == (str(config.api_url), config.token)
+        assert (record.api_url, record.token) == (
+            str(config.api_url),
+            config.auth_token,
+        )
     finally:
         _stop(panel)
 

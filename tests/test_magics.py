@@ -35,8 +35,17 @@ def shell() -> Iterator[InteractiveShell]:
         ("--bogus ubuntu", r"unrecognized arguments: --bogus.*%apolo_run\?"),
         ("", "needs an image"),
         ("Bad_Image!", "image 'Bad_Image!'"),
-        ("-v /tmp:/data ubuntu -- true", r"-v '/tmp:/data'.*storage:"),
-        ("-e NOEQUALS ubuntu -- true", "NAME=value"),
+        ("-v /tmp:/data ubuntu -- true", r"-v.*'/tmp:/data'.*storage:"),
+        ("-e =nameless ubuntu -- true", "NAME=value"),
+        ("-e T=secret: ubuntu -- true", "secret"),
+        ("--privileged ubuntu -- true", "--privileged is refused by the local"),
+        ("--share bob ubuntu -- true", "--share is refused by the local"),
+        ("--energy-schedule green ubuntu -- true", "no energy schedules"),
+        ("--browse ubuntu -- true", "--browse is refused"),
+        ("--no-http-auth --http-port 0 ubuntu -- true", "requires --http-port"),
+        ("--restart sometimes ubuntu -- true", "invalid choice"),
+        ("--schedule-timeout later ubuntu -- true", "--schedule-timeout"),
+        ("--http-port web ubuntu -- true", "--http-port 'web' is not a port"),
         ("--port-forward 80 ubuntu -- true", "LOCAL:REMOTE"),
         ("--port-forward 99999:80 ubuntu -- true", "ports 1-65535"),
         (
@@ -65,7 +74,7 @@ def test_bad_input_is_a_usage_error_that_says_how_to_fix_it(
         ),
         ("apolo_kill", "job-00000000-0000-4000-8000-000000000000", "unknown job"),
         ("apolo_logs", "nope", "unknown job"),
-        ("apolo_ps", "--status sleeping", "--status takes one of"),
+        ("apolo_ps", "--status sleeping", "invalid choice"),
         ("apolo_use", "https://example.invalid/api/v1", "needs --token"),
         (
             "apolo_forward",
@@ -162,7 +171,7 @@ def test_detach_ps_logs_kill(
     shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
     job = shell.run_line_magic(
-        "apolo_run", "-d -n detached-one ubuntu -- sh -c 'echo up; sleep 60'"
+        "apolo_run", "--detach -n detached-one ubuntu -- sh -c 'echo up; sleep 60'"
     )
     rt = runtime()
     client = rt.client()
@@ -310,7 +319,7 @@ def test_run_port_forward_serves_while_the_job_runs(
     local, remote = free_port(), free_port()
     job = shell.run_line_magic(
         "apolo_run",
-        f"-d --port-forward {local}:{remote} python:3.11 -- "
+        f"--detach --port-forward {local}:{remote} python:3.11 -- "
         f"python3 -m http.server {remote} --bind 127.0.0.1",
     )
     try:

@@ -224,7 +224,7 @@ def test_headless_runs_save_the_outcome_as_text() -> None:
             ),
             nbformat.v4.new_code_cell("print(job.status, job.history.exit_code)"),
             nbformat.v4.new_code_cell(
-                "d = %apolo_run -d ubuntu -- sleep 60\n"
+                "d = %apolo_run --detach ubuntu -- sleep 60\n"
                 "from apolo_jupyter.kernel._attach import VIEWS\n"
                 "VIEWS[d.id].click_kill()  # what Kill does without a Jupyter server"
             ),

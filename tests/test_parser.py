@@ -47,7 +47,7 @@ def make_config(org_name: str | None = "myorg") -> Config:
     )
     return Config(
         api_url=api,
-        token="t",
+        auth_token="t",
         cluster_name="default",
         org_name=org_name,
         project_name="myproj",

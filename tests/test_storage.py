@@ -183,7 +183,7 @@ async def test_upload_and_download_errors(storage: Storage, tmp_path: Path) -> N
     await storage.mkdir(URL(f"storage:{folder}"))
     src = tmp_path / "f.txt"
     src.write_text("x")
-    with pytest.raises(FileNotFoundError, match="parents=True"):
+    with pytest.raises(NotADirectoryError, match="parents=True"):  # as the SDK
         await storage.upload_file(src, URL(f"storage:{folder}/nope/f.txt"))
     with pytest.raises(IsADirectoryError, match=f"{folder}/f.txt"):
         await storage.upload_file(src, URL(f"storage:{folder}"))

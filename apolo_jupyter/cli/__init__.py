@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from . import _exec, _jobs, _local
+from . import _exec, _jobs, _local, _secrets
 from ._local import passed_config
 
 __all__ = ["build_parser", "main", "passed_config"]
 
-GROUPS = (_local, _jobs, _exec)
+GROUPS = (_jobs, _exec, _secrets, _local)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +30,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "command", None) and args.command[:1] == ["--"]:
-        args.command = args.command[1:]
     return int(args.func(args))

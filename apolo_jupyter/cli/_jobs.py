@@ -1,4 +1,5 @@
-"""``apolo-jupyter run|ps|logs|kill``: jobs from a terminal, as the magics do them."""
+"""``apolo-jupyter run|ps|logs|status|kill|bump-life-span|generate-run-command``:
+jobs from a terminal, with `apolo`'s options, as the magics do them."""
 
 from __future__ import annotations
 
@@ -6,17 +7,22 @@ import argparse
 import asyncio
 import contextlib
 import re
-import shlex
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from ..client import Client, JobDescription, JobStatus, get
-from ..client._connect import LOCAL_SOURCE
+from ..client import Client, ClientError, JobDescription, JobStatus, get
+from ..client._users import Action, Permission
 from ..kernel._follow import JobEvents
+from ..kernel._job_options import COMMANDS, add_options
+from ..kernel._options import JobOptions, command_from_argv
+from ..kernel._run_options import CLI, add_run_options
+from ..kernel._run_request import RunPlan, plan_run, submit
 
 
 def _lines(job: JobDescription, shown: int, created: datetime) -> list[str]:
@@ -51,53 +57,93 @@ async def _kill_on_interrupt(client: Client, job_id: str) -> None:
     print(f"\nInterrupted: killed {job_id}", file=sys.stderr)
 
 
-async def _run(args: argparse.Namespace) -> int:
-    command = shlex.join(args.command) if args.command else None
-    async with get(local=args.local) as client:
-        # The platform may create the job although a Ctrl-C cancels this request
-        # before its answer arrives: the request runs as its own task, and a
-        # Ctrl-C waits for the job's id (briefly) to kill it.
-        starting = asyncio.ensure_future(
-            client.jobs.start(
-                image=client.parse.remote_image(args.image),
-                preset_name=args.preset,
-                command=command,
-                name=args.name,
-            )
-        )
+def _options(args: argparse.Namespace) -> JobOptions:
+    argv = list(args.command)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    options = JobOptions.from_args(args, args.image, command_from_argv(argv))
+    if options.tty is None:  # as apolo run: a TTY when run from a terminal
+        options = replace(options, tty=sys.stdin.isatty() and sys.stdout.isatty())
+    return options
+
+
+async def _wait_start(client: Client, job: JobDescription) -> JobDescription:
+    async with client.jobs.watch(job.id) as updates:
+        async for job in updates:
+            if not job.status.is_pending:
+                break
+    return job
+
+
+async def _follow(client: Client, job: JobDescription) -> JobDescription:
+    created = job.history.transitions[0].transition_time
+    shown = 0
+    async with JobEvents(client, job.id) as events:
         try:
-            job = await asyncio.shield(starting)
+            while (event := await events.next()) is not None:
+                if event.job is None:
+                    sys.stdout.write(event.log or "")
+                    sys.stdout.flush()
+                    continue
+                job = event.job
+                for line in _lines(job, shown, created):
+                    print(line, flush=True)
+                shown = len(job.history.transitions)
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                started = await asyncio.wait_for(starting, KILL_TIMEOUT)
-                await _kill_on_interrupt(client, started.id)
+            # Ctrl-C: kill the job first, while the streams are still open
+            # (closing them waits for the platform's close handshakes).
+            await _kill_on_interrupt(client, job.id)
             raise
+    return job
+
+
+async def _start(client: Client, plan: RunPlan) -> JobDescription:
+    """Submit the job. The platform may create it although a Ctrl-C cancels the
+    request before its answer arrives: the request runs as its own task, and a
+    Ctrl-C waits for the job's id (briefly) to kill it."""
+    starting = asyncio.ensure_future(submit(client, plan))
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            started = await asyncio.wait_for(starting, KILL_TIMEOUT)
+            await _kill_on_interrupt(client, started.id)
+        raise
+
+
+async def _run(args: argparse.Namespace) -> int:
+    options = _options(args)
+    async with get(local=options.local) as client:
+        plan = await plan_run(client, options)
+        job = await _start(client, plan)
+        for user in plan.share:
+            await client.users.share(user, Permission(job.uri, Action.WRITE))
         print(
-            f"job {job.id} started on {client.config.cluster_name} "
-            f"(preset {args.preset}, image {args.image})"
+            f"Job ID: {job.id} on {client.config.cluster_name} "
+            f"(preset {job.preset_name}, image {options.image})",
+            flush=True,
         )
-        created = job.history.transitions[0].transition_time
-        shown = 0
-        async with JobEvents(client, job.id) as events:
-            try:
-                while (event := await events.next()) is not None:
-                    if event.job is None:
-                        sys.stdout.write(event.log or "")
-                        sys.stdout.flush()
-                        continue
-                    job = event.job
-                    for line in _lines(job, shown, created):
-                        print(line, flush=True)
-                    shown = len(job.history.transitions)
-            except asyncio.CancelledError:
-                # Ctrl-C: kill the job first, while the streams are still open
-                # (closing them waits for the platform's close handshakes).
-                await _kill_on_interrupt(client, job.id)
-                raise
-    return 0 if job.status is JobStatus.SUCCEEDED else 1
+        if plan.detach:
+            if options.wait_start:
+                job = await _wait_start(client, job)
+            print(f"Status: {job.status.value}")
+            failed = job.status is JobStatus.FAILED
+            return (job.history.exit_code or 1) if failed else 0
+        async with AsyncExitStack() as stack:
+            for local, remote in plan.port_forwards:
+                await stack.enter_async_context(
+                    client.jobs.port_forward(job.id, local, remote)
+                )
+                print(f"forwarding 127.0.0.1:{local} to port {remote} of {job.id}")
+            job = await _follow(client, job)
+    if job.status is JobStatus.SUCCEEDED:
+        return 0
+    return job.history.exit_code or 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from IPython.core.error import UsageError
+
     # asyncio.run turns Ctrl-C (SIGINT) into a cancellation of _run, which kills
     # the job, only while SIGINT has Python's default handler. A process started
     # in the background by a shell script (or by a test runner started so)
@@ -108,7 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return asyncio.run(_run(args))
-    except (ValueError, RuntimeError) as exc:
+    except (UsageError, ValueError, RuntimeError, ClientError) as exc:
         print(f"apolo-jupyter run: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -124,7 +170,11 @@ def _as_cli(func: Callable[[], None]) -> int:
     try:
         func()
     except UsageError as exc:
-        text = re.sub(r"%apolo_(ps|logs|kill)\b\??", r"apolo-jupyter \1", str(exc))
+        text = re.sub(
+            r"%apolo_(\w+)\b\??",
+            lambda m: "apolo-jupyter " + m.group(1).replace("_", "-"),
+            str(exc),
+        )
         print(f"apolo-jupyter: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -133,15 +183,17 @@ def _as_cli(func: Callable[[], None]) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    from ..magics._jobs import list_jobs
+    from ..magics._ps import list_jobs
 
-    return _as_cli(lambda: list_jobs(args.status, args.all, args.name, args.tag))
+    return _as_cli(lambda: list_jobs(args))
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
     from ..magics._jobs import print_logs
 
-    return _as_cli(lambda: print_logs(args.job, args.follow))
+    return _as_cli(
+        lambda: print_logs(args.job, args.follow, args.since, args.timestamps)
+    )
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
@@ -150,32 +202,58 @@ def cmd_kill(args: argparse.Namespace) -> int:
     return _as_cli(lambda: kill_jobs(args.jobs))
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from ..magics._jobs import describe_job
+
+    return _as_cli(lambda: describe_job(args.job, args.full_uri))
+
+
+def cmd_bump_life_span(args: argparse.Namespace) -> int:
+    from ..magics._jobs import bump_life_span
+
+    return _as_cli(lambda: bump_life_span(args.job, args.additional_life_span))
+
+
+def cmd_generate_run_command(args: argparse.Namespace) -> int:
+    from ..magics._jobs import generate_run_command
+
+    return _as_cli(lambda: print(generate_run_command(args.job)))
+
+
+_SHORTCUTS = {
+    "ps": (cmd_ps, "List all jobs"),
+    "logs": (cmd_logs, "Print the logs for a job"),
+    "status": (cmd_status, "Display status of a job"),
+    "kill": (cmd_kill, "Kill job(s)"),
+    "bump-life-span": (cmd_bump_life_span, "Increase job life span"),
+    "generate-run-command": (
+        cmd_generate_run_command,
+        "Generate command that will rerun given job",
+    ),
+}
+
+
 def register(sub: Any) -> None:
     run = sub.add_parser(
         "run",
-        help="start a job, print its status changes and output until it ends "
-        "(Ctrl-C kills it)",
+        help="Run a job",
+        usage="apolo-jupyter run [OPTIONS] IMAGE [-- CMD...]",
+        description="Run a job: every option of `apolo run`, same spelling and "
+        "meaning. It prints the job's status changes and output until it ends "
+        "(Ctrl-C kills it), or returns once it has started with --detach.",
+        epilog="example: apolo-jupyter run -s cpu-small -v storage:data:/var/data "
+        "-e MODE=fast ubuntu:latest -- python3 train.py",
     )
-    run.add_argument("-s", "--preset", default="cpu-small")
-    run.add_argument("-n", "--name", default=None)
+    add_run_options(run.add_argument, CLI)
+    run.add_argument("image", metavar="IMAGE", help="image to run, e.g. ubuntu:latest")
     run.add_argument(
-        "--local",
-        action="store_true",
-        help=f"use the {LOCAL_SOURCE} even if a login exists",
+        "command",
+        nargs=argparse.REMAINDER,
+        metavar="-- CMD...",
+        help="the job's command, run without a shell",
     )
-    run.add_argument("image")
-    run.add_argument("command", nargs=argparse.REMAINDER)
     run.set_defaults(func=cmd_run)
-    ps = sub.add_parser("ps", help="list jobs (running and pending unless -a)")
-    ps.add_argument("-a", "--all", action="store_true", help="finished jobs too")
-    ps.add_argument("--status", action="append", default=[], help="e.g. failed")
-    ps.add_argument("-n", "--name", default=None)
-    ps.add_argument("--tag", action="append", default=[])
-    ps.set_defaults(func=cmd_ps)
-    logs = sub.add_parser("logs", help="print a job's output (-f: follow it)")
-    logs.add_argument("job", help="job id or name")
-    logs.add_argument("-f", "--follow", action="store_true")
-    logs.set_defaults(func=cmd_logs)
-    kill = sub.add_parser("kill", help="kill jobs")
-    kill.add_argument("jobs", nargs="+", metavar="job", help="job ids or names")
-    kill.set_defaults(func=cmd_kill)
+    for name, (func, text) in _SHORTCUTS.items():
+        parser = sub.add_parser(name, help=text, description=f"{text}.")
+        add_options(COMMANDS[name], parser.add_argument, CLI)
+        parser.set_defaults(func=func)

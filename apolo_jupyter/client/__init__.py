@@ -2,6 +2,7 @@
 
 from ._client import Client, get
 from ._config import Cluster, Config
+from ._disks import Disk, Disks
 from ._errors import (
     AuthenticationError,
     AuthError,
@@ -17,29 +18,36 @@ from ._errors import (
     StdStreamError,
 )
 from ._exec import StdStream
+from ._image_parser import TagOption
 from ._jobs import Jobs
 from ._models import (
+    AMDGPUPreset,
     Container,
     DiskVolume,
     HTTPPort,
+    IntelGPUPreset,
     JobDescription,
     JobPriority,
     JobRestartPolicy,
     JobStatus,
     JobStatusHistory,
     JobStatusItem,
+    NvidiaGPUPreset,
     Preset,
     RemoteImage,
     Resources,
     SecretFile,
+    TPUPreset,
     Volume,
 )
-from ._parser import Parser, VolumeParseResult
+from ._parser import EnvParseResult, Parser, VolumeParseResult
+from ._secrets import Secret, Secrets
 from ._storage import Storage
 from ._storage_models import DiskUsageInfo, FileStatus, FileStatusType
 from ._stream_models import JobTelemetry
 
 __all__ = [
+    "AMDGPUPreset",
     "AuthError",
     "AuthenticationError",
     "AuthorizationError",
@@ -50,12 +58,16 @@ __all__ = [
     "Config",
     "ConfigError",
     "Container",
+    "Disk",
     "DiskUsageInfo",
     "DiskVolume",
+    "Disks",
+    "EnvParseResult",
     "FileStatus",
     "FileStatusType",
     "HTTPPort",
     "IllegalArgumentError",
+    "IntelGPUPreset",
     "JobDescription",
     "JobPriority",
     "JobRestartPolicy",
@@ -65,17 +77,22 @@ __all__ = [
     "JobTelemetry",
     "Jobs",
     "NDJSONError",
+    "NvidiaGPUPreset",
     "Parser",
     "PlatformUnreachable",
     "Preset",
     "RemoteImage",
     "ResourceNotFound",
     "Resources",
+    "Secret",
     "SecretFile",
+    "Secrets",
     "ServerNotAvailable",
     "StdStream",
     "StdStreamError",
     "Storage",
+    "TPUPreset",
+    "TagOption",
     "Volume",
     "VolumeParseResult",
     "get",

@@ -153,7 +153,7 @@ def config_from_cli_db(path: Path) -> Config:
     }
     return Config(
         api_url=URL(row["url"]),
-        token=row["token"],
+        auth_token=row["token"],
         cluster_name=row["cluster_name"],
         org_name=row["org_name"],
         project_name=row["project_name"],
@@ -161,6 +161,16 @@ def config_from_cli_db(path: Path) -> Config:
         username=username_from_token(row["token"]),
         source=f"apolo-cli login ({path})",
     )
+
+
+def _login_at(path: Path) -> Config:
+    path = path.expanduser()
+    if not (path / "db").is_file():
+        raise ConfigError(
+            f"no apolo-cli login in {path} (no db file there): log in with "
+            f"`apolo --config {path} login`, or leave path= out"
+        )
+    return config_from_cli_db(path)
 
 
 async def local_config(paths: LocalPaths | None = None) -> Config:
@@ -175,10 +185,13 @@ async def resolve(
     token: str | None = None,
     local: bool = False,
     env: Mapping[str, str] | None = None,
+    path: Path | None = None,
 ) -> Config:
     env = os.environ if env is None else env
     if local:
         return await local_config()
+    if path is not None:
+        return await asyncio.to_thread(_login_at, Path(path))
     if url is not None or token is not None:
         if url is None or token is None:
             raise ConfigError("pass both url= and token= (or neither)")

@@ -14,7 +14,12 @@ import aiohttp
 from yarl import URL
 
 from . import _ws_pipe
-from ._errors import ClientError, PlatformUnreachable, error_from_response
+from ._errors import (
+    ClientError,
+    ConnectionDropped,
+    PlatformUnreachable,
+    error_from_response,
+)
 
 __version__ = "0.1.0"
 USER_AGENT = f"apolo-jupyter/{__version__} ({sys.platform})"
@@ -45,8 +50,14 @@ def translate_errors(url: URL) -> Iterator[None]:
         raise error_from_response(exc.status, text) from exc
     except aiohttp.ClientConnectorError as exc:
         raise _unreachable(url, exc.os_error.strerror or str(exc)) from exc
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-        raise ClientError(f"{url.origin()} closed the connection early: {exc}") from exc
+    except (
+        aiohttp.ServerDisconnectedError,
+        aiohttp.ClientPayloadError,
+        aiohttp.ClientOSError,
+    ) as exc:
+        raise ConnectionDropped(
+            f"{url.origin()} closed the connection early: {exc}"
+        ) from exc
     except aiohttp.ClientError as exc:
         raise ClientError(f"request to {url} failed: {exc}") from exc
     except TimeoutError as exc:
@@ -57,17 +68,21 @@ class Core:
     """Owns the HTTP session; adds auth to every request and WebSocket."""
 
     def __init__(
-        self, token: str, trace_configs: list[aiohttp.TraceConfig] | None = None
+        self,
+        token: str,
+        trace_configs: list[aiohttp.TraceConfig] | None = None,
+        timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
     ) -> None:
         self._token = token
         self._trace_configs = trace_configs
+        self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                timeout=DEFAULT_TIMEOUT,
+                timeout=self._timeout,
                 trust_env=False,
                 headers={"User-Agent": USER_AGENT},
                 trace_configs=self._trace_configs,
@@ -104,7 +119,7 @@ class Core:
                 params=params,
                 data=data,
                 headers=self._auth(headers),
-                timeout=timeout or DEFAULT_TIMEOUT,
+                timeout=timeout or self._timeout,
                 read_bufsize=2**22,
             ) as resp:
                 if resp.status >= 400:

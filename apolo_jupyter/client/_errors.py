@@ -11,6 +11,10 @@ class ClientError(Exception):
     """Base of errors raised by the client that are not ``ValueError``s."""
 
 
+class ConnectionDropped(ClientError):
+    """The platform closed a connection in the middle of a response."""
+
+
 class IllegalArgumentError(ValueError):
     def __init__(self, message: str, payload: dict[str, Any] | None = None) -> None:
         super().__init__(message)

@@ -16,6 +16,7 @@ reference, section 6.3):
 
 from __future__ import annotations
 
+import enum
 import re
 
 from yarl import URL
@@ -54,14 +55,25 @@ _TAG_RULES = (
 _FORMS = "write <name>[:<tag>] (e.g. ubuntu:22.04) or image:<name>[:<tag>]"
 
 
-def parse_remote_image(text: str, config: Config) -> RemoteImage:
+class TagOption(enum.Enum):
+    """How a platform image's tag is read: ``latest`` when missing (DEFAULT),
+    optional (ALLOW), or refused (DENY)."""
+
+    ALLOW = enum.auto()
+    DENY = enum.auto()
+    DEFAULT = enum.auto()
+
+
+def parse_remote_image(
+    text: str, config: Config, tag_option: TagOption = TagOption.DEFAULT
+) -> RemoteImage:
     """Parse an external or platform image reference."""
     registry_match = None
     if not text.startswith(PLATFORM_PREFIX):
         registry_match = _match_registry(text, config)
     if text.startswith(PLATFORM_PREFIX) or registry_match:
         try:
-            return _parse_platform(text, registry_match, config)
+            return _parse_platform(text, registry_match, config, tag_option)
         except ValueError as exc:
             raise ValueError(f"Invalid remote image '{text}': {exc}") from None
     try:
@@ -100,7 +112,10 @@ def _parse_external(text: str) -> RemoteImage:
 
 
 def _parse_platform(
-    text: str, registry_match: tuple[str, str] | None, config: Config
+    text: str,
+    registry_match: tuple[str, str] | None,
+    config: Config,
+    tag_option: TagOption = TagOption.DEFAULT,
 ) -> RemoteImage:
     """``image:...`` text, or ``<registry>/...`` text already matched to a cluster."""
     _validate_text(text)
@@ -113,7 +128,10 @@ def _parse_platform(
     if not url.path or url.path == "/":
         raise ValueError(f"no image name specified; {_FORMS}")
     check_uri(url)
-    name, tag = split_image_name(url.path.lstrip("/"), DEFAULT_TAG)
+    default = DEFAULT_TAG if tag_option is TagOption.DEFAULT else None
+    name, tag = split_image_name(url.path.lstrip("/"), default)
+    if tag_option is TagOption.DENY and tag is not None:
+        raise ValueError("tag is not allowed; write the image without ':<tag>'")
     cluster_name = config.cluster_name if url.host is None else url.host
     org_name, project_name, name = _owner_and_name(url, name, config)
     return RemoteImage.new_platform_image(

@@ -149,11 +149,10 @@ class Resources:
 class RemoteImage:
     name: str
     tag: str | None = None
-    owner: str | None = None
+    registry: str | None = None
     cluster_name: str | None = None
     org_name: str | None = None
     project_name: str | None = None
-    registry: str | None = None
 
     @classmethod
     def new_external_image(
@@ -167,10 +166,10 @@ class RemoteImage:
         name: str,
         registry: str,
         *,
-        tag: str | None = None,
         cluster_name: str,
         org_name: str | None,
         project_name: str,
+        tag: str | None = None,
     ) -> RemoteImage:
         return cls(
             name=name,
@@ -331,15 +330,64 @@ class JobDescription:
 
 
 @dataclass(frozen=True)
+class _GPUPreset:
+    count: int
+    model: str | None = None
+    memory: int | None = None
+
+
+@dataclass(frozen=True)
+class NvidiaGPUPreset(_GPUPreset):
+    """NVIDIA GPUs of a preset: how many, and which model if the preset fixes it."""
+
+
+@dataclass(frozen=True)
+class AMDGPUPreset(_GPUPreset):
+    pass
+
+
+@dataclass(frozen=True)
+class IntelGPUPreset(_GPUPreset):
+    pass
+
+
+@dataclass(frozen=True)
+class TPUPreset:
+    type: str
+    software_version: str
+
+
+@dataclass(frozen=True)
 class Preset:
     credits_per_hour: Decimal
     cpu: float
     memory: int
+    nvidia_gpu: NvidiaGPUPreset | None = None
+    nvidia_migs: Mapping[str, NvidiaGPUPreset] | None = None
+    amd_gpu: AMDGPUPreset | None = None
+    intel_gpu: IntelGPUPreset | None = None
+    tpu: TPUPreset | None = None
     scheduler_enabled: bool = False
     preemptible_node: bool = False
-    nvidia_gpu: int | None = None
-    resource_pool_names: Sequence[str] = ()
+    resource_pool_names: tuple[str, ...] = ()
+    available_resource_pool_names: tuple[str, ...] = ()
 
     @property
     def memory_mb(self) -> int:
         return self.memory // _MiB
+
+    def resources(self, *, shm: bool = True) -> Resources:
+        """Every resource of the preset (GPUs and TPU too), as a container needs."""
+        return Resources(
+            memory=self.memory,
+            cpu=self.cpu,
+            nvidia_gpu=self.nvidia_gpu.count if self.nvidia_gpu else None,
+            amd_gpu=self.amd_gpu.count if self.amd_gpu else None,
+            intel_gpu=self.intel_gpu.count if self.intel_gpu else None,
+            nvidia_gpu_model=self.nvidia_gpu.model if self.nvidia_gpu else None,
+            amd_gpu_model=self.amd_gpu.model if self.amd_gpu else None,
+            intel_gpu_model=self.intel_gpu.model if self.intel_gpu else None,
+            shm=shm,
+            tpu_type=self.tpu.type if self.tpu else None,
+            tpu_software_version=self.tpu.software_version if self.tpu else None,
+        )

@@ -13,14 +13,14 @@ import errno
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 from yarl import URL
 
 from ._config import Config
 from ._core import DEFAULT_TIMEOUT, Core
-from ._errors import NDJSONError, ResourceNotFound
+from ._errors import ConnectionDropped, NDJSONError, ResourceNotFound
 from ._storage_models import (
     DiskUsageInfo,
     FileStatus,
@@ -28,7 +28,7 @@ from ._storage_models import (
     file_status_from_ls,
     file_status_from_stat,
 )
-from ._storage_transfer import download_stream, local_path, upload_stream
+from ._storage_transfer import download_resuming, local_path, upload_stream
 from ._url_utils import normalize_storage_path_uri
 from ._utils import asyncgeneratorcontextmanager
 
@@ -157,8 +157,11 @@ class Storage:
 
     # ------------------------------------------------------------ changes
 
-    async def rm(self, uri: URL, *, recursive: bool = False) -> None:
-        """Delete a file, or a folder with everything in it if ``recursive``."""
+    async def rm(
+        self, uri: URL, *, recursive: bool = False, progress: Any = None
+    ) -> None:
+        """Delete a file, or a folder with everything in it if ``recursive``.
+        ``progress`` is taken for ``apolo_sdk``'s signature; it is not called yet."""
         uri = self._normalize(uri)
         url = self._url(uri).with_query(
             op="DELETE", recursive="true" if recursive else "false"
@@ -233,8 +236,21 @@ class Storage:
             async for data in resp.content.iter_any():
                 yield data
 
-    async def upload_file(self, src: URL | Path | str, dst: URL) -> None:
-        """Copy a local file to storage (``dst`` names the file, not a folder)."""
+    async def upload_file(
+        self,
+        src: URL | Path | str,
+        dst: URL,
+        *,
+        update: bool = False,
+        continue_: bool = False,
+        progress: Any = None,
+    ) -> None:
+        """Copy a local file to storage (``dst`` names the file, not a folder).
+
+        ``update``: skip when storage has the same size and is not older;
+        ``continue_``: append what is missing when storage has a prefix of it.
+        ``progress`` is taken for ``apolo_sdk``'s signature; it is not called yet.
+        """
         path = local_path(src)
         dst = self._normalize(dst)
         if not path.exists():
@@ -251,28 +267,59 @@ class Storage:
                 str(dst),
             )
         if existing is None:
-            parent = dst.parent
-            folder = await self._exists(parent)
-            if folder is None:
-                raise FileNotFoundError(
-                    errno.ENOENT,
-                    "No such directory (create it with mkdir(..., parents=True))",
-                    str(parent),
+            folder = await self._exists(dst.parent)
+            if folder is None or not folder.is_dir():
+                what = "does not exist" if folder is None else "is a file"
+                raise NotADirectoryError(
+                    errno.ENOTDIR,
+                    f"Not a directory (it {what}; create the folder with "
+                    "mkdir(..., parents=True))",
+                    str(dst.parent),
                 )
-            if not folder.is_dir():
-                raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(parent))
+        offset = 0
+        if existing is not None and (update or continue_):
+            local = path.stat()
+            if local.st_size == existing.size and (
+                continue_ or local.st_mtime <= existing.modification_time + 1
+            ):
+                return
+            if continue_ and local.st_size > existing.size:
+                offset = existing.size
         stream = await asyncio.to_thread(path.open, "rb")
         try:
-            await upload_stream(
-                stream,
-                lambda chunk: self.create(dst, chunk),
-                lambda chunk, offset: self.write(dst, chunk, offset),
-            )
+            if offset:
+                await asyncio.to_thread(stream.seek, offset)
+                await upload_stream(
+                    stream,
+                    lambda chunk: self.write(dst, chunk, offset),
+                    lambda chunk, at: self.write(dst, chunk, at),
+                    start=offset,
+                )
+            else:
+                await upload_stream(
+                    stream,
+                    lambda chunk: self.create(dst, chunk),
+                    lambda chunk, at: self.write(dst, chunk, at),
+                )
         finally:
             await asyncio.to_thread(stream.close)
 
-    async def download_file(self, src: URL, dst: URL | Path | str) -> None:
-        """Copy a storage file to a local file (created or overwritten)."""
+    async def download_file(
+        self,
+        src: URL,
+        dst: URL | Path | str,
+        *,
+        update: bool = False,
+        continue_: bool = False,
+        progress: Any = None,
+    ) -> None:
+        """Copy a storage file to a local file (created or overwritten).
+
+        A dropped connection does not lose the transfer: it goes on from the
+        byte where it stopped (as ``apolo_sdk`` does). ``continue_`` resumes a
+        partial local file; ``update`` skips a local copy that is not older.
+        ``progress`` is taken for ``apolo_sdk``'s signature; it is not called yet.
+        """
         src = self._normalize(src)
         path = local_path(dst)
         status = await self.stat(src)
@@ -280,10 +327,23 @@ class Storage:
             raise IsADirectoryError(
                 errno.EISDIR, f"Is not a file ({status.type.value.lower()})", str(src)
             )
-        stream = await asyncio.to_thread(path.open, "wb")
+        mode = "wb"
+        if (update or continue_) and path.is_file():
+            local = path.stat()
+            if local.st_size == status.size and (
+                continue_ or local.st_mtime + 1 >= status.modification_time
+            ):
+                return
+            if continue_ and local.st_size < status.size:
+                mode = "ab"
+        stream: BinaryIO = await asyncio.to_thread(path.open, mode)  # type: ignore[arg-type]
         try:
-            async with self.open(src) as chunks:
-                await download_stream(chunks, stream)
+            await download_resuming(
+                lambda at: self.open(src, offset=at),
+                stream,
+                status.size,
+                dropped=ConnectionDropped,
+            )
         finally:
             await asyncio.to_thread(stream.close)
 

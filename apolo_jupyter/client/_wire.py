@@ -10,25 +10,29 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from yarl import URL
 
-from ._config import Cluster, Config
+from ._config import Cluster, Config, ProjectKey
 from ._models import (
+    AMDGPUPreset,
     Container,
     DiskVolume,
     HTTPPort,
+    IntelGPUPreset,
     JobDescription,
     JobPriority,
     JobRestartPolicy,
     JobStatus,
     JobStatusHistory,
     JobStatusItem,
+    NvidiaGPUPreset,
     Preset,
     RemoteImage,
     Resources,
     SecretFile,
+    TPUPreset,
     Volume,
 )
 from ._stream_models import JobTelemetry
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
     from ._parser import Parser
 
 INVALID_IMAGE_NAME = "INVALID-IMAGE-NAME"
+_G = TypeVar("_G", NvidiaGPUPreset, AMDGPUPreset, IntelGPUPreset)
 
 # -- requests -----------------------------------------------------------------
 
@@ -326,17 +331,43 @@ def job_description_from_api(data: Mapping[str, Any], parser: Parser) -> JobDesc
     )
 
 
+def _gpu_preset(data: Any, kind: type[_G]) -> _G | None:
+    if not isinstance(data, Mapping):
+        # An older platform sent a bare count.
+        return kind(count=int(data)) if data else None
+    return kind(
+        count=int(data["count"]), model=data.get("model"), memory=data.get("memory")
+    )
+
+
 def preset_from_api(data: Mapping[str, Any]) -> Preset:
-    gpu = data.get("nvidia_gpu")
+    """A preset from ``/config`` or a CLI db (both use the same keys)."""
+    migs = data.get("nvidia_migs") or {}
+    tpu = data.get("tpu")
     return Preset(
         credits_per_hour=Decimal(data.get("credits_per_hour", "0")),
         cpu=float(data["cpu"]),
         memory=int(data["memory"]),
+        nvidia_gpu=_gpu_preset(data.get("nvidia_gpu"), NvidiaGPUPreset),
+        nvidia_migs=(
+            {k: p for k, v in migs.items() if (p := _gpu_preset(v, NvidiaGPUPreset))}
+            or None
+        ),
+        amd_gpu=_gpu_preset(data.get("amd_gpu"), AMDGPUPreset),
+        intel_gpu=_gpu_preset(data.get("intel_gpu"), IntelGPUPreset),
+        tpu=TPUPreset(tpu["type"], tpu["software_version"]) if tpu else None,
         scheduler_enabled=bool(data.get("scheduler_enabled", False)),
         preemptible_node=bool(data.get("preemptible_node", False)),
-        nvidia_gpu=int(gpu["count"]) if isinstance(gpu, Mapping) else gpu,
         resource_pool_names=tuple(data.get("resource_pool_names") or ()),
+        available_resource_pool_names=tuple(
+            data.get("available_resource_pool_names") or ()
+        ),
     )
+
+
+def _optional_url(data: Mapping[str, Any], key: str) -> URL:
+    """A service URL; empty when the platform (or an old CLI db) has none."""
+    return URL(data.get(key) or "")
 
 
 def cluster_from_api(data: Mapping[str, Any], presets_key: str) -> Cluster:
@@ -347,6 +378,9 @@ def cluster_from_api(data: Mapping[str, Any], presets_key: str) -> Cluster:
         registry_url=URL(data["registry_url"]),
         storage_url=URL(data["storage_url"]),
         monitoring_url=URL(data["monitoring_url"]),
+        secrets_url=_optional_url(data, "secrets_url"),
+        disks_url=_optional_url(data, "disks_url"),
+        users_url=_optional_url(data, "users_url"),
         presets={p["name"]: preset_from_api(p) for p in data.get(presets_key) or ()},
     )
 
@@ -379,9 +413,16 @@ def config_from_api(
         )
         project_name = names[0] if names else None
     push = data.get(STATUS_WS_KEY)
+    projects = [
+        ProjectKey(p["cluster_name"], p.get("org_name"), p["name"])
+        for p in data.get("projects") or ()
+        if "name" in p and "cluster_name" in p
+    ]
     return Config(
         api_url=api_url,
-        token=token,
+        auth_token=token,
+        projects=projects,
+        local=bool(data.get(LOCAL_KEY)),
         cluster_name=cluster.name,
         org_name=org,
         project_name=project_name,
@@ -396,6 +437,8 @@ def config_from_api(
 # key of /config (a base URL; the socket is <base>/<job id>/status_ws); the real
 # platform does not, and apolo_sdk ignores unknown keys.
 STATUS_WS_KEY = "apolo_jupyter_status_ws_url"
+# ... and says it is the embedded local platform under this one.
+LOCAL_KEY = "apolo_jupyter_local"
 
 # -- streams inside a running job: exec, attach, top (reference §4.3-4.5) -------
 

@@ -87,7 +87,7 @@ def register_client(client: Client) -> str:
     views fall back to asking the kernel)."""
     config = client.config
     try:
-        return register(str(config.api_url), config.token)
+        return register(str(config.api_url), config.auth_token)
     except OSError:
         return ""
 

@@ -9,11 +9,13 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ..client._wire import STATUS_WS_KEY
+from ..client._wire import LOCAL_KEY, STATUS_WS_KEY
 from ._auth import auth_middleware
+from ._disks_api import add_disk_routes
 from ._monitoring import add_monitoring_routes
 from ._port_forward import add_port_forward_routes
 from ._requests import BadRequest, parse_job_request
+from ._secrets_api import add_secret_routes
 from ._service import JobNotFound, JobService
 from ._settings import CLUSTER, ORG, PROJECT, REGISTRY_URL, Settings
 from ._storage import add_storage_routes
@@ -80,6 +82,7 @@ async def get_config(request: web.Request) -> web.Response:
             {"name": PROJECT, "cluster_name": CLUSTER, "org_name": ORG, "role": "admin"}
         ],
         STATUS_WS_KEY: f"{api}/jobs",
+        LOCAL_KEY: True,
     }
     return web.json_response(data)
 
@@ -226,4 +229,16 @@ def make_app(settings: Settings, service: JobService, secret: bytes) -> web.Appl
     add_monitoring_routes(app)
     add_port_forward_routes(app)
     add_storage_routes(app)
+    add_secret_routes(app)
+    add_disk_routes(app)
+    app.router.add_post("/api/v1/users/{user}/permissions", refuse_share)
     return app
+
+
+async def refuse_share(request: web.Request) -> web.Response:
+    """``apolo run --share`` / ``apolo share``: one user here, nobody to share with."""
+    return json_error(
+        400,
+        "sharing is refused by the local platform: it has a single user, there is "
+        "nobody to share with (a real cluster honours --share)",
+    )

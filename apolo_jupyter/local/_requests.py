@@ -9,7 +9,7 @@ from __future__ import annotations
 import posixpath
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -55,7 +55,11 @@ _IMAGE_RE = re.compile(
 _NAME_RE = re.compile(r"^[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 _TAG_RE = re.compile(r"^\S+$")
-_UNSUPPORTED = ("secret_env", "secret_volumes", "disk_volumes")
+# What the local platform cannot honour: refused, never silently dropped.
+_REFUSED = {
+    "privileged": "its jobs run in a sandbox with every capability dropped",
+    "energy_schedule_name": "it has no energy schedules: jobs start when they fit",
+}
 
 
 def split_command(value: Any, what: str = "command") -> list[str]:
@@ -137,7 +141,6 @@ def _volumes(raw: Any) -> list[dict[str, Any]]:
             "common parent folder instead"
         )
     volumes: list[dict[str, Any]] = []
-    targets: dict[str, str] = {}
     for item in raw:
         if (
             not isinstance(item, dict)
@@ -146,16 +149,7 @@ def _volumes(raw: Any) -> list[dict[str, Any]]:
         ):
             raise BadRequest("each volume needs src_storage_uri and dst_path")
         dst = string(item["dst_path"], "volume container path", MAX_PATH)
-        target = mount_path(dst, "volume container path")
-        if target == "/":
-            raise BadRequest(
-                f"a volume cannot be mounted at {dst!r}; use a path like /var/data"
-            )
-        if target in targets:
-            raise BadRequest(
-                f"two volumes are mounted at {dst!r}; give each its own path"
-            )
-        targets[target] = dst
+        mount_path(dst, "volume container path")
         volume_parts(item["src_storage_uri"])
         volumes.append(
             {
@@ -164,6 +158,76 @@ def _volumes(raw: Any) -> list[dict[str, Any]]:
                 "read_only": flag(item, "read_only", True, "volume read_only"),
             }
         )
+    return volumes
+
+
+def _uri(raw: Any, scheme: str, what: str) -> str:
+    uri = no_nul(string(raw, what, MAX_PATH), what)
+    if not uri.startswith(f"{scheme}://"):
+        raise BadRequest(
+            f"{what} {uri[:200]!r} must be a {scheme}:// URI, e.g. "
+            f"{scheme}://{CLUSTER}/{ORG}/{PROJECT}/<name>"
+        )
+    return uri
+
+
+def _secret_env(raw: Any) -> dict[str, str]:
+    if raw is None:
+        return {}
+    env = mapping(raw, "secret_env", '{"TOKEN": "secret://..."}')
+    if len(env) > MAX_ENV:
+        raise BadRequest(f"secret_env has {len(env)} variables; the limit is {MAX_ENV}")
+    for key in env:
+        if not _ENV_RE.match(key):
+            raise BadRequest(f"secret_env name {key[:100]!r} is not a variable name")
+    return {k: _uri(v, "secret", f"secret_env {k}") for k, v in env.items()}
+
+
+def _mounts(raw: Any, kind: str) -> list[dict[str, Any]]:
+    """``secret_volumes`` or ``disk_volumes``: their URIs and container paths."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(i, dict) for i in raw):
+        raise BadRequest(f"{kind}_volumes must be a list of objects")
+    if len(raw) > MAX_VOLUMES:
+        raise BadRequest(
+            f"the job has {len(raw)} {kind} volumes; the limit is {MAX_VOLUMES}"
+        )
+    src = f"src_{kind}_uri"
+    out: list[dict[str, Any]] = []
+    for item in raw:
+        if src not in item or "dst_path" not in item:
+            raise BadRequest(f"each {kind} volume needs {src} and dst_path")
+        dst = string(item["dst_path"], f"{kind} volume container path", MAX_PATH)
+        mount_path(dst, f"{kind} volume container path")
+        entry: dict[str, Any] = {
+            src: _uri(item[src], kind, f"{kind} volume"),
+            "dst_path": dst,
+        }
+        if kind == "disk":
+            entry["read_only"] = flag(item, "read_only", True, "disk volume read_only")
+        out.append(entry)
+    return out
+
+
+def _check_targets(groups: Sequence[Sequence[Mapping[str, Any]]]) -> None:
+    """Mount points of every kind (storage, secret, disk): none at /, no two at
+    one path, none inside another volume (see ``_sandbox``: a job writing to the
+    outer one could redirect the inner mount)."""
+    targets: dict[str, str] = {}
+    for group in groups:
+        for item in group:
+            dst = item["dst_path"]
+            target = mount_path(dst, "volume container path")
+            if target == "/":
+                raise BadRequest(
+                    f"a volume cannot be mounted at {dst!r}; use a path like /var/data"
+                )
+            if target in targets:
+                raise BadRequest(
+                    f"two volumes are mounted at {dst!r}; give each its own path"
+                )
+            targets[target] = dst
     for target, dst in targets.items():
         outer = next(
             (str(p) for p in PurePosixPath(target).parents if str(p) in targets), None
@@ -175,7 +239,6 @@ def _volumes(raw: Any) -> list[dict[str, Any]]:
                 "writing to the outer one could redirect the inner mount); mount "
                 "it elsewhere, e.g. at /mnt/" + (PurePosixPath(target).name or "data")
             )
-    return volumes
 
 
 def _env(raw: Any) -> dict[str, str]:
@@ -275,9 +338,12 @@ def parse_job_request(
     container = body if from_preset else body.get("container")
     if not isinstance(container, dict):
         raise BadRequest('container is required: POST /jobs takes {"container": {...}}')
-    for key in _UNSUPPORTED:
-        if container.get(key):
-            raise BadRequest(f"{key} is not supported by the local platform")
+    for key, why in _REFUSED.items():
+        if body.get(key):
+            raise BadRequest(
+                f"{key} is refused by the local platform: {why}; drop it to run "
+                "here (a real cluster honours it)"
+            )
     cluster = text(body, "cluster_name") or CLUSTER
     org = text(body, "org_name") or ORG
     project = text(body, "project_name") or PROJECT
@@ -313,13 +379,36 @@ def parse_job_request(
     timeout = body.get("schedule_timeout")
     if timeout is not None:
         timeout = number(timeout, "schedule_timeout (seconds)", 0, 1e9)
+    if timeout:
+        raise BadRequest(
+            "schedule_timeout is refused by the local platform: a job waits for room "
+            "as long as it takes; drop --schedule-timeout to run here (a real "
+            "cluster honours it)"
+        )
+    restart = _choice(
+        body, "restart_policy", "never", ("never", "on-failure", "always")
+    )
+    if restart != "never":
+        raise BadRequest(
+            f"restart_policy {restart} is refused by the local platform: it does not "
+            "restart jobs; drop --restart to run here (a real cluster honours it)"
+        )
+    volumes = _volumes(container.get("volumes"))
+    others = {k: _mounts(container.get(f"{k}_volumes"), k) for k in ("secret", "disk")}
+    _check_targets([volumes, *others.values()])
     stored: dict[str, Any] = {
         "image": image,
         "command": command,
         "env": _env(container.get("env")),
-        "volumes": _volumes(container.get("volumes")),
+        "volumes": volumes,
         "resources": resources,
     }
+    secret_env = _secret_env(container.get("secret_env"))
+    if secret_env:
+        stored["secret_env"] = secret_env
+    for kind, mounts in others.items():
+        if mounts:
+            stored[f"{kind}_volumes"] = mounts
     for key, value in (("entrypoint", entrypoint), ("working_dir", working_dir)):
         if value is not None:
             stored[key] = value
@@ -347,9 +436,7 @@ def parse_job_request(
         scheduler_enabled=flag(body, "scheduler_enabled", False) or preemptible,
         preemptible_node=preemptible,
         pass_config=flag(body, "pass_config", False),
-        restart_policy=_choice(
-            body, "restart_policy", "never", ("never", "on-failure", "always")
-        ),
+        restart_policy=restart,
         priority=_choice(body, "priority", "normal", ("low", "normal", "high")),
         max_run_time_minutes=life,
         schedule_timeout=timeout,

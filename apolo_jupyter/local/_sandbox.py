@@ -300,7 +300,9 @@ def build_view(
         # bwrap cannot make a mountpoint inside a read-only bind: it must exist.
         if layer.volume and parent and parent.host and parent.read_only:
             rest = layer.container[len(parent.container) :].lstrip("/")
-            if not (parent.host / rest).is_dir():
+            inside = parent.host / rest
+            is_file = layer.host is not None and layer.host.is_file()
+            if not (inside.is_file() if is_file else inside.is_dir()):
                 raise PreflightError(
                     f"a volume cannot be mounted at {layer.container}: "
                     f"{parent.container} is read-only in the job and has no such "

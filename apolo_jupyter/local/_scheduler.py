@@ -3,8 +3,9 @@
 A pure function over the waiting queue and the jobs holding resources, so the
 policy is testable without processes:
 
-- regular jobs never wait behind preemptible ones; within each class, FIFO by
-  creation (a job that does not fit blocks the later ones of its class);
+- regular jobs never wait behind preemptible ones; within each class, higher
+  priority first, then FIFO by creation (a job that does not fit blocks the later
+  ones of its class);
 - a regular job that does not fit preempts running preemptible jobs, newest first,
   when that frees enough room; a preemptible job never preempts anything.
 """
@@ -44,6 +45,7 @@ class Demand:
     memory: int
     preemptible: bool
     created: str
+    priority: int = 0  # higher starts first among waiting jobs of its class
 
 
 @dataclass
@@ -75,7 +77,7 @@ def plan(
         reverse=True,
     )
     blocked = {False: False, True: False}
-    for job in sorted(queue, key=lambda j: (j.preemptible, j.created)):
+    for job in sorted(queue, key=lambda j: (j.preemptible, -j.priority, j.created)):
         if blocked[job.preemptible]:
             result.waiting[job.id] = "waiting for earlier jobs to start"
             continue

@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Coroutine, Iterator
@@ -16,17 +17,23 @@ from typing import Any
 
 from ..client._models import JobStatus
 from ._command import split
+from ._disks import DiskStore
 from ._executor import Executor, JobSpec, Mount, PreflightError, RunningJob
 from ._logs import index_log
 from ._records import JobRecord, TransitionRefused
 from ._requests import BadRequest, volume_parts
 from ._scheduler import Demand, plan
+from ._secrets import SecretStore
 from ._settings import Settings
 from ._store import Store
 from ._validate import MAX_LIFE_SPAN
 from ._volume_fs import VolumeError, check_volume, open_volume
 
 log = logging.getLogger(__name__)
+# Secret copies and disk folders live in the platform's data directory, which no
+# job sees; opened without following a symlink all the same.
+_PLATFORM_FILE = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+_PLATFORM_DIR = _PLATFORM_FILE | os.O_DIRECTORY
 
 
 class JobNotFound(LookupError):
@@ -53,6 +60,7 @@ def _demand(job: JobRecord) -> Demand:
         memory=int(resources["memory"]),
         preemptible=job.preemptible_node,
         created=job.created_at,
+        priority={"low": -1, "high": 1}.get(job.priority, 0),
     )
 
 
@@ -74,6 +82,9 @@ class JobService:
         self._holding: dict[str, JobRecord] = {}  # started: they hold their room
         self._life_timers: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        home = settings.paths.home
+        self.secrets = SecretStore(home / "secrets", settings.owner)
+        self.disks = DiskStore(home / "disks", settings.owner)
 
     # -- queries ------------------------------------------------------------------
 
@@ -195,6 +206,7 @@ class JobService:
 
     def create(self, job: JobRecord) -> str:
         self._check_volumes(job)
+        self._check_secrets_and_disks(job)
         self._check_capacity(job)
         self._jobs[job.id] = job
         body = self._commit(job)
@@ -280,6 +292,60 @@ class JobService:
                     f"{exc.strerror or exc}"
                 ) from None
 
+    def _check_secrets_and_disks(self, job: JobRecord) -> None:
+        """Every secret and disk a job names exists (their values stay out of the
+        record: it keeps the URIs only)."""
+        container = job.container
+        for uri in container.get("secret_env", {}).values():
+            self.secrets.key_of(uri)
+        for item in container.get("secret_volumes", ()):
+            self.secrets.key_of(item["src_secret_uri"])
+        for item in container.get("disk_volumes", ()):
+            self.disks.id_of(item["src_disk_uri"])
+
+    def _secret_mounts(
+        self, job: JobRecord, env: dict[str, str], fds: contextlib.ExitStack
+    ) -> list[Mount]:
+        """``secret_env`` into ``env``; each secret file as a 0600 file of the job's
+        own, bound read-only at its path; disks as their folders. Each mount is
+        opened here (fds closed by ``fds``), in folders no job can write."""
+        container = job.container
+        for name, uri in container.get("secret_env", {}).items():
+            value = self.secrets.get(self.secrets.key_of(uri)) or b""
+            try:
+                env[name] = value.decode()
+            except UnicodeDecodeError:
+                raise BadRequest(
+                    f"secret {uri} is not UTF-8 text, so it cannot be the value of "
+                    f"{name}: mount it as a file instead (-v secret:KEY:/path)"
+                ) from None
+        mounts = []
+        folder = self.log_path(job.id).parent / "secrets"
+        for index, item in enumerate(container.get("secret_volumes", ())):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            data = self.secrets.get(self.secrets.key_of(item["src_secret_uri"]))
+            path = folder / str(index)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, data or b"")
+            finally:
+                os.close(fd)
+            secret_fd = os.open(path, _PLATFORM_FILE)
+            fds.callback(os.close, secret_fd)
+            mounts.append(Mount(path, item["dst_path"], True, secret_fd))
+        for item in container.get("disk_volumes", ()):
+            disk_id = self.disks.id_of(item["src_disk_uri"])
+            self.disks.touch(disk_id)
+            folder = self.disks.data_dir(disk_id)
+            # Jobs write inside a disk, never to the folders leading to it.
+            disk_fd = os.open(folder, _PLATFORM_DIR)
+            fds.callback(os.close, disk_fd)
+            mounts.append(Mount(folder, item["dst_path"], item["read_only"], disk_fd))
+        return mounts
+
+    def _drop_secret_files(self, job: JobRecord) -> None:
+        shutil.rmtree(self.log_path(job.id).parent / "secrets", ignore_errors=True)
+
     @contextlib.contextmanager
     def _spec(self, job: JobRecord) -> Iterator[JobSpec]:
         """The job to run, with each volume's folder open (closed on exit)."""
@@ -312,6 +378,7 @@ class JobService:
                 fds.callback(os.close, fd)
                 host = storage.joinpath(*parts)
                 mounts.append(Mount(host, volume["dst_path"], read_only, fd))
+            mounts += self._secret_mounts(job, env, fds)
             log_path = self.log_path(job.id)
             log_path.parent.mkdir(parents=True, exist_ok=True)
             yield JobSpec(
@@ -331,6 +398,7 @@ class JobService:
             log.exception("job %s crashed the runner", job.id)
             self._transition(job, JobStatus.FAILED, "PlatformError", str(exc))
         finally:
+            self._drop_secret_files(job)
             self._tasks.pop(job.id, None)
             self._procs.pop(job.id, None)
             self._holding.pop(job.id, None)

@@ -19,12 +19,10 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 def _parse(func: Any, line: str, name: str) -> Any:
     """Options split as a shell would (quotes removed), as ``apolo run`` does."""
-    try:
-        argv = shlex.split(line)
-    except ValueError as exc:  # e.g. an unclosed quote
-        raise UsageError(
-            f"cannot split the options: {exc} (close the quote, or see %{name}?)"
-        ) from None
+    return _parse_argv(func, _split_argv(line, name)[0], name)
+
+
+def _parse_argv(func: Any, argv: list[str], name: str) -> Any:
     try:
         return func.parser.parse_args(argv)
     except UsageError as exc:
@@ -33,8 +31,37 @@ def _parse(func: Any, line: str, name: str) -> Any:
         ) from None
 
 
+def _declared(add_all: Any) -> Any:
+    """A decorator adding the arguments that ``add_all(add)`` declares, in order,
+    through IPython's ``magic_arguments.argument`` (so ``%magic?`` lists them)."""
+
+    def decorate(func: Any) -> Any:
+        calls: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+        add_all(lambda *flags, **kwargs: calls.append((flags, kwargs)))
+        for flags, kwargs in reversed(calls):
+            func = argument(*flags, **kwargs)(func)
+        return func
+
+    return decorate
+
+
+def _run_options(func: Any) -> Any:
+    """The options of `apolo run`, from the one option table (plus ours)."""
+    from ..kernel._run_options import MAGIC, add_run_options
+
+    return _declared(lambda add: add_run_options(add, MAGIC))(func)
+
+
+def _job_options(command: str) -> Any:
+    """The options of `apolo <command>`, from the job commands' option table."""
+    from ..kernel._job_options import COMMANDS, add_options
+    from ..kernel._run_options import MAGIC
+
+    return _declared(lambda add: add_options(COMMANDS[command], add, MAGIC))
+
+
 def _split_command(line: str) -> tuple[str, bool, str]:
-    """Options and image before a standalone ``--``, the command after it (verbatim)."""
+    """Options before a standalone ``--``, the command after it (verbatim)."""
     padded = f" {line} "
     at = padded.find(" -- ")
     if at < 0:
@@ -42,67 +69,18 @@ def _split_command(line: str) -> tuple[str, bool, str]:
     return padded[:at].strip(), True, padded[at + 4 :]
 
 
-def _run_options(func: Any) -> Any:
-    """The options %apolo_run and %%apolo_job share (mirroring `apolo run`)."""
-    for decorator in reversed(
-        [
-            argument("-s", "--preset", help="resource preset, e.g. cpu-small"),
-            argument(
-                "-v",
-                "--volume",
-                action="append",
-                default=[],
-                help="storage:<folder>:<path>[:ro], repeatable; @picker takes the mounts of a MountPicker variable",
-            ),
-            argument(
-                "-e",
-                "--env",
-                action="append",
-                default=[],
-                help="NAME=value, repeatable",
-            ),
-            argument("-n", "--name", help="job name"),
-            argument("--tag", action="append", default=[], help="tag, repeatable"),
-            argument("-w", "--workdir", help="working directory in the job"),
-            argument(
-                "--life-span", help="stop the job after this long: 90s, 30m, 2h, 1d"
-            ),
-            argument(
-                "--preemptible",
-                action="store_true",
-                help="run on a preemptible node (may be suspended and restarted)",
-            ),
-            argument("--http-port", type=int, help="the job's HTTP port"),
-            argument(
-                "--port-forward",
-                action="append",
-                default=[],
-                help="LOCAL:REMOTE TCP port pair to forward, repeatable",
-            ),
-            argument(
-                "-d",
-                "--detach",
-                action="store_true",
-                help="return at once; the status keeps updating",
-            ),
-            argument(
-                "-o", "--out", help="also store the JobDescription in this variable"
-            ),
-            argument(
-                "--kill-on-interrupt",
-                action="store_true",
-                help="interrupting the cell kills the job instead of detaching",
-            ),
-            argument(
-                "--raise",
-                dest="raise_",
-                action="store_true",
-                help="raise if the job does not succeed",
-            ),
-        ]
-    ):
-        func = decorator(func)
-    return func
+def _split_argv(line: str, name: str) -> tuple[list[str], list[str] | None]:
+    """Words before the first ``--`` (options, image), and those after it."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:  # e.g. an unclosed quote
+        raise UsageError(
+            f"cannot split the options: {exc} (close the quote, or see %{name}?)"
+        ) from None
+    if "--" not in argv:
+        return argv, None
+    at = argv.index("--")
+    return argv[:at], argv[at + 1 :]
 
 
 @magics_class
@@ -110,27 +88,29 @@ class ApoloMagics(Magics):
     @magic_arguments()
     @_run_options
     @argument("image", nargs="?", help="image, e.g. ubuntu:latest or python:3.11")
-    @argument("command", nargs="*", help="the command after --, run without a shell")
+    @argument("command", nargs="*", help="-- CMD...: the job's command (no shell)")
     @line_magic
     def apolo_run(self, line: str) -> Any:
-        """Start a job and watch it: status, logs, exit code.
+        """Start a job and watch it: status, logs, exit code. Takes every option of
+        `apolo run` with its spelling and meaning (-d is --description, as there).
 
         Example::
 
             job = %apolo_run -s cpu-small -v storage:data:/var/data ubuntu:latest -- python3 train.py
         """
-        options_part, dashes, raw_command = _split_command(line)
-        args = _parse(self.apolo_run, options_part, "apolo_run")
+        before, after = _split_argv(line, "apolo_run")
+        args = _parse_argv(self.apolo_run, before, "apolo_run")
         if not args.image:
             raise UsageError(
                 "%apolo_run needs an image: %apolo_run [options] IMAGE [-- COMMAND...], "
                 "e.g. %apolo_run ubuntu:latest -- echo hello"
             )
-        from ..kernel._options import JobOptions
+        from ..kernel._options import JobOptions, command_from_argv
 
-        # The command keeps the user's own quoting: the platform shlex-splits it.
-        command = raw_command.strip() if dashes else " ".join(args.command)
-        return self._start(JobOptions.from_args(args, args.image, command or None))
+        # As apolo run: one word after -- is the command as it is, several are
+        # quoted and joined (the platform splits it again, without a shell).
+        command = command_from_argv(after if after is not None else args.command)
+        return self._start(JobOptions.from_args(args, args.image, command))
 
     @magic_arguments()
     @_run_options
@@ -188,67 +168,60 @@ class ApoloMagics(Magics):
         return result
 
     @magic_arguments()
-    @argument("job", help="job id or name")
-    @argument("-d", "--detach", action="store_true", help="return at once")
-    @argument("--kill-on-interrupt", action="store_true")
+    @_job_options("status")
     @line_magic
     def apolo_status(self, line: str) -> Any:
-        """Show any job's live status (also after a kernel restart).
+        """Describe a job (as `apolo status`), then follow it live unless --detach
+        (also after a kernel restart).
 
         Example::
 
             %apolo_status job-0b0b1c52-8e43-4d2b-9b6c-2b3a8c1c6b1e
         """
         from ..kernel._options import JobOptions
+        from ._jobs import describe_job
         from ._run import attach_job
 
         args = _parse(self.apolo_status, line, "apolo_status")
+        describe_job(args.job, args.full_uri)
         options = JobOptions(
             detach=args.detach, kill_on_interrupt=args.kill_on_interrupt
         )
-        return attach_job(args.job, options)
+        return attach_job(args.job, options, wait_for_start=False)
 
     @magic_arguments()
-    @argument(
-        "--status",
-        action="append",
-        default=[],
-        help="pending, running, suspended, succeeded, failed, cancelled; repeatable",
-    )
-    @argument("-a", "--all", action="store_true", help="finished jobs too")
-    @argument("-n", "--name", help="only jobs with this name")
-    @argument("--tag", action="append", default=[], help="only jobs with this tag")
+    @_job_options("ps")
     @line_magic
     def apolo_ps(self, line: str) -> None:
-        """List jobs (running and pending ones unless --all or --status).
+        """List jobs (pending and running ones unless --all or --status), with the
+        options of `apolo ps`.
 
         Example::
 
-            %apolo_ps --all --tag experiment-3
+            %apolo_ps --all --tag experiment-3 --format "id name status when"
         """
-        from ._jobs import list_jobs
+        from ._ps import list_jobs
 
-        args = _parse(self.apolo_ps, line, "apolo_ps")
-        list_jobs(args.status, args.all, args.name, args.tag)
+        list_jobs(_parse(self.apolo_ps, line, "apolo_ps"))
 
     @magic_arguments()
-    @argument("job", help="job id or name")
-    @argument("-f", "--follow", action="store_true", help="follow until the job ends")
+    @_job_options("logs")
     @line_magic
     def apolo_logs(self, line: str) -> None:
-        """Print a job's output (all of it; -f follows a running job).
+        """Print a job's output (all of it; -f follows a running job), with
+        `apolo logs`'s --since and --timestamps.
 
         Example::
 
-            %apolo_logs -f job-0b0b1c52-8e43-4d2b-9b6c-2b3a8c1c6b1e
+            %apolo_logs -f --timestamps job-0b0b1c52-8e43-4d2b-9b6c-2b3a8c1c6b1e
         """
         from ._jobs import print_logs
 
         args = _parse(self.apolo_logs, line, "apolo_logs")
-        print_logs(args.job, args.follow)
+        print_logs(args.job, args.follow, args.since, args.timestamps)
 
     @magic_arguments()
-    @argument("jobs", nargs="+", help="job ids or names")
+    @_job_options("kill")
     @line_magic
     def apolo_kill(self, line: str) -> None:
         """Kill jobs.
@@ -261,6 +234,39 @@ class ApoloMagics(Magics):
 
         args = _parse(self.apolo_kill, line, "apolo_kill")
         kill_jobs(args.jobs)
+
+    @magic_arguments()
+    @_job_options("bump-life-span")
+    @line_magic
+    def apolo_bump_life_span(self, line: str) -> None:
+        """Let a job run longer (as `apolo job bump-life-span`).
+
+        Example::
+
+            %apolo_bump_life_span job-0b0b1c52-8e43-4d2b-9b6c-2b3a8c1c6b1e 2h
+        """
+        from ._jobs import bump_life_span
+
+        args = _parse(self.apolo_bump_life_span, line, "apolo_bump_life_span")
+        bump_life_span(args.job, args.additional_life_span)
+
+    @magic_arguments()
+    @_job_options("generate-run-command")
+    @line_magic
+    def apolo_generate_run_command(self, line: str) -> None:
+        """The `apolo run` line that starts the same job again (it also works
+        after %apolo_run).
+
+        Example::
+
+            %apolo_generate_run_command job-0b0b1c52-8e43-4d2b-9b6c-2b3a8c1c6b1e
+        """
+        from ._jobs import generate_run_command
+
+        args = _parse(
+            self.apolo_generate_run_command, line, "apolo_generate_run_command"
+        )
+        print(generate_run_command(args.job))
 
     @magic_arguments()
     @argument("backend", nargs="?", help="local, auto, or an API URL (with --token)")

@@ -23,7 +23,7 @@ def forward_toggle(job_id: str, port: int, on: bool) -> PortForwardToggle:
     if job.status.is_finished:
         raise UsageError(
             f"{job.id} is {job.status.value}; port forwarding needs a running job "
-            "(start one with %apolo_run -d IMAGE -- COMMAND)"
+            "(start one with %apolo_run --detach IMAGE -- COMMAND)"
         )
     control = ForwardControl(rt, client, job.id, port)
     if on:

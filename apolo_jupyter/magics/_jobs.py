@@ -1,90 +1,35 @@
-"""``%apolo_ps``, ``%apolo_logs``, ``%apolo_kill``, ``%apolo_use``."""
+"""``%apolo_logs``, ``%apolo_kill``, ``%apolo_status``'s description,
+``%apolo_bump_life_span``, ``%apolo_generate_run_command``, ``%apolo_use``; the CLI
+runs the same functions."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from IPython.core.error import UsageError
 
-from ..client import Client, JobDescription, JobStatus, get
+from ..client import Client, get
+from ..kernel._options import parse_duration
 from ..kernel._runtime import runtime
+from ._ps import parse_date
 from ._run import connect, known_job
+from ._run_command import describe, run_command
 
 IDLE_END = 0.5  # without -f, stop reading a running job's log after this quiet time
 
 
-def _one_line(text: str, width: int) -> str:
-    """``text`` on one line (a cell's script has newlines), cut to ``width``."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def _age(job: JobDescription) -> str:
-    created = job.history.created_at
-    if created is None:
-        return "-"
-    seconds = int((datetime.now(UTC) - created).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def _statuses(names: Sequence[str]) -> set[JobStatus]:
-    try:
-        return {JobStatus(n) for n in names}
-    except ValueError:
-        known = ", ".join(sorted(s.value for s in JobStatus.items()))
-        raise UsageError(f"--status takes one of {known}") from None
-
-
-def list_jobs(
-    status: Sequence[str], all_: bool, name: str | None, tags: Sequence[str]
+async def _read_logs(
+    client: Client,
+    job_id: str,
+    follow: bool,
+    since: datetime | None = None,
+    timestamps: bool = False,
 ) -> None:
-    rt, client = connect()
-    statuses = (
-        _statuses(status) if status else set() if all_ else JobStatus.active_items()
-    )
-
-    async def collect() -> list[JobDescription]:
-        async with client.jobs.list(
-            statuses=statuses, name=name or "", tags=tags
-        ) as it:
-            return [job async for job in it]
-
-    jobs = rt.run(collect(), timeout=60)
-    if not jobs:
-        print(
-            "no jobs"
-            + ("" if all_ or status else " running or pending (--all shows all)")
-        )
-        return
-    rows = [("ID", "NAME", "STATUS", "PRESET", "AGE", "COMMAND")]
-    for job in jobs:
-        rows.append(
-            (
-                job.id,
-                job.name or "",
-                job.status.value,
-                job.preset_name or "",
-                _age(job),
-                _one_line(job.container.command or "", 40),
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(
-                cell.ljust(width) for cell, width in zip(row, widths, strict=True)
-            ).rstrip()
-        )
-
-
-async def _read_logs(client: Client, job_id: str, follow: bool) -> None:
-    async with client.jobs.monitor(job_id) as chunks:
+    monitor = client.jobs.monitor(job_id, since=since, timestamps=timestamps)
+    async with monitor as chunks:
         iterator = chunks.__aiter__()
         while True:
             try:
@@ -97,12 +42,16 @@ async def _read_logs(client: Client, job_id: str, follow: bool) -> None:
             sys.stdout.write(chunk.decode(errors="replace"))
 
 
-def print_logs(job_id: str, follow: bool) -> None:
+def print_logs(
+    job_id: str, follow: bool, since: str | None = None, timestamps: bool = False
+) -> None:
+    when = parse_date(since, "--since")
     rt, client = connect()
     try:
         with known_job(job_id):
             job = rt.run(client.jobs.status(job_id), timeout=30)
-            rt.run(_read_logs(client, job.id, follow or job.status.is_finished))
+            finished = follow or job.status.is_finished
+            rt.run(_read_logs(client, job.id, finished, when, timestamps))
     except KeyboardInterrupt:
         print(f"\n(stopped following {job_id}; it keeps running)")
     sys.stdout.flush()
@@ -115,6 +64,34 @@ def kill_jobs(ids: Sequence[str]) -> None:
             rt.run(client.jobs.kill(job_id), timeout=60)
             job = rt.run(client.jobs.status(job_id), timeout=30)
         print(f"{job.id}: {job.status}")
+
+
+def describe_job(job_id: str, full_uri: bool) -> None:
+    """What `apolo status` prints about a job."""
+    rt, client = connect()
+    with known_job(job_id):
+        job = rt.run(client.jobs.status(job_id), timeout=30)
+    print(describe(job, client, full_uri))
+
+
+def bump_life_span(job_id: str, additional: str) -> None:
+    seconds = parse_duration(additional, "TIMEDELTA")
+    if not seconds:
+        raise UsageError("the additional life span must be more than 0, e.g. 2h")
+    rt, client = connect()
+    with known_job(job_id):
+        rt.run(client.jobs.bump_life_span(job_id, seconds), timeout=30)
+        job = rt.run(client.jobs.status(job_id), timeout=30)
+    minutes = int((job.life_span or 0) // 60)
+    print(f"{job.id}: life span is now {minutes} min from its start")
+
+
+def generate_run_command(job_id: str) -> str:
+    """The `apolo run` line that starts the same job again."""
+    rt, client = connect()
+    with known_job(job_id):
+        job = rt.run(client.jobs.status(job_id), timeout=30)
+    return run_command(job)
 
 
 def show_backend(backend: str | None, token: str | None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import replace
 
 from IPython.core.error import UsageError
 
@@ -13,14 +13,13 @@ from ..client import (
     Client,
     ClientError,
     ConfigError,
-    Container,
-    HTTPPort,
     JobDescription,
     JobStatus,
     ResourceNotFound,
-    Resources,
 )
-from ..kernel._options import JobOptions, parse_duration, parse_port_pair
+from ..client._users import Action, Permission
+from ..kernel._options import JobOptions
+from ..kernel._run_request import RunPlan, plan_run, submit
 from ..kernel._runtime import Runtime, runtime
 
 
@@ -46,66 +45,23 @@ def known_job(job_id: str) -> Iterator[None]:
         ) from None
 
 
-def _checked(what: str, func: Any, *args: Any) -> Any:
-    try:
-        return func(*args)
-    except ValueError as exc:
-        raise UsageError(f"{what}: {exc}") from None
-
-
 def start_job(o: JobOptions) -> JobDescription:
+    """Check the options, start the job (as `apolo run` would), share it, start
+    its port forwards; UsageError for whatever needs fixing."""
     rt, client = connect()
-    image = _checked(f"image {o.image!r}", client.parse.remote_image, o.image)
-    volumes = [_checked(f"-v {v!r}", client.parse.volume, v) for v in o.volumes]
-    env = _checked("-e", client.parse.env, list(o.env))
-    for pair in o.port_forwards:
-        parse_port_pair(pair)
-    life_span = parse_duration(o.life_span) if o.life_span else None
-    presets = client.presets
-    preset_name = o.preset or next(iter(presets), "")
-    if preset_name not in presets:
-        raise UsageError(
-            f"unknown preset {o.preset!r}: choose one of {', '.join(presets)} (-s NAME)"
-        )
-    http = HTTPPort(o.http_port) if o.http_port else None
+    plan: RunPlan = rt.run(plan_run(client, o), timeout=60)
     try:
-        if o.preemptible:
-            preset = presets[preset_name]
-            container = Container(
-                image=image,
-                resources=Resources(memory=preset.memory, cpu=preset.cpu),
-                command=o.command,
-                working_dir=o.workdir,
-                http=http,
-                env=env,
-                volumes=volumes,
-            )
-            coro = client.jobs.run(
-                container,
-                name=o.name,
-                tags=o.tags,
-                life_span=life_span,
-                scheduler_enabled=True,
-                preemptible_node=True,
-            )
-        else:
-            coro = client.jobs.start(
-                image=image,
-                preset_name=preset_name,
-                command=o.command,
-                working_dir=o.workdir,
-                http=http,
-                env=env,
-                volumes=volumes,
-                name=o.name,
-                tags=o.tags,
-                life_span=life_span,
-            )
-        job: JobDescription = rt.run(coro, timeout=60)
+        job: JobDescription = rt.run(submit(client, plan), timeout=60)
     except (ValueError, ClientError) as exc:
         raise UsageError(f"the platform refused the job: {exc}") from None
-    for pair in o.port_forwards:
-        local, remote = parse_port_pair(pair)
+    for user in plan.share:
+        try:
+            rt.run(
+                client.users.share(user, Permission(job.uri, Action.WRITE)), timeout=60
+            )
+        except (ValueError, ClientError) as exc:
+            print(f"could not share {job.id} with {user}: {exc}", file=sys.stderr)
+    for local, remote in plan.port_forwards:
         rt.submit(_forward_while_running(client, job.id, local, remote))
         print(f"forwarding 127.0.0.1:{local} to port {remote} of {job.id}")
     return job
@@ -128,13 +84,31 @@ async def _forward_while_running(
             pass
 
 
-def attach_job(job_id: str, o: JobOptions) -> JobDescription:
+def wait_start(rt: Runtime, client: Client, job: JobDescription) -> JobDescription:
+    """Until the job has left pending (as `apolo run --detach` waits)."""
+
+    async def started() -> JobDescription:
+        last = job
+        async with client.jobs.watch(job.id) as updates:
+            async for last in updates:
+                if not last.status.is_pending:
+                    break
+        return last
+
+    return rt.run(started())
+
+
+def attach_job(
+    job_id: str, o: JobOptions, *, wait_for_start: bool = True
+) -> JobDescription:
     from ..kernel._attach import follow  # widgets are loaded only when a job is shown
 
     rt, client = connect()
     with known_job(job_id):
         job = rt.run(client.jobs.status(job_id), timeout=30)
-    result = follow(rt, client, job, o)
+    if o.detach and o.wait_start and job.status.is_pending and wait_for_start:
+        job = wait_start(rt, client, job)
+    result = follow(rt, client, job, replace(o, detach=o.detach or not o.wait_start))
     if o.raise_ and result.status != JobStatus.SUCCEEDED:
         detail = " ".join(p for p in (result.reason, result.history.description) if p)
         raise RuntimeError(f"job {result.id} {result.status}: {detail}")

@@ -1,0 +1,135 @@
+"""Disks of the local platform: a folder each under the data directory, which the
+jobs that mount them (``-v disk:NAME:/path``) share and which outlives them.
+
+A disk's size is recorded as asked; the folder is not capped at that size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from yarl import URL
+
+from ._records import now_iso
+from ._requests import BadRequest
+from ._settings import CLUSTER, ORG, PROJECT
+
+_NAME = re.compile(r"[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?")
+_ID = re.compile(r"disk-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class DiskNotFound(LookupError):
+    pass
+
+
+class DiskStore:
+    def __init__(self, folder: Path, owner: str) -> None:
+        self._folder = folder
+        self._owner = owner
+
+    def _meta(self, disk_id: str) -> Path:
+        return self._folder / f"{disk_id}.json"
+
+    def data_dir(self, disk_id: str) -> Path:
+        """The folder a job sees at the disk's mount path."""
+        return self._folder / disk_id
+
+    def all(self) -> list[dict[str, Any]]:
+        try:
+            files = sorted(self._folder.glob("disk-*.json"))
+        except FileNotFoundError:
+            return []
+        items = [json.loads(path.read_text()) for path in files]
+        return sorted(items, key=lambda d: str(d["created_at"]))
+
+    def create(self, storage: Any, name: Any, life_span: Any) -> dict[str, Any]:
+        if isinstance(storage, bool) or not isinstance(storage, int) or storage <= 0:
+            raise BadRequest("storage must be a positive number of bytes, e.g. 10G")
+        if name is not None:
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                raise BadRequest(
+                    f"disk name {name!r} is invalid: 1-40 lowercase letters, digits "
+                    "and '-', starting with a letter, e.g. my-disk"
+                )
+            if any(d.get("name") == name for d in self.all()):
+                raise BadRequest(
+                    f"a disk named {name!r} exists already: pick another name or "
+                    "remove it first"
+                )
+        disk_id = f"disk-{uuid.uuid4()}"
+        disk = {
+            "id": disk_id,
+            "storage": storage,
+            "owner": self._owner,
+            "status": "Ready",
+            "org_name": ORG,
+            "project_name": PROJECT,
+            "name": name,
+            "created_at": now_iso(),
+            "last_usage": None,
+            "life_span": life_span,
+            "used_bytes": 0,
+        }
+        self._folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir(disk_id).mkdir(mode=0o755)
+        self._meta(disk_id).write_text(json.dumps(disk))
+        return disk
+
+    def get(self, id_or_name: str) -> dict[str, Any]:
+        if _ID.fullmatch(id_or_name):
+            try:
+                disk: dict[str, Any] = json.loads(self._meta(id_or_name).read_text())
+                return self._with_usage(disk)
+            except FileNotFoundError:
+                pass
+        for disk in self.all():
+            if disk.get("name") == id_or_name:
+                return self._with_usage(disk)
+        raise DiskNotFound(
+            f"Disk {id_or_name!r} not found: list them with apolo-jupyter disk ls"
+        )
+
+    def _with_usage(self, disk: dict[str, Any]) -> dict[str, Any]:
+        used = 0
+        for root, _, files in os.walk(self.data_dir(disk["id"])):
+            for name in files:
+                try:
+                    used += os.lstat(os.path.join(root, name)).st_size
+                except OSError:
+                    continue
+        return {**disk, "used_bytes": used}
+
+    def touch(self, disk_id: str) -> None:
+        """Record that a job mounted the disk now."""
+        disk = self.get(disk_id)
+        disk["last_usage"] = now_iso()
+        self._meta(disk_id).write_text(json.dumps(disk))
+
+    def remove(self, id_or_name: str) -> None:
+        disk = self.get(id_or_name)
+        self._meta(disk["id"]).unlink()
+        shutil.rmtree(self.data_dir(disk["id"]), ignore_errors=True)
+
+    def id_of(self, uri: str) -> str:
+        """The id of the disk a ``disk://local/local/default/ID`` URI names."""
+        parsed = URL(uri)
+        parts = [p for p in parsed.path.split("/") if p]
+        if (
+            parsed.scheme != "disk"
+            or parsed.host != CLUSTER
+            or parts[:-1] != [ORG, PROJECT]
+        ):
+            raise BadRequest(
+                f"disk {uri!r} is not on this platform: use "
+                f"disk://{CLUSTER}/{ORG}/{PROJECT}/<disk> (disk:<name> in the client)"
+            )
+        try:
+            return str(self.get(parts[-1])["id"])
+        except DiskNotFound as exc:
+            raise BadRequest(str(exc)) from None

@@ -1,0 +1,65 @@
+"""The disks routes (``disks_url`` in ``/config``), as ``apolo_sdk`` calls them."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ._disks import DiskNotFound, DiskStore
+from ._requests import BadRequest
+from ._settings import ORG, PROJECT
+from ._web import SERVICE, json_error
+
+
+def _store(request: web.Request) -> DiskStore:
+    return request.app[SERVICE].disks
+
+
+def _scope(org: object, project: object) -> None:
+    if (org or ORG, project or PROJECT) != (ORG, PROJECT):
+        raise BadRequest(
+            f"org/project {org}/{project} does not exist here: the local platform "
+            f"serves {ORG}/{PROJECT}"
+        )
+
+
+async def list_disks(request: web.Request) -> web.Response:
+    _scope(request.query.get("org_name"), request.query.get("project_name"))
+    return web.json_response(_store(request).all())
+
+
+async def create_disk(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest('send {"storage": BYTES, "name": ..., "project_name": ...}')
+    _scope(body.get("org_name"), body.get("project_name"))
+    disk = _store(request).create(
+        body.get("storage"), body.get("name"), body.get("life_span")
+    )
+    return web.json_response(disk, status=201)
+
+
+async def get_disk(request: web.Request) -> web.Response:
+    _scope(request.query.get("org_name"), request.query.get("project_name"))
+    try:
+        return web.json_response(_store(request).get(request.match_info["disk"]))
+    except DiskNotFound as exc:
+        return json_error(404, str(exc))
+
+
+async def remove_disk(request: web.Request) -> web.Response:
+    _scope(request.query.get("org_name"), request.query.get("project_name"))
+    try:
+        _store(request).remove(request.match_info["disk"])
+    except DiskNotFound as exc:
+        return json_error(404, str(exc))
+    return web.Response(status=204)
+
+
+def add_disk_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/disk", list_disks)
+    app.router.add_post("/api/v1/disk", create_disk)
+    app.router.add_get("/api/v1/disk/{disk}", get_disk)
+    app.router.add_delete("/api/v1/disk/{disk}", remove_disk)
