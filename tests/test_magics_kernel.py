@@ -230,7 +230,7 @@ def test_headless_runs_save_the_outcome_as_text() -> None:
             ),
             nbformat.v4.new_code_cell("k = %apolo_status {d.id}\nprint(k.status)"),
             nbformat.v4.new_code_cell(
-                "late = %apolo_run -d ubuntu -- sh -c 'sleep 1; echo late'"
+                "late = %apolo_run --detach ubuntu -- sh -c 'sleep 1; echo late'"
             ),
             nbformat.v4.new_code_cell(
                 "import time\n"
@@ -240,7 +240,7 @@ def test_headless_runs_save_the_outcome_as_text() -> None:
                 "time.sleep(0.5)"
             ),
             # Last: nothing runs after it to record a late update.
-            nbformat.v4.new_code_cell("again = %apolo_status -d {job.id}"),
+            nbformat.v4.new_code_cell("again = %apolo_status --detach {job.id}"),
         ],
         metadata={
             "kernelspec": {

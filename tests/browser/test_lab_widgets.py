@@ -97,14 +97,14 @@ CELLS = {
         "sh -c 'for i in $(seq 1 400); do echo \"line $i of the stream\"; sleep 0.03; done'"
     ),
     "failed": "failed = %apolo_run -n fails-@RUN@ ubuntu -- sh -c 'echo about to fail; exit 3'",
-    "late": "late = %apolo_run -d -n late-@RUN@ ubuntu -- sh -c 'sleep 4; echo finished late'",
-    "tqdm": f"bars = %apolo_run -d -n training-@RUN@ python:3.11 -- python3 -u -c {{shlex.quote({TQDM_JOB!r})}}",
+    "late": "late = %apolo_run --detach -n late-@RUN@ ubuntu -- sh -c 'sleep 4; echo finished late'",
+    "tqdm": f"bars = %apolo_run --detach -n training-@RUN@ python:3.11 -- python3 -u -c {{shlex.quote({TQDM_JOB!r})}}",
     "toggle": (
         "import socket\n"
         "with socket.socket() as sock:\n"
         "    sock.bind(('127.0.0.1', 0))\n"
         "    web_port = sock.getsockname()[1]\n"
-        "web = %apolo_run -d -n web-@RUN@ python:3.11 -- python3 -m http.server {web_port} --bind 127.0.0.1\n"
+        "web = %apolo_run --detach -n web-@RUN@ python:3.11 -- python3 -m http.server {web_port} --bind 127.0.0.1\n"
         "import asyncio\n"
         "for _ in range(300):  # until the job's server listens (jobs share the host network)\n"
         "    try:\n"
@@ -116,7 +116,7 @@ CELLS = {
         "toggle"
     ),
     "launcher": "launcher = JobLauncher()\nlauncher",
-    "spare": "spare = %apolo_run -d -n spare-@RUN@ ubuntu -- sleep 300",
+    "spare": "spare = %apolo_run --detach --no-wait-start -n spare-@RUN@ ubuntu -- sleep 300",
     "picker": (
         "MountPicker(mounts=['storage:datasets/mnist:/var/data:ro', "
         "'storage:checkpoints:/var/checkpoints'])"

@@ -50,8 +50,8 @@ def _interrupt(env: dict[str, str], wait_for: str | None) -> tuple[int, str, flo
     try:
         assert proc.stdout is not None
         if wait_for is None:
-            first = proc.stdout.readline()  # "job ... started": the job exists
-            assert first.startswith("job job-"), first
+            first = proc.stdout.readline()  # "Job ID: ...": the job exists
+            assert first.startswith("Job ID: job-"), first
         else:
             for line in proc.stdout:
                 if line == wait_for:
