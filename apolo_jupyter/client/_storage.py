@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,16 @@ from yarl import URL
 from ._config import Config
 from ._core import DEFAULT_TIMEOUT, Core
 from ._errors import NDJSONError, ResourceNotFound
+from ._file_filter import AsyncFilterFunc
+from ._storage_dirs import download_dir, upload_dir
+from ._storage_files import (
+    ServerClock,
+    download_offset,
+    fetch_file,
+    send_file,
+    upload_offset,
+)
+from ._storage_glob import glob
 from ._storage_models import (
     DiskUsageInfo,
     FileStatus,
@@ -28,7 +40,9 @@ from ._storage_models import (
     file_status_from_ls,
     file_status_from_stat,
 )
-from ._storage_transfer import download_stream, local_path, upload_stream
+from ._storage_progress import AbstractFileProgress, Reporter
+from ._storage_progress import AbstractRecursiveFileProgress as FolderProgress
+from ._storage_transfer import local_path
 from ._url_utils import normalize_storage_path_uri
 from ._utils import asyncgeneratorcontextmanager
 
@@ -57,6 +71,7 @@ class Storage:
     def __init__(self, core: Core, config: Config) -> None:
         self._core = core
         self._config = config
+        self._clock = ServerClock()  # for update= and continue_=
 
     # ------------------------------------------------------------ addressing
 
@@ -82,7 +97,9 @@ class Storage:
         uri = self._normalize(uri)
         url = self._url(uri).with_query(op="LISTSTATUS")
         headers = {"Accept": NDJSON}
+        sent = time.time()
         async with self._core.request("GET", url, headers=headers) as resp:
+            self._clock.observe(sent, resp.headers)
             if resp.headers.get("Content-Type", "").startswith(NDJSON):
                 async for line in resp.content:
                     if not line.strip():
@@ -100,7 +117,9 @@ class Storage:
         uri = self._normalize(uri)
         assert uri.host is not None
         url = self._url(uri).with_query(op="GETFILESTATUS")
+        sent = time.time()
         async with self._core.request("GET", url) as resp:
+            self._clock.observe(sent, resp.headers)
             body = await resp.json()
         return file_status_from_stat(uri.host, body["FileStatus"])
 
@@ -233,15 +252,27 @@ class Storage:
             async for data in resp.content.iter_any():
                 yield data
 
-    async def upload_file(self, src: URL | Path | str, dst: URL) -> None:
-        """Copy a local file to storage (``dst`` names the file, not a folder)."""
+    async def upload_file(
+        self,
+        src: URL | Path | str,
+        dst: URL,
+        *,
+        update: bool = False,
+        continue_: bool = False,
+        progress: AbstractFileProgress | None = None,
+    ) -> None:
+        """Copy a local file to storage (``dst`` names the file, not a folder).
+        ``update``: skip it if storage's copy is newer; ``continue_``: resume an
+        interrupted upload (see ``_storage_files``)."""
         path = local_path(src)
         dst = self._normalize(dst)
         if not path.exists():
             raise FileNotFoundError(errno.ENOENT, "No such file", str(path))
         if path.is_dir():
             raise IsADirectoryError(
-                errno.EISDIR, "Is a directory (upload its files one by one)", str(path)
+                errno.EISDIR,
+                "Is a directory (upload it with upload_dir, or %apolo_cp -r)",
+                str(path),
             )
         existing = await self._exists(dst)
         if existing is not None and existing.is_dir():
@@ -261,31 +292,104 @@ class Storage:
                 )
             if not folder.is_dir():
                 raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(parent))
-        stream = await asyncio.to_thread(path.open, "rb")
-        try:
-            await upload_stream(
-                stream,
-                lambda chunk: self.create(dst, chunk),
-                lambda chunk, offset: self.write(dst, chunk, offset),
+        offset: int | None = 0
+        if existing is not None and (update or continue_):
+            local = await asyncio.to_thread(path.stat)
+            offset = upload_offset(
+                local, existing, self._clock, update=update, continue_=continue_
             )
-        finally:
-            await asyncio.to_thread(stream.close)
+        if offset is not None:
+            await send_file(self, path, dst, offset, Reporter(progress))
 
-    async def download_file(self, src: URL, dst: URL | Path | str) -> None:
-        """Copy a storage file to a local file (created or overwritten)."""
+    async def download_file(
+        self,
+        src: URL,
+        dst: URL | Path | str,
+        *,
+        update: bool = False,
+        continue_: bool = False,
+        progress: AbstractFileProgress | None = None,
+    ) -> None:
+        """Copy a storage file to a local file (created or overwritten).
+        ``update``: skip it if the local copy is newer; ``continue_``: resume an
+        interrupted download."""
         src = self._normalize(src)
         path = local_path(dst)
         status = await self.stat(src)
         if not status.is_file():
             raise IsADirectoryError(
-                errno.EISDIR, f"Is not a file ({status.type.value.lower()})", str(src)
+                errno.EISDIR,
+                f"Is not a file ({status.type.value.lower()}; a folder comes "
+                "with download_dir, or %apolo_cp -r)",
+                str(src),
             )
-        stream = await asyncio.to_thread(path.open, "wb")
-        try:
-            async with self.open(src) as chunks:
-                await download_stream(chunks, stream)
-        finally:
-            await asyncio.to_thread(stream.close)
+        offset: int | None = 0
+        if update or continue_:
+            try:
+                local = await asyncio.to_thread(path.stat)
+            except OSError:
+                local = None
+            if local is not None and path.is_file():
+                offset = download_offset(
+                    local, status, self._clock, update=update, continue_=continue_
+                )
+        if offset is not None:
+            await fetch_file(self, src, path, status.size, offset, Reporter(progress))
+
+    async def upload_dir(
+        self,
+        src: URL | Path | str,
+        dst: URL,
+        *,
+        update: bool = False,
+        continue_: bool = False,
+        filter: AsyncFilterFunc | None = None,
+        ignore_file_names: AbstractSet[str] = frozenset(),
+        progress: FolderProgress | None = None,
+    ) -> None:
+        """Copy a local folder into storage folder ``dst`` (created), several
+        files at once. ``filter(relative_path)`` chooses what goes;
+        ``ignore_file_names`` (e.g. ``{".gitignore"}``) names rule files read in
+        each folder and above it (see ``_file_filter``)."""
+        await upload_dir(
+            self,
+            src,
+            dst,
+            update=update,
+            continue_=continue_,
+            filter=filter,
+            ignore_file_names=ignore_file_names,
+            progress=progress,
+        )
+
+    async def download_dir(
+        self,
+        src: URL,
+        dst: URL | Path | str,
+        *,
+        update: bool = False,
+        continue_: bool = False,
+        filter: AsyncFilterFunc | None = None,
+        progress: FolderProgress | None = None,
+    ) -> None:
+        """Copy storage folder ``src`` into local folder ``dst`` (created)."""
+        await download_dir(
+            self,
+            src,
+            dst,
+            update=update,
+            continue_=continue_,
+            filter=filter,
+            progress=progress,
+        )
+
+    @asyncgeneratorcontextmanager
+    async def glob(
+        self, uri: URL, *, dironly: bool = False
+    ) -> AsyncGenerator[URL, None]:
+        """Storage URIs matching the shell pattern ``uri`` (``**`` recurses)."""
+        async for found in glob(self, uri, dironly):
+            yield found
 
     # apolo_sdk's name for ls
     list = ls
