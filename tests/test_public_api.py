@@ -6,6 +6,9 @@ import apolo_jupyter
 import apolo_jupyter.client
 
 PUBLIC = {
+    "AbstractFileProgress",
+    "AbstractRecursiveFileProgress",
+    "AsyncFilterFunc",
     "AuthError",
     "AuthenticationError",
     "AuthorizationError",
@@ -18,6 +21,7 @@ PUBLIC = {
     "Container",
     "DiskUsageInfo",
     "DiskVolume",
+    "FileFilter",
     "FileStatus",
     "FileStatusType",
     "HTTPPort",
@@ -39,6 +43,12 @@ PUBLIC = {
     "SecretFile",
     "ServerNotAvailable",
     "Storage",
+    "StorageProgressComplete",
+    "StorageProgressEnterDir",
+    "StorageProgressFail",
+    "StorageProgressLeaveDir",
+    "StorageProgressStart",
+    "StorageProgressStep",
     "Volume",
     "VolumeParseResult",
     "get",

@@ -15,6 +15,7 @@ from ._errors import (
     ResourceNotFound,
     ServerNotAvailable,
 )
+from ._file_filter import AsyncFilterFunc, FileFilter
 from ._jobs import Jobs
 from ._models import (
     Container,
@@ -35,8 +36,21 @@ from ._models import (
 from ._parser import Parser, VolumeParseResult
 from ._storage import Storage
 from ._storage_models import DiskUsageInfo, FileStatus, FileStatusType
+from ._storage_progress import (
+    AbstractFileProgress,
+    AbstractRecursiveFileProgress,
+    StorageProgressComplete,
+    StorageProgressEnterDir,
+    StorageProgressFail,
+    StorageProgressLeaveDir,
+    StorageProgressStart,
+    StorageProgressStep,
+)
 
 __all__ = [
+    "AbstractFileProgress",
+    "AbstractRecursiveFileProgress",
+    "AsyncFilterFunc",
     "AuthError",
     "AuthenticationError",
     "AuthorizationError",
@@ -49,6 +63,7 @@ __all__ = [
     "Container",
     "DiskUsageInfo",
     "DiskVolume",
+    "FileFilter",
     "FileStatus",
     "FileStatusType",
     "HTTPPort",
@@ -70,6 +85,12 @@ __all__ = [
     "SecretFile",
     "ServerNotAvailable",
     "Storage",
+    "StorageProgressComplete",
+    "StorageProgressEnterDir",
+    "StorageProgressFail",
+    "StorageProgressLeaveDir",
+    "StorageProgressStart",
+    "StorageProgressStep",
     "Volume",
     "VolumeParseResult",
     "get",

@@ -387,7 +387,10 @@ class Storage:
     async def glob(
         self, uri: URL, *, dironly: bool = False
     ) -> AsyncGenerator[URL, None]:
-        """Storage URIs matching the shell pattern ``uri`` (``**`` recurses)."""
+        """Storage URIs matching the shell pattern ``uri`` (``**`` recurses).
+        A ``?`` parsed as the start of a query is taken back into the path."""
+        if uri.raw_query_string:
+            uri = URL(f"{uri.with_query(None)}%3F{uri.raw_query_string}")
         async for found in glob(self, uri, dironly):
             yield found
 
