@@ -15,6 +15,7 @@ import pytest
 from yarl import URL
 
 from apolo_jupyter import (
+    AbstractRecursiveFileProgress,
     Client,
     FileFilter,
     StorageProgressComplete,
@@ -32,7 +33,7 @@ MiB = 1 << 20
 OLD = time.time() - 3600  # an hour ago: surely older than anything the server writes
 
 
-class Recorder:
+class Recorder(AbstractRecursiveFileProgress):
     """A progress object that keeps every event, in order."""
 
     def __init__(self) -> None:
