@@ -279,6 +279,40 @@ class ApoloMagics(Magics):
         show_backend(args.backend, args.token)
 
     @magic_arguments()
+    @argument("-r", "--recursive", action="store_true", help="copy folders too")
+    @argument(
+        "-u", "--update", action="store_true", help="skip files whose copy is newer"
+    )
+    @argument(
+        "-c",
+        "--continue",
+        dest="continue_",
+        action="store_true",
+        help="resume an interrupted copy: finished files are skipped, partial "
+        "ones continued",
+    )
+    @argument("src", help="local path or storage: URI; may be a pattern (*.csv)")
+    @argument("dst", help="storage: URI or local path; an existing folder takes SRC")
+    @line_magic
+    def apolo_cp(self, line: str) -> None:
+        """Copy files and folders between here and storage, with a progress bar.
+
+        Example::
+
+            %apolo_cp -r data storage:datasets/data
+        """
+        from ._cp import copy
+
+        args = _parse(self.apolo_cp, line, "apolo_cp")
+        copy(
+            args.src,
+            args.dst,
+            recursive=args.recursive,
+            update=args.update,
+            continue_=args.continue_,
+        )
+
+    @magic_arguments()
     @argument("job", help="job id or name")
     @argument("port", type=int, help="the job's TCP port, e.g. 8080")
     @argument("--on", action="store_true", help="turn the forward on at once")
