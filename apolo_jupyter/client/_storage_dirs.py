@@ -69,6 +69,11 @@ def scan(path: Path) -> list[LocalEntry]:
     return sorted(out, key=lambda e: e.name)
 
 
+def _key(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
+
+
 async def run_all(coros: Iterable[Awaitable[Any]]) -> None:
     """Await all; on the first error cancel the rest and raise that error."""
     tasks = [asyncio.ensure_future(c) for c in coros]
@@ -117,13 +122,21 @@ class _Upload:
         return {}
 
     async def folder(
-        self, path: Path, dst: URL, rel: str, filter: AsyncFilterFunc
+        self,
+        path: Path,
+        dst: URL,
+        rel: str,
+        filter: AsyncFilterFunc,
+        above: frozenset[tuple[int, int]] = frozenset(),
     ) -> None:
+        """``above``: the folders this one is in (device, inode), so a symlink
+        back up is reported, not followed forever."""
         compare = self.update or self.continue_
         remote = await self._remote_files(dst, compare)
         src = URL(path.as_uri())
         self.report.enter(src, dst)
         entries = await asyncio.to_thread(scan, path)
+        here = above | {await asyncio.to_thread(_key, path)}
         for entry in entries:
             if entry.name in self.ignore_file_names and entry.kind == "file":
                 rules = FileFilter(filter)
@@ -135,8 +148,19 @@ class _Upload:
             if not await filter(child):
                 continue
             if entry.kind == "dir":
+                assert entry.stat is not None
+                key = (entry.stat.st_dev, entry.stat.st_ino)
+                if key in above:
+                    self.report.fail(
+                        URL((path / entry.name).as_uri()),
+                        dst / entry.name,
+                        f"Skipped {path / entry.name}: a link to a folder it is in",
+                    )
+                    continue
                 work.append(
-                    self.folder(path / entry.name, dst / entry.name, child, filter)
+                    self.folder(
+                        path / entry.name, dst / entry.name, child, filter, here | {key}
+                    )
                 )
             elif entry.kind == "file":
                 assert entry.stat is not None

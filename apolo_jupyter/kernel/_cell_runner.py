@@ -1,0 +1,133 @@
+"""Runs a notebook cell inside a job and writes back its value or its exception.
+
+This file is not imported: its text is the program of ``python3 -c`` in the job,
+so the job needs nothing but a Python of the notebook's version (apolo_jupyter
+need not be installed there). Arguments: the folder the cell's storage folder is
+mounted at, the notebook's Python version (``3.11``), ``1`` to send back the
+value of the cell's last expression (``0`` not to), and the cell's source (or
+``@cell.py``, a file in that folder). ``input.pkl`` there holds the pushed
+globals. ``result.pkl`` gets a dict of plain values (see ``_remote_cell``).
+
+It must parse on old Pythons too (no syntax newer than 3.6), so that a job with
+another Python says so instead of failing with a SyntaxError.
+"""
+
+import os
+import pickle
+import sys
+from typing import Any, Dict, Tuple
+
+CELL = "<cell>"
+
+
+def write(folder: str, payload: Dict[str, Any]) -> None:
+    path = os.path.join(folder, "result.pkl")
+    with open(path + ".part", "wb") as out:
+        pickle.dump(payload, out, protocol=4)
+    os.replace(path + ".part", path)
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def dumps(value: Any) -> Tuple[bytes, str]:
+    """Plain pickle when it can (fast, nothing else needed); cloudpickle for what
+    plain pickle would only send by name (functions, classes made in the cell)."""
+    import io
+    import types
+
+    class Strict(pickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            made_here = isinstance(obj, (type, types.FunctionType))
+            if made_here and getattr(obj, "__module__", None) == "__main__":
+                raise pickle.PicklingError(f"{obj!r} is defined in the cell")
+            return NotImplemented
+
+    buffer = io.BytesIO()
+    try:
+        Strict(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+        return buffer.getvalue(), "pickle"
+    except Exception as plain:
+        try:
+            import cloudpickle  # type: ignore[import-untyped]
+        except ImportError:
+            raise plain from None
+        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), "cloudpickle"
+
+
+def remote_traceback(exc: BaseException) -> str:
+    import traceback
+
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == "<string>":
+        tb = tb.tb_next  # this runner's own frames
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def main() -> None:
+    folder, expected, want, source = sys.argv[1:5]
+    here = "{}.{}".format(*sys.version_info[:2])
+    if here != expected:
+        write(folder, {"kind": "version", "job": here, "notebook": expected,
+                       "executable": sys.executable})  # fmt: skip
+        sys.stderr.write(
+            f"this job runs Python {here}, the notebook {expected}: values "
+            "cannot travel between them\n"
+        )
+        sys.exit(3)
+    if source.startswith("@"):
+        with open(os.path.join(folder, source[1:])) as cell_file:
+            source = cell_file.read()
+    namespace: Dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+    pushed = os.path.join(folder, "input.pkl")
+    if os.path.exists(pushed):
+        try:
+            with open(pushed, "rb") as stream:
+                namespace.update(pickle.load(stream))
+        except Exception as exc:
+            write(folder, {"kind": "push", "message": describe(exc)})
+            sys.stderr.write(f"cannot load the pushed variables: {describe(exc)}\n")
+            sys.exit(3)
+
+    import ast
+    import linecache
+
+    linecache.cache[CELL] = (len(source), None, source.splitlines(True), CELL)
+    try:
+        tree = ast.parse(source, CELL)
+        last = None
+        final = tree.body[-1] if tree.body else None
+        if want == "1" and isinstance(final, ast.Expr):
+            tree.body.pop()
+            last = ast.Expression(final.value)
+        exec(compile(tree, CELL, "exec"), namespace)
+        value = eval(compile(last, CELL, "eval"), namespace) if last else None
+    except BaseException as exc:
+        exc_bytes = None
+        try:
+            exc_bytes = pickle.dumps(exc, protocol=4)
+            pickle.loads(exc_bytes)
+        except Exception:
+            exc_bytes = None
+        text = remote_traceback(exc)
+        write(folder, {"kind": "error", "type": type(exc).__name__,
+                       "module": type(exc).__module__, "message": str(exc),
+                       "traceback": text, "exception": exc_bytes})  # fmt: skip
+        sys.stderr.write(text)
+        sys.exit(1)
+    if want != "1":
+        write(folder, {"kind": "ok"})
+        return
+    try:
+        data, pickler = dumps(value)
+    except Exception as exc:
+        write(folder, {"kind": "unpicklable", "type": type(value).__name__,
+                       "message": describe(exc)})  # fmt: skip
+        sys.stderr.write(f"cannot send the value back: {describe(exc)}\n")
+        sys.exit(4)
+    write(folder, {"kind": "value", "value": data, "pickler": pickler})
+
+
+if __name__ == "__main__":
+    main()
