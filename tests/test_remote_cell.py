@@ -76,7 +76,7 @@ async def test_push_errors_name_the_variable(client: Client) -> None:
         pickle_pushed(["ok", "lock"], {"ok": 1, "lock": threading.Lock()})
     # pickled by name, a name the job has not got: the job says so
     data = pickle_pushed(["f"], {"f": module_level_function})
-    with pytest.raises(RemoteCellError, match="could not load the --push.*tests"):
+    with pytest.raises(RemoteCellError, match=r"could not load the --push.*tests"):
         await run_cell(client, "f(1)", push=data)
 
 
