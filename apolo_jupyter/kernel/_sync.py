@@ -70,13 +70,15 @@ class SyncResult:
         return f"{MOUNT_ROOT}/{self.local.name or 'root'}"
 
     def summary(self) -> str:
-        what = f"{self.files} files, {format_size(self.total_bytes)}"
+        what = f"{self.files} file{'' if self.files == 1 else 's'}, "
+        what += format_size(self.total_bytes)
         if self.up_to_date:
             return f"sync {self.local} ({what}): up to date, 0 files uploaded"
         removed = f", {len(self.removed)} removed" if self.removed else ""
+        sent = len(self.uploaded)
         return (
-            f"sync {self.local} ({what}): {len(self.uploaded)} files uploaded "
-            f"({format_size(self.uploaded_bytes)}){removed}"
+            f"sync {self.local} ({what}): {sent} file{'' if sent == 1 else 's'} "
+            f"uploaded ({format_size(self.uploaded_bytes)}){removed}"
         )
 
 

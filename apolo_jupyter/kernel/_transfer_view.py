@@ -76,9 +76,11 @@ def run_transfer(
     *,
     widgets: bool,
     resume_hint: str,
+    quiet: bool = False,
 ) -> TransferSnapshot:
     """Run ``work(tracker)`` to its end, showing its progress; returns the last
-    snapshot. Errors are raised as they are, after the view shows them."""
+    snapshot. Errors are raised as they are, after the view shows them.
+    ``quiet``: no final line for a transfer too short to show a bar."""
 
     async def go() -> None:
         await work(tracker)
@@ -113,7 +115,8 @@ def run_transfer(
     tracker.end(DONE)
     snap = tracker.snapshot()
     failures = "; ".join(snap.failures)
-    _finish(shown, snap, f"skipped: {failures}" if failures else "")
+    if shown is not None or not quiet:
+        _finish(shown, snap, f"skipped: {failures}" if failures else "")
     return snap
 
 

@@ -105,10 +105,54 @@ def _run_options(func: Any) -> Any:
     return func
 
 
+def _code_options(cell: bool) -> Any:
+    """Ours (not `apolo run`'s): the notebook's folder to the job, and for a
+    Python cell, values in and out."""
+    options = [
+        argument(
+            "--sync",
+            nargs="?",
+            const=".",
+            default=None,
+            metavar="DIR",
+            help="upload what changed in DIR (default: the notebook's folder) and "
+            "mount it read-only as the job's working directory",
+        )
+    ]
+    if cell:
+        options += [
+            argument(
+                "--result",
+                metavar="VAR",
+                help="with --python: store the value of the cell's last expression "
+                "in VAR here",
+            ),
+            argument(
+                "--push",
+                metavar="A,B",
+                help="with --python: send these notebook variables to the job as "
+                "globals",
+            ),
+            argument(
+                "--keep",
+                action="store_true",
+                help="keep the --result/--push files in storage after reading them",
+            ),
+        ]
+
+    def decorate(func: Any) -> Any:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
 @magics_class
 class ApoloMagics(Magics):
     @magic_arguments()
     @_run_options
+    @_code_options(cell=False)
     @argument("image", nargs="?", help="image, e.g. ubuntu:latest or python:3.11")
     @argument("command", nargs="*", help="the command after --, run without a shell")
     @line_magic
@@ -121,6 +165,8 @@ class ApoloMagics(Magics):
         """
         options_part, dashes, raw_command = _split_command(line)
         args = _parse(self.apolo_run, options_part, "apolo_run")
+        if not args.image and args.sync not in (None, "."):  # --sync IMAGE -- CMD
+            args.image, args.sync = args.sync, "."
         if not args.image:
             raise UsageError(
                 "%apolo_run needs an image: %apolo_run [options] IMAGE [-- COMMAND...], "
@@ -130,10 +176,12 @@ class ApoloMagics(Magics):
 
         # The command keeps the user's own quoting: the platform shlex-splits it.
         command = raw_command.strip() if dashes else " ".join(args.command)
-        return self._start(JobOptions.from_args(args, args.image, command or None))
+        options = JobOptions.from_args(args, args.image, command or None)
+        return self._start(options, self._code(args, None))
 
     @magic_arguments()
     @_run_options
+    @_code_options(cell=True)
     @argument("--image", default="python:3.11", help="image (default python:3.11)")
     @argument("--python", action="store_true", help="run the cell with python3 -c")
     @cell_magic
@@ -153,7 +201,14 @@ class ApoloMagics(Magics):
 
         program = ["python3", "-c"] if args.python else ["bash", "-c"]
         command = shlex.join([*program, cell])
-        return self._start(JobOptions.from_args(args, args.image, command))
+        options = JobOptions.from_args(args, args.image, command)
+        return self._start(options, self._code(args, cell))
+
+    def _code(self, args: Any, cell: str | None) -> Any:
+        from ._code import CodeOptions
+
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        return CodeOptions.from_args(args, cell, namespace)
 
     def _volumes(self, specs: list[str]) -> list[str]:
         """``-v @picker`` takes the mounts of a MountPicker (or list) in the namespace."""
@@ -175,16 +230,20 @@ class ApoloMagics(Magics):
             out.extend(value)
         return out
 
-    def _start(self, options: Any) -> Any:
+    def _start(self, options: Any, code: Any = None) -> Any:
         from dataclasses import replace
 
         from ._run import attach_job, start_job
 
         options = replace(options, volumes=tuple(self._volumes(list(options.volumes))))
+        if code is not None:  # --sync, --result, --push (see _code)
+            options = code.before(options)
         job = start_job(options)
         result = attach_job(job.id, options)
         if options.out and self.shell is not None:
             self.shell.user_ns[options.out] = result
+        if code is not None:
+            code.after(result)
         return result
 
     @magic_arguments()
