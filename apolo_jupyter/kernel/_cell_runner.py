@@ -9,56 +9,62 @@ value of the cell's last expression (``0`` not to), and the cell's source (or
 globals. ``result.pkl`` gets a dict of plain values (see ``_remote_cell``).
 
 It must parse on old Pythons too (no syntax newer than 3.6), so that a job with
-another Python says so instead of failing with a SyntaxError.
+another Python says so instead of failing with a SyntaxError; and start fast: no
+``typing`` (its annotations are strings), what only errors need is imported then.
 """
 
 import os
-import pickle
 import sys
-from typing import Any, Dict, Tuple
+
+try:  # the C pickler alone: pickle.py would import re and more (startup time)
+    import _pickle as pickle
+except ImportError:  # e.g. PyPy
+    import pickle  # type: ignore[no-redef]
 
 CELL = "<cell>"
 
 
-def write(folder: str, payload: Dict[str, Any]) -> None:
-    path = os.path.join(folder, "result.pkl")
-    with open(path + ".part", "wb") as out:
+def write(folder: str, payload: "dict[str, object]") -> None:
+    # read only once the job has ended: no need for a temporary name
+    with open(os.path.join(folder, "result.pkl"), "wb") as out:
         pickle.dump(payload, out, protocol=4)
-    os.replace(path + ".part", path)
 
 
 def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def dumps(value: Any) -> Tuple[bytes, str]:
+def dumps(value: object) -> "tuple[bytes, str]":
     """Plain pickle when it can (fast, nothing else needed); cloudpickle for what
     plain pickle would only send by name (functions, classes made in the cell)."""
     import io
-    import types
+
+    function = type(describe)
 
     class Strict(pickle.Pickler):
-        def reducer_override(self, obj: Any) -> Any:
-            made_here = isinstance(obj, (type, types.FunctionType))
+        def reducer_override(self, obj: object) -> object:  # type: ignore[override]
+            made_here = isinstance(obj, (type, function))
             if made_here and getattr(obj, "__module__", None) == "__main__":
                 raise pickle.PicklingError(f"{obj!r} is defined in the cell")
             return NotImplemented
 
     buffer = io.BytesIO()
     try:
-        Strict(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+        Strict(buffer, protocol=-1).dump(value)  # -1: the highest
         return buffer.getvalue(), "pickle"
     except Exception as plain:
         try:
             import cloudpickle  # type: ignore[import-untyped]
         except ImportError:
             raise plain from None
-        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), "cloudpickle"
+        return cloudpickle.dumps(value, protocol=-1), "cloudpickle"
 
 
-def remote_traceback(exc: BaseException) -> str:
+def remote_traceback(exc: BaseException, source: str) -> str:
+    import linecache
     import traceback
 
+    linecache.cache[CELL] = (len(source), None, source.splitlines(True), CELL)
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == "<string>":
         tb = tb.tb_next  # this runner's own frames
@@ -79,7 +85,7 @@ def main() -> None:
     if source.startswith("@"):
         with open(os.path.join(folder, source[1:])) as cell_file:
             source = cell_file.read()
-    namespace: Dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
     pushed = os.path.join(folder, "input.pkl")
     if os.path.exists(pushed):
         try:
@@ -90,17 +96,16 @@ def main() -> None:
             sys.stderr.write(f"cannot load the pushed variables: {describe(exc)}\n")
             sys.exit(3)
 
-    import ast
-    import linecache
+    import _ast  # the compiler's own node types (ast.py costs startup time)
 
-    linecache.cache[CELL] = (len(source), None, source.splitlines(True), CELL)
     try:
-        tree = ast.parse(source, CELL)
+        tree = compile(source, CELL, "exec", _ast.PyCF_ONLY_AST)
+        assert isinstance(tree, _ast.Module)
         last = None
         final = tree.body[-1] if tree.body else None
-        if want == "1" and isinstance(final, ast.Expr):
+        if want == "1" and isinstance(final, _ast.Expr):
             tree.body.pop()
-            last = ast.Expression(final.value)
+            last = _ast.Expression(final.value)
         exec(compile(tree, CELL, "exec"), namespace)
         value = eval(compile(last, CELL, "eval"), namespace) if last else None
     except BaseException as exc:
@@ -110,7 +115,7 @@ def main() -> None:
             pickle.loads(exc_bytes)
         except Exception:
             exc_bytes = None
-        text = remote_traceback(exc)
+        text = remote_traceback(exc, source)
         write(folder, {"kind": "error", "type": type(exc).__name__,
                        "module": type(exc).__module__, "message": str(exc),
                        "traceback": text, "exception": exc_bytes})  # fmt: skip

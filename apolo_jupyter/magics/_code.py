@@ -23,6 +23,7 @@ from ..kernel._remote_cell import (
     RemoteCell,
     RemoteCellError,
     collect,
+    forget,
     outcome,
     pickle_pushed,
     prepare,
@@ -159,9 +160,11 @@ class CodeOptions:
                 "(kept: it is not read now)"
             )
             return
-        payload = rt.run(collect(client, cell), timeout=300)
+        payload = rt.run(collect(client, cell, remove=False), timeout=300)
         if cell.keep:
             print(f"kept {cell.folder} (result.pkl, input.pkl)")
+        else:  # read: the files go, while the notebook goes on
+            rt.submit(forget(client, cell))
         try:
             value = outcome(payload, job, cell)
         except RemoteCellError as exc:
