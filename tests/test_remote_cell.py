@@ -7,6 +7,7 @@ import os
 import shutil
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +159,87 @@ async def test_another_python_in_the_job_is_refused_clearly(
     here = python_version()
     assert "the job runs Python 3.9" in message and f"notebook Python {here}" in message
     assert f"--image python:{here}" in message
+
+
+# ------------------------------------------------------------------ the magics, in a real kernel
+
+
+def _run_notebook(cells: list[str], cwd: Path) -> Any:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(source) for source in cells],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+    )
+    NotebookClient(
+        nb,
+        timeout=120,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(cwd)}},
+    ).execute()
+    return nb
+
+
+def _text(cell: Any) -> str:
+    parts = []
+    for out in cell.outputs:
+        if out["output_type"] == "stream":
+            parts.append(out["text"])
+        elif out["output_type"] == "error":
+            parts.append(
+                f"{out['ename']}: {out['evalue']}\n" + "\n".join(out["traceback"])
+            )
+        elif "text/plain" in out.get("data", {}):
+            parts.append(out["data"]["text/plain"])
+    return "".join(parts)
+
+
+def _error(cell: Any) -> dict[str, Any]:
+    [error] = [o for o in cell.outputs if o["output_type"] == "error"]
+    return dict(error)
+
+
+def test_magics_bring_values_and_exceptions_back(tmp_path: Path) -> None:
+    (tmp_path / "helpers.py").write_text("def area(w, h):\n    return w * h\n")
+    nb = _run_notebook(
+        [
+            "%load_ext apolo_jupyter",
+            "%%apolo_job --python --sync --result x\nimport helpers\nhelpers.area(6, 7)",
+            "print('x =', x)",
+            "side = 3\nscale = lambda v: v * 100",
+            "%%apolo_job --python --push side,scale --result y\nscale(side)",
+            "print('y =', y)",
+            "%%apolo_job --python --result z\ndef ratio(a, b):\n    return a / b\nratio(1, 0)",
+            "import threading\nlock = threading.Lock()",
+            "%%apolo_job --python --push lock --result w\nlock",
+            "%%apolo_job --result v\necho not python",
+            "%%apolo_job --python --result v --detach\n1",
+            "%%apolo_job --python --keep --result k\n'kept'",
+            "print('k =', k)",
+            "%%apolo_job --python --push 'no such' --result v\n1",
+        ],
+        tmp_path,
+    )
+    cells = nb.cells
+    assert "up to date" not in _text(cells[1]) and "1 file uploaded" in _text(cells[1])
+    assert "in the job at /apolo/sync/" in _text(cells[1])
+    assert _text(cells[2]) == "x = 42\n"
+    assert _text(cells[5]) == "y = 300\n"
+
+    error = _error(cells[6])
+    assert (error["ename"], error["evalue"]) == (
+        "ZeroDivisionError",
+        "division by zero",
+    )
+    shown = "\n".join(error["traceback"])
+    assert 'File "<cell>", line 3, in <module>' in shown and "return a / b" in shown
+    assert shown.rstrip().endswith("ZeroDivisionError: division by zero")
+
+    assert "--push lock: cannot pickle 'lock'" in _text(cells[8])
+    assert "need --python" in _text(cells[9])
+    assert "leave out --detach" in _text(cells[10])
+    assert "kept storage:.apolo-jupyter/cells/" in _text(cells[11])
+    assert _text(cells[12]) == "k = kept\n"
+    assert "name notebook variables" in _text(cells[13])

@@ -7,9 +7,12 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from IPython.core.error import UsageError
 from yarl import URL
 
 from apolo_jupyter import (
@@ -219,3 +222,49 @@ async def test_a_job_runs_the_synced_code_read_only_in_its_working_directory(
     (local / "helpers.py").write_text("def greet(name):\n    return 'changed'\n")
     await sync_folder(client, local, remote=result.remote, progress=tracker)
     assert tracker.snapshot().files_done == 1
+
+
+# ------------------------------------------------------------------ the magics
+
+
+@pytest.fixture(scope="module")
+def shell() -> Iterator[Any]:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "apolo_jupyter")
+    yield ip
+    ip.run_line_magic("unload_ext", "apolo_jupyter")
+
+
+def test_apolo_run_sync_mounts_the_folder_and_a_second_run_sends_nothing(
+    shell: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    local = _project(tmp_path / "proj")
+    job = shell.run_line_magic(
+        "apolo_run", f"--sync {local} ubuntu -- sh -c 'pwd; cat config.yaml; ls'"
+    )
+    out = capsys.readouterr().out
+    assert job.status.value == "succeeded"
+    assert "3 files uploaded" in out and "in the job at /apolo/sync/proj" in out
+    assert "/apolo/sync/proj\nepochs: 3\n" in out and "helpers.py" in out
+
+    monkeypatch.chdir(local)  # DIR defaults to the notebook's folder
+    shell.run_line_magic("apolo_run", "--sync ubuntu -- true")
+    assert "up to date, 0 files uploaded" in capsys.readouterr().out
+
+    # -w names where the folder goes (and the working directory)
+    shell.run_line_magic("apolo_run", "--sync -w /work/code ubuntu -- pwd")
+    out = capsys.readouterr().out
+    assert "in the job at /work/code" in out and "\n/work/code\n" in out
+
+    with pytest.raises(UsageError, match="not a folder"):
+        shell.run_line_magic("apolo_run", f"--sync {local}/helpers.py ubuntu -- true")
+    monkeypatch.setenv("APOLO_JUPYTER_SYNC_LIMIT", "10")
+    with pytest.raises(
+        UsageError, match=r"sync limit of 10 B.*APOLO_JUPYTER_SYNC_LIMIT"
+    ):
+        shell.run_line_magic("apolo_run", "--sync ubuntu -- true")
