@@ -99,6 +99,13 @@ def test_cp_both_ways_with_folders_and_patterns(
         "b.csv",
         "big.bin",
     }
+    # missing folders on the way to a new name are made
+    shell.run_line_magic("apolo_cp", f"-r {src} storage:{folder}/new/deep/data")
+    assert _files(_storage_host(folder, "new", "deep", "data")) == _files(src)
+    shell.run_line_magic(
+        "apolo_cp", f"storage:{folder}/one.csv {tmp_path}/made/here/one.csv"
+    )
+    assert (tmp_path / "made" / "here" / "one.csv").read_text() == "a"
     # file: URLs are local paths too
     shell.run_line_magic(
         "apolo_cp", f"storage:{folder}/one.csv {(tmp_path / 'u.csv').as_uri()}"
@@ -134,7 +141,6 @@ def test_cp_update_copies_only_newer_files(
         ("storage:a storage:b", "both sides are storage"),
         ("/no/such/file storage:x", "no such local file or folder"),
         ("{tmp} storage:", "is a folder: add -r"),
-        ("-r {tmp} storage:{missing}/deep/x", "No such directory"),
         ("'{tmp}/*.nothing' storage:", "no local file matches"),
         ("storage:{missing} {tmp}/x", "no such file or folder in storage"),
         ("'storage:{missing}/*' {tmp}", "nothing in storage matches"),

@@ -4,7 +4,8 @@ One side is a local path (or ``file:`` URL), the other a ``storage:`` URI, as
 ``apolo cp``: SRC may be a shell pattern (``storage:results/*.csv``,
 ``data/*.bin``); a folder needs ``-r``; when DST is an existing folder (or ends
 with ``/``), each source goes inside it under its own name, else DST is the new
-name. No Jupyter imports: the CLI runs the same code.
+name (and missing folders on the way to it are made). No Jupyter imports: the
+CLI runs the same code.
 """
 
 from __future__ import annotations
@@ -177,6 +178,12 @@ def copier(
     async def run(tracker: Tracker) -> None:
         storage = client.storage
         for step in steps:
+            # missing folders on the way to DST are made, as mkdir -p does
+            if step.kind.startswith("upload"):
+                parent = URL(step.dst.rstrip("/")).parent
+                await storage.mkdir(parent, parents=True, exist_ok=True)
+            else:
+                Path(step.dst).parent.mkdir(parents=True, exist_ok=True)
             if step.kind == "upload_file":
                 await storage.upload_file(
                     Path(step.src), URL(step.dst), update=update,
