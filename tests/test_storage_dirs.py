@@ -174,14 +174,15 @@ async def test_folder_errors_say_what_is_wrong(client: Client, tmp_path: Path) -
         await storage.download_file(URL(f"storage:{folder}"), tmp_path / "x")
 
 
-async def test_a_socket_is_reported_as_a_failure_and_skipped(
+async def test_a_socket_and_a_link_loop_are_reported_and_skipped(
     client: Client, platform: Platform, tmp_path: Path
 ) -> None:
     import socket
 
     src = tmp_path / "s"
-    src.mkdir()
+    (src / "sub").mkdir(parents=True)
     (src / "ok.txt").write_text("fine")
+    (src / "sub" / "up").symlink_to(src, target_is_directory=True)  # a loop
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(src / "control.sock"))
     try:
@@ -190,9 +191,10 @@ async def test_a_socket_is_reported_as_a_failure_and_skipped(
         await client.storage.upload_dir(src, URL(f"storage:{folder}"), progress=rec)
     finally:
         sock.close()
-    [fail] = rec.of(StorageProgressFail)
-    assert fail.src.name == "control.sock" and "not a regular file" in fail.message
-    assert _tree(_host(platform, folder)) == {"ok.txt": b"fine"}
+    fails = {f.src.name: f.message for f in rec.of(StorageProgressFail)}
+    assert "not a regular file" in fails["control.sock"]
+    assert "a link to a folder it is in" in fails["up"]
+    assert _tree(_host(platform, folder)) == {"ok.txt": b"fine", "sub": None}
 
 
 # ------------------------------------------------------------------ filters
