@@ -50,7 +50,7 @@ CELLS = [
 
 
 def _notebook(root: Path) -> None:
-    cells = [
+    cells: list[dict[str, object]] = [
         {"cell_type": "code", "metadata": {}, "source": src, "outputs": [],
          "execution_count": None}
         for src in CELLS
