@@ -243,3 +243,25 @@ def test_magics_bring_values_and_exceptions_back(tmp_path: Path) -> None:
     assert "kept storage:.apolo-jupyter/cells/" in _text(cells[11])
     assert _text(cells[12]) == "k = kept\n"
     assert "name notebook variables" in _text(cells[13])
+
+
+def test_a_job_that_cannot_start_leaves_no_cell_folder() -> None:
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from apolo_jupyter.kernel._runtime import runtime
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "apolo_jupyter")
+    rt = runtime()
+    client = rt.client()
+
+    async def cells() -> set[str]:
+        await client.storage.mkdir(URL(CELLS_ROOT), parents=True, exist_ok=True)
+        async with client.storage.ls(URL(CELLS_ROOT)) as entries:
+            return {entry.name async for entry in entries}
+
+    before = rt.run(cells())
+    with pytest.raises(UsageError, match="unknown preset"):
+        shell.run_cell_magic("apolo_job", "--python --result v -s no-such", "1")
+    assert rt.run(cells()) == before

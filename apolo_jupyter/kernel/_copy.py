@@ -10,6 +10,7 @@ CLI runs the same code.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 from collections.abc import Awaitable, Callable
@@ -112,7 +113,7 @@ async def _plan_upload(
         if path.is_dir():
             if not recursive:
                 raise CopyError(f"{path} is a folder: add -r to copy it with its files")
-            size, files = _local_size(path)
+            size, files = await asyncio.to_thread(_local_size, path)
             steps.append(Step("upload_dir", str(path), name, size, files))
         else:
             steps.append(Step("upload_file", str(path), name, path.stat().st_size, 1))

@@ -238,7 +238,12 @@ class ApoloMagics(Magics):
         options = replace(options, volumes=tuple(self._volumes(list(options.volumes))))
         if code is not None:  # --sync, --result, --push (see _code)
             options = code.before(options)
-        job = start_job(options)
+        try:
+            job = start_job(options)
+        except BaseException:
+            if code is not None:
+                code.abandon()
+            raise
         result = attach_job(job.id, options)
         if options.out and self.shell is not None:
             self.shell.user_ns[options.out] = result

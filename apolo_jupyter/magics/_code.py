@@ -139,13 +139,20 @@ class CodeOptions:
 
         try:
             run_transfer(
-                rt, work, tracker, widgets=use_widgets(), resume_hint="", quiet=True
-            )
+                rt, work, tracker, widgets=use_widgets(), quiet=True,
+                resume_hint="Run the cell again: the sync sends what is left.",
+            )  # fmt: skip
         except SyncError as exc:
             raise UsageError(str(exc)) from None
         except (OSError, ClientError) as exc:
             raise UsageError(f"--sync {folder}: {exc}") from None
         return done[0]
+
+    def abandon(self) -> None:
+        """The job did not start: the cell's storage folder goes."""
+        if self._remote is not None:
+            rt, client = connect()
+            rt.run(forget(client, self._remote), timeout=60)
 
     # ---------------------------------------------------------------- after
 
