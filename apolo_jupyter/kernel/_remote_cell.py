@@ -177,11 +177,8 @@ async def collect(
 ) -> dict[str, Any] | None:
     """What the job wrote (None: nothing); then the folder goes, unless ``keep``
     (or not ``remove``: the caller removes it)."""
-    data = b""
     try:
-        async with client.storage.open(cell.folder / "result.pkl") as chunks:
-            async for chunk in chunks:
-                data += chunk
+        data = await read_all(client, cell.folder / "result.pkl")
     except ResourceNotFound:
         data = b""
     if remove and not cell.keep:
@@ -190,6 +187,11 @@ async def collect(
         return None
     payload = pickle.loads(data)  # noqa: S301 (plain types only, see _cell_runner)
     return payload if isinstance(payload, dict) else None
+
+
+async def read_all(client: Client, uri: URL) -> bytes:
+    async with client.storage.open(uri) as chunks:
+        return b"".join([chunk async for chunk in chunks])
 
 
 async def forget(client: Client, cell: RemoteCell) -> None:

@@ -184,12 +184,9 @@ def _too_big(local: Path, limit: int, sizes: dict[str, int]) -> str:
 
 
 async def _read_manifest(client: Client, remote: URL) -> dict[str, Any]:
-    data = b""
     try:
         async with client.storage.open(remote / MANIFEST) as chunks:
-            async for chunk in chunks:
-                data += chunk
-        manifest = json.loads(data)
+            manifest = json.loads(b"".join([chunk async for chunk in chunks]))
     except ResourceNotFound:
         return {}
     except ValueError:  # damaged: a full sync rebuilds it
