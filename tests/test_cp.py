@@ -262,3 +262,45 @@ def test_notebook_shows_the_bar_and_saves_its_final_state(
     assert "5/5 files" in bar["stats"]
     assert "var(--jp-" in bar["_css"] and "export default" in bar["_esm"]
     assert _files(_storage_host(folder, "src")) == _files(src)
+
+
+def test_cli_cp_interrupted_says_how_to_continue(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) stops the copy and prints the command that continues it."""
+    src = tmp_path / "big.bin"
+    _big(src, 384)
+    old = time.time() - 3600
+    os.utime(src, (old, old))
+    folder = _folder()
+    _mkdir(folder)
+    host = _storage_host(folder, "big.bin")
+    for _attempt in range(3):
+        host.unlink(missing_ok=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "apolo_jupyter.cli", "cp", str(src), f"storage:{folder}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+
+        def underway(proc: subprocess.Popen[str] = proc) -> bool:
+            return (
+                host.exists() and host.stat().st_size >= 16 * MiB
+            ) or proc.poll() is not None
+
+        until(underway, timeout=60)
+        proc.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        out, _ = proc.communicate(timeout=60)
+        if proc.returncode == 130:
+            # it stops when asked, not when the copy would have ended
+            assert time.monotonic() - interrupted < 15, out
+            break
+    assert proc.returncode == 130, out
+    assert (
+        "interrupted" in out and "Interrupted. Continue where it stopped with:" in out
+    )
+    assert f"apolo-jupyter cp -c {src} storage:{folder}" in out
+    assert host.stat().st_size < src.stat().st_size
+    done = _cli("cp", "-c", str(src), f"storage:{folder}")
+    assert done.returncode == 0, done.stderr
+    assert host.read_bytes() == src.read_bytes()

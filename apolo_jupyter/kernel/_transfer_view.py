@@ -11,6 +11,7 @@ Interrupting stops the transfer and says how to resume it.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import os
 import sys
@@ -82,8 +83,18 @@ def run_transfer(
     snapshot. Errors are raised as they are, after the view shows them.
     ``quiet``: no final line for a transfer too short to show a bar."""
 
+    running: list[asyncio.Task[None]] = []
+
     async def go() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        running.append(task)
         await work(tracker)
+
+    async def stop() -> None:  # cancel, and wait until the requests are closed
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     future = rt.submit(go())
     live = sys.stdout.isatty() or widgets
@@ -102,8 +113,8 @@ def run_transfer(
             except concurrent.futures.TimeoutError:
                 pass
     except KeyboardInterrupt:
-        future.cancel()
-        concurrent.futures.wait([future], 30)
+        future.cancel()  # not started yet: it never will
+        rt.run(stop(), timeout=30)
         tracker.end(INTERRUPTED)
         _finish(shown, tracker.snapshot(), f"Interrupted. {resume_hint}")
         raise
