@@ -4,7 +4,10 @@ Every URI goes through :func:`normalize_storage_path_uri` (``storage:folder`` is
 ``folder`` in the current project). Transfers are streamed, never held whole in
 memory: an upload is a CREATE with the first MiB and one WRITE per further MiB (the
 ``apolo_sdk`` protocol), a few in flight at once; a download is one streamed OPEN
-written to disk while the next bytes arrive (see ``_storage_transfer``)."""
+written to disk while the next bytes arrive (see ``_storage_transfer``). One file's
+``update``/``continue_`` and progress are in ``_storage_files``, folders in
+``_storage_dirs``, ``glob`` in ``_storage_glob``; the methods here check their
+arguments and hand over."""
 
 from __future__ import annotations
 
