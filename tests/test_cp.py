@@ -304,3 +304,41 @@ def test_cli_cp_interrupted_says_how_to_continue(tmp_path: Path) -> None:
     done = _cli("cp", "-c", str(src), f"storage:{folder}")
     assert done.returncode == 0, done.stderr
     assert host.read_bytes() == src.read_bytes()
+
+
+def test_cli_cp_draws_one_line_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal the progress is one line, rewritten in place (\\r)."""
+    import pty
+
+    src = tmp_path / "data"
+    src.mkdir()
+    for i in range(6):
+        (src / f"f{i}.bin").write_bytes(os.urandom(2 * MiB))
+    folder = _folder()
+    _mkdir(folder)
+    main, child = pty.openpty()
+    env = dict(os.environ, APOLO_JUPYTER_PROGRESS_AFTER="0", APOLO_JUPYTER_QUIET="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apolo_jupyter.cli", "cp", "-r", str(src), f"storage:{folder}"],
+        stdout=child,
+        stderr=child,
+        env=env,
+    )  # fmt: skip
+    os.close(child)
+    out = b""
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # EIO: the child side closed
+            break
+        if not data:
+            break
+        out += data
+    os.close(main)
+    assert proc.wait(60) == 0, out
+    text = out.decode()
+    assert text.count("\rupload data:") >= 1
+    lines = [line for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
+    assert len(lines) == 1, text  # every update rewrote the same line
+    assert lines[0].rsplit("\r", 1)[-1].startswith("upload data: 100%|")
+    assert "6/6 files" in lines[0]
