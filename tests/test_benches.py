@@ -25,6 +25,14 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 NUMBER = r"[\d,.]+"
 
 CASES = {
+    "bench_exec.py": (
+        ["--rounds", "3", "--keys", "5", "--samples", "1"],
+        [
+            rf"exec true round trip p50: ours {NUMBER} ms, direct nsenter {NUMBER} ms, ratio {NUMBER}",
+            rf"exec -t keystroke echo p50: {NUMBER} ms",
+            rf"top sample -> chart update p50: {NUMBER} ms",
+        ],
+    ),
     "bench_jobs.py": (
         ["--rounds", "1"],
         [

@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from . import _cp, _jobs, _local
+from . import _cp, _exec, _jobs, _local
 from ._local import passed_config
 
 __all__ = ["build_parser", "main", "passed_config"]
 
-GROUPS = (_local, _jobs, _cp)
+GROUPS = (_local, _jobs, _exec, _cp)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,9 @@ from ._errors import (
     PlatformUnreachable,
     ResourceNotFound,
     ServerNotAvailable,
+    StdStreamError,
 )
+from ._exec import StdStream
 from ._file_filter import AsyncFilterFunc, FileFilter
 from ._jobs import Jobs
 from ._models import (
@@ -46,6 +48,7 @@ from ._storage_progress import (
     StorageProgressStart,
     StorageProgressStep,
 )
+from ._stream_models import JobTelemetry
 
 __all__ = [
     "AbstractFileProgress",
@@ -74,6 +77,7 @@ __all__ = [
     "JobStatus",
     "JobStatusHistory",
     "JobStatusItem",
+    "JobTelemetry",
     "Jobs",
     "NDJSONError",
     "Parser",
@@ -84,6 +88,8 @@ __all__ = [
     "Resources",
     "SecretFile",
     "ServerNotAvailable",
+    "StdStream",
+    "StdStreamError",
     "Storage",
     "StorageProgressComplete",
     "StorageProgressEnterDir",

@@ -113,12 +113,16 @@ class Core:
 
     @asynccontextmanager
     async def ws_connect(
-        self, url: URL, *, heartbeat: float | None = WS_HEARTBEAT
+        self,
+        url: URL,
+        *,
+        heartbeat: float | None = WS_HEARTBEAT,
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
         with translate_errors(url):
             async with self.session.ws_connect(
                 url,
-                headers=self._auth(None),
+                headers=self._auth(headers),
                 heartbeat=heartbeat,
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0),
                 max_msg_size=2**22,

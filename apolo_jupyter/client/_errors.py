@@ -53,6 +53,16 @@ class PlatformUnreachable(ClientError):
     """The platform's address could not be reached at all."""
 
 
+class StdStreamError(Exception):
+    """An exec'd command ended (``client.jobs.exec``): its ``exit_code``, and the
+    platform's ``message`` about it when it sent one."""
+
+    def __init__(self, exit_code: int, message: str | None = None) -> None:
+        super().__init__(f"Stream finished with exit code {exit_code}")
+        self.exit_code = exit_code
+        self.message = message
+
+
 def error_from_response(status: int, text: str) -> Exception:
     """Map an HTTP error status and body to an exception, as ``apolo_sdk`` does."""
     message = text

@@ -18,6 +18,7 @@ from . import _wire
 from ._config import Config
 from ._core import Core
 from ._errors import ClientError, NDJSONError
+from ._exec import StdStream, open_stream
 from ._models import (
     Container,
     DiskVolume,
@@ -32,6 +33,8 @@ from ._models import (
 )
 from ._parser import Parser
 from ._port_forward import Forward, forward
+from ._stream_models import JobTelemetry
+from ._telemetry import top
 from ._url_utils import normalize_storage_path_uri
 from ._utils import AsyncIteratorAndContextManager, asyncgeneratorcontextmanager
 
@@ -339,6 +342,64 @@ class Jobs:
         """
         url = self._monitoring_url(cluster_name) / id / "port_forward" / str(job_port)
         return forward(self._core, url, local_port)
+
+    def exec(
+        self,
+        id: str,
+        cmd: str,
+        *,
+        tty: bool = False,
+        stdin: bool = False,
+        stdout: bool = False,
+        stderr: bool = False,
+        cluster_name: str | None = None,
+    ) -> AbstractAsyncContextManager[StdStream]:
+        """Run ``cmd`` (split as a shell would, run without one) inside the
+        running job; yields a :class:`StdStream` whose ``read_out`` raises
+        ``StdStreamError(exit_code)`` once the command has ended."""
+        url = self._monitoring_url(cluster_name) / id / "exec"
+        query = _wire.stream_query(
+            cmd=cmd, tty=tty, stdin=stdin, stdout=stdout, stderr=stderr
+        )
+        return open_stream(self._core, url.with_query(query), protocol=None)
+
+    def attach(
+        self,
+        id: str,
+        *,
+        tty: bool = False,
+        stdin: bool = False,
+        stdout: bool = False,
+        stderr: bool = False,
+        cluster_name: str | None = None,
+    ) -> AbstractAsyncContextManager[StdStream]:
+        """Connect to the running job's own stdio (input only for ``tty`` jobs)."""
+        url = self._monitoring_url(cluster_name) / id / "attach"
+        query = _wire.stream_query(tty=tty, stdin=stdin, stdout=stdout, stderr=stderr)
+        return open_stream(
+            self._core, url.with_query(query), protocol=_wire.ATTACH_PROTOCOL
+        )
+
+    def top(
+        self, id: str, *, cluster_name: str | None = None
+    ) -> AsyncIteratorAndContextManager[JobTelemetry]:
+        """Yield the job's resource use about once a second while it runs."""
+        return top(self._core, self._monitoring_url(cluster_name) / id / "top", id)
+
+    async def send_signal(self, id: str, *, cluster_name: str | None = None) -> None:
+        """Kill the running job's processes at once (it then fails, code 137)."""
+        url = self._monitoring_url(cluster_name) / id / "kill"
+        async with self._core.request("POST", url):
+            return None
+
+    async def get_capacity(
+        self, *, cluster_name: str | None = None
+    ) -> Mapping[str, int]:
+        """Per preset name, how many such jobs would start now."""
+        url = self._monitoring_url(cluster_name) / "capacity"
+        async with self._core.request("GET", url) as resp:
+            data: Mapping[str, int] = await resp.json()
+            return data
 
     def watch(self, id: str) -> AsyncIteratorAndContextManager[JobDescription]:
         """Yield the job now and again on every status change, until it finishes.

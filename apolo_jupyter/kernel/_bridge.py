@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from ..client import Client, JobDescription, JobStatus
 from ..widgets._jobs_panel import JobsPanelView
 from ..widgets._status_view import JobStatusView
+from ..widgets._telemetry import TelemetryChart
 from ._follow import Event, JobEvents
 from ._runtime import Runtime
 
@@ -136,3 +137,22 @@ async def follow_panel(client: Client, view: JobsPanelView, *, all_jobs: bool) -
     finally:
         for task in watchers.values():
             task.cancel()
+
+
+async def feed_telemetry(client: Client, job_id: str, chart: TelemetryChart) -> None:
+    """Feed ``chart`` the job's samples until the job stops (``%apolo_top``)."""
+    try:
+        async with client.jobs.top(job_id) as samples:
+            async for sample in samples:
+                chart.add(sample)
+    except asyncio.CancelledError:
+        chart.end("stopped")
+        raise
+    except Exception as exc:
+        chart.end(f"ended: {exc}")
+        return
+    try:
+        job = await client.jobs.status(job_id)
+        chart.end(f"the job is {job.status.value}")
+    except Exception:
+        chart.end("the job stopped running")

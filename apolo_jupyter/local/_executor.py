@@ -12,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import pwd
 import select
 import shutil
 import signal
+import termios
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ._sandbox import (
@@ -35,6 +38,7 @@ from ._sandbox import (
     job_env,
     normalize_abs,
 )
+from ._terminal import CTTY_WRAPPER, JobTerminal, open_pty
 
 __all__ = [
     "Executor",
@@ -101,6 +105,20 @@ class RunningJob:
         self._sandbox = sandbox
         self._kill_task: asyncio.Task[int] | None = None
         self._settle_task: asyncio.Task[None] | None = None
+        # For exec, attach and top (set by Executor.start).
+        self.env: Mapping[str, str] = {}
+        self.workdir = "/"
+        self.terminal: JobTerminal | None = None  # jobs started with tty
+
+    @property
+    def sandbox_init(self) -> int | None:
+        """Host pid of the sandbox's init (BWRAP, once set up), else None."""
+        return None if self._sandbox is None else self._sandbox.poll()
+
+    @property
+    def pid_namespace(self) -> str | None:
+        """``pid:[N]`` of the sandbox (BWRAP, once set up), else None."""
+        return None if self._sandbox is None else self._sandbox.pid_ns
 
     @property
     def returncode(self) -> int | None:
@@ -127,6 +145,8 @@ class RunningJob:
         if self._settle_task is None:
             self._settle_task = asyncio.create_task(self._settle())
         await asyncio.shield(self._settle_task)
+        if self.terminal is not None:
+            await self.terminal.drained(_SETTLE_TIMEOUT)
         return _exit_code(rc)
 
     async def kill(self, grace: float = 5.0) -> int:
@@ -141,6 +161,12 @@ class RunningJob:
         if self._kill_task is None:
             self._kill_task = asyncio.create_task(self._kill(grace))
         return await asyncio.shield(self._kill_task)
+
+    async def kill_now(self) -> int:
+        """SIGKILL the job at once, no grace (``send_signal``); its exit code."""
+        if self._proc.returncode is None:
+            await self._signal(signal.SIGKILL)
+        return await self.wait()
 
     async def _kill(self, grace: float) -> int:
         if self._proc.returncode is None:
@@ -225,33 +251,56 @@ class Executor:
     async def start(self, spec: JobSpec) -> RunningJob:
         """Start the job; PreflightError (before anything runs) if it cannot."""
         cmd, env, cwd = self._prepare(spec)
+        if spec.tty and self.mode is SandboxMode.BWRAP:
+            wrapped = replace(spec, argv=[*CTTY_WRAPPER, *spec.argv])
+            cmd, env, cwd = self._prepare(wrapped)
         log_fd = _open_log(spec.log_path)
         sandbox: _SandboxInfo | None = None
+        # tty: the job's stdio is a terminal whose master side the platform keeps.
+        master, stdio = open_pty() if spec.tty else (None, log_fd)
         try:
             if self.mode is SandboxMode.BWRAP:
                 sandbox = _SandboxInfo()
                 cmd[1:1] = ["--json-status-fd", str(sandbox.write_fd)]
             proc = await asyncio.create_subprocess_exec(
                 *cmd,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_fd,
-                stderr=log_fd,
+                stdin=asyncio.subprocess.DEVNULL if master is None else stdio,
+                stdout=stdio,
+                stderr=stdio,
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
                 pass_fds=() if sandbox is None else (sandbox.write_fd,),
-                preexec_fn=_die_with_platform,
+                preexec_fn=_die_with_platform
+                if master is None or self.mode is SandboxMode.BWRAP
+                else _take_terminal,
             )
         except OSError as exc:
             if sandbox is not None:
                 sandbox.close()
+            if master is not None:
+                os.close(master)
+            os.close(log_fd)
             message = f"could not start {spec.argv[0]!r}: {exc.strerror or exc}"
             raise PreflightError(message) from exc
         finally:
-            os.close(log_fd)
+            if master is not None:
+                os.close(stdio)
             if sandbox is not None:
                 os.close(sandbox.write_fd)
-        return RunningJob(proc, self.mode, spec.job_id, sandbox)
+        job = RunningJob(proc, self.mode, spec.job_id, sandbox)
+        if master is not None:
+            job.terminal = JobTerminal(master, log_fd)  # it owns the log fd now
+        else:
+            os.close(log_fd)
+        job.env = self.exec_env(spec)
+        job.workdir = normalize_abs(spec.working_dir or "/", "working directory")
+        return job
+
+    def exec_env(self, spec: JobSpec) -> dict[str, str]:
+        """The environment the job's payload starts with (for exec)."""
+        home = HOME if self.mode is SandboxMode.BWRAP else _plain_home()
+        return job_env(spec.env, self._path_head, home)
 
     def _prepare(self, spec: JobSpec) -> tuple[list[str], dict[str, str], str]:
         """Command line, environment and cwd of the job process."""
@@ -295,6 +344,13 @@ def _die_with_platform() -> None:
     crashed daemon must not leave jobs running that nobody can see or kill.
     """
     _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _take_terminal() -> None:
+    """PLAIN tty jobs, in the child (a new session): the terminal on stdin
+    becomes the controlling one, then as ``_die_with_platform``."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    _die_with_platform()
 
 
 def _exit_code(returncode: int) -> int:

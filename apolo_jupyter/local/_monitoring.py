@@ -1,4 +1,9 @@
-"""Monitoring routes under the cluster's monitoring_url: job logs (``log_ws``)."""
+"""Monitoring routes under the cluster's monitoring_url (reference §4).
+
+Logs (``log_ws``) here, with signals (``kill``) and ``capacity``; the streams
+inside a running job have modules of their own: ``exec`` (:mod:`._exec_route`),
+``attach`` (:mod:`._attach`) and ``top`` (:mod:`._telemetry`).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,12 @@ import asyncio
 
 from aiohttp import web
 
+from ._attach import attach_ws
+from ._exec_route import exec_ws
 from ._logs import drain, finished_body, follow, parse_since
 from ._service import JobNotFound
-from ._web import SERVICE, json_error
+from ._telemetry import top_ws
+from ._web import SERVICE, SETTINGS, json_error
 
 LOG_HEARTBEAT = 30.0
 
@@ -50,5 +58,39 @@ async def log_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def send_signal(request: web.Request) -> web.Response:
+    """SIGKILL a running job's processes (the real platform stops its container
+    at once); 404 if it is not running, as the real platform."""
+    try:
+        await request.app[SERVICE].send_signal(request.match_info["id"])
+    except JobNotFound as exc:
+        return json_error(404, str(exc.args[0]))
+    return web.Response(status=204)
+
+
+async def capacity(request: web.Request) -> web.Response:
+    """Per preset, how many more such jobs would start now (none wait)."""
+    free_cpu, free_memory = request.app[SERVICE].free_capacity()
+    counts = {
+        preset.name: max(
+            0,
+            min(
+                int(free_cpu // preset.cpu) if preset.cpu > 0 else 0,
+                int(free_memory // preset.memory) if preset.memory > 0 else 0,
+            ),
+        )
+        for preset in request.app[SETTINGS].presets
+    }
+    return web.json_response(counts)
+
+
 def add_monitoring_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/monitoring/{id}/log_ws", log_ws)
+    mon = "/api/v1/monitoring"
+    app.router.add_get(f"{mon}/capacity", capacity)
+    app.router.add_get(f"{mon}/{{id}}/log_ws", log_ws)
+    app.router.add_get(f"{mon}/{{id}}/top", top_ws)
+    app.router.add_get(f"{mon}/{{id}}/exec", exec_ws)
+    app.router.add_post(f"{mon}/{{id}}/exec", exec_ws)
+    app.router.add_get(f"{mon}/{{id}}/attach", attach_ws)
+    app.router.add_post(f"{mon}/{{id}}/attach", attach_ws)
+    app.router.add_post(f"{mon}/{{id}}/kill", send_signal)

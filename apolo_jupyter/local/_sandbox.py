@@ -53,6 +53,7 @@ class JobSpec:
     working_dir: str | None  # container path; None means "/"
     mounts: Sequence[Mount]
     log_path: Path  # stdout and stderr are appended here, interleaved
+    tty: bool = False  # stdio is a terminal the platform holds (attach)
 
 
 class SandboxMode(StrEnum):

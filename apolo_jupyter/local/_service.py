@@ -29,6 +29,10 @@ class JobNotFound(LookupError):
     pass
 
 
+class JobNotRunning(JobNotFound):
+    """The job exists but has no process now (pending, suspended, finished)."""
+
+
 def _wait_reason(why: str) -> str:
     if why.startswith("preempting"):
         return "Preempting"
@@ -88,6 +92,34 @@ class JobService:
     @property
     def active_count(self) -> int:
         return len(self._tasks)
+
+    def running(self, id_or_name: str) -> tuple[JobRecord, RunningJob]:
+        """The job and its process, for exec, attach, top and signals;
+        JobNotRunning (JobNotFound) if it is not running now."""
+        job = self.get(id_or_name)
+        proc = self._procs.get(job.id)
+        if job.status != JobStatus.RUNNING or proc is None:
+            raise JobNotRunning(
+                f"job {job.id} is {job.status.value}, not running: this needs a "
+                "running job (see its status with client.jobs.status or "
+                "`apolo-jupyter ps`)"
+            )
+        return job, proc
+
+    def free_capacity(self) -> tuple[float, int]:
+        """(CPU, memory bytes) not held by started jobs."""
+        held = [_demand(j) for j in self._holding.values()]
+        cap = self._settings.capacity
+        return (
+            cap.cpu - sum(d.cpu for d in held),
+            cap.memory - sum(d.memory for d in held),
+        )
+
+    async def send_signal(self, id_or_name: str) -> None:
+        """SIGKILL the job's processes at once, as the real platform's runtime
+        stops a container; the job then fails with exit code 137."""
+        _, proc = self.running(id_or_name)
+        await proc.kill_now()
 
     def set_life_span(self, job_id: str, minutes: int, *, additional: bool) -> None:
         """Record a new life span (enforced by the scheduler)."""
@@ -261,7 +293,13 @@ class JobService:
         log_path = self.log_path(job.id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         return JobSpec(
-            job.id, argv, env, container.get("working_dir"), mounts, log_path
+            job.id,
+            argv,
+            env,
+            container.get("working_dir"),
+            mounts,
+            log_path,
+            tty=bool(container.get("tty")),
         )
 
     async def _run(self, job: JobRecord) -> None:

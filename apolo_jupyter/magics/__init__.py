@@ -392,3 +392,39 @@ class ApoloMagics(Magics):
 
         args = _parse(self.apolo_forward, line, "apolo_forward")
         return forward_toggle(args.job, args.port, args.on)
+
+    @magic_arguments()
+    @argument("job", help="job id or name")
+    @argument("command", nargs="*", help="the command after --, run without a shell")
+    @line_magic
+    def apolo_exec(self, line: str) -> int:
+        """Run a command inside a running job: its files, processes and env.
+
+        The output streams into the cell; the value is the exit code.
+        Example: ``code = %apolo_exec my-job -- ls -l /tmp``
+        """
+        from ._exec import exec_in_job
+
+        head, _, command = _split_command(line)
+        args = _parse(self.apolo_exec, head, "apolo_exec")
+        return exec_in_job(args.job, command or shlex.join(args.command))
+
+    @magic_arguments()
+    @argument("job", help="job id or name")
+    @argument(
+        "-n",
+        "--samples",
+        type=int,
+        help="print this many samples as text and return (default: a live chart; "
+        "10 lines in a terminal or a headless run)",
+    )
+    @line_magic
+    def apolo_top(self, line: str) -> Any:
+        """A running job's CPU (cores), memory and GPU, about once a second.
+
+        Example: ``%apolo_top my-job`` (a live chart), ``%apolo_top my-job -n 3``
+        """
+        from ._top import show_top
+
+        args = _parse(self.apolo_top, line, "apolo_top")
+        return show_top(args.job, args.samples)

@@ -1,0 +1,412 @@
+"""Run a command inside a running job: ``exec`` (reference §4.4).
+
+In BWRAP mode the command enters the namespaces of the job's sandbox (mount and
+pid, and the user namespace when bubblewrap made one) through util-linux
+``nsenter``, with the job's root and working directory, then ``setpriv`` drops
+every capability as bubblewrap did for the job. So it sees what the job sees
+(its ``/tmp``, its volumes, its processes), and the kernel kills it when the
+job's pid namespace goes. In PLAIN mode it is a plain process in the job's
+working directory.
+
+The job's environment reaches the command through the child's own environment,
+never through arguments that other users' ``ps`` would show.
+
+An exec session is its own session (``setsid``): when it ends, or its
+connection drops, every process left in that session, and every descendant of
+its leader, is killed, so nothing it started outlives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import os
+import pty
+import shutil
+import signal
+import struct
+import termios
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._sandbox import PreflightError, SandboxMode, find_executable
+
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+_PR_SET_PDEATHSIG = 1
+_DRAIN_TIMEOUT = 2.0  # seconds to read what is left once the command has ended
+READ_CHUNK = 1 << 16
+
+# Receives output: (1, bytes) for stdout and the terminal, (2, bytes) for stderr.
+Sink = Callable[[int, bytes], Awaitable[None]]
+
+
+class ExecError(ValueError):
+    """The command cannot run in the job; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ExecTarget:
+    """Where an exec'd command runs: the job's namespaces, env and directory."""
+
+    job_id: str
+    mode: SandboxMode
+    init: int | None  # host pid of the sandbox's init (BWRAP)
+    enter_user_ns: bool
+    env: Mapping[str, str]
+    workdir: str
+
+
+def _user_ns(pid: int) -> str | None:
+    with contextlib.suppress(OSError):
+        return os.readlink(f"/proc/{pid}/ns/user")
+    return None
+
+
+def sandbox_ready(init: int) -> bool:
+    """Whether bubblewrap finished building the sandbox of ``init``: its init
+    forks the payload only after every mount is in place (bwrap reports the
+    init's pid before that)."""
+    try:
+        with open(f"/proc/{init}/task/{init}/children", "rb") as fh:
+            return bool(fh.read().split())
+    except OSError:
+        return False
+
+
+async def wait_ready(init: Callable[[], int | None], timeout: float = 10.0) -> None:
+    """Wait until the job's sandbox is built (BWRAP: a payload exists)."""
+    deadline = time.monotonic() + timeout
+    while (pid := init()) is None or not sandbox_ready(pid):
+        if time.monotonic() > deadline:
+            return  # make_target says what is wrong
+        await asyncio.sleep(0.005)
+
+
+def make_target(
+    job_id: str,
+    mode: SandboxMode,
+    init: int | None,
+    env: Mapping[str, str],
+    workdir: str,
+) -> ExecTarget:
+    """The target of a running job; ExecError if its sandbox is not up yet."""
+    if mode is SandboxMode.BWRAP:
+        if init is None or _user_ns(init) is None or not sandbox_ready(init):
+            raise ExecError(
+                f"job {job_id} is still setting up its sandbox; try again in a moment"
+            )
+        other_ns = _user_ns(init) != _user_ns(os.getpid())
+        return ExecTarget(job_id, mode, init, other_ns, dict(env), workdir)
+    return ExecTarget(job_id, mode, None, False, dict(env), workdir)
+
+
+def _root(target: ExecTarget) -> str:
+    """The host path of the job's root directory ("" in PLAIN mode)."""
+    return f"/proc/{target.init}/root" if target.init is not None else ""
+
+
+def command_line(
+    target: ExecTarget, argv: Sequence[str], *, tty: bool = False
+) -> list[str]:
+    """The host command line that runs ``argv`` in the job; ExecError if the
+    program is not found there or the working directory is gone."""
+    if not argv or not argv[0]:
+        raise ExecError("the command is empty: give the program to run, e.g. `ls -l`")
+    root = _root(target)
+    workdir = target.workdir
+    if target.init is None and not os.path.isdir(workdir):
+        workdir = "/"  # removed by the job since it started: begin at its root
+    try:
+        find_executable(
+            argv[0],
+            target.env.get("PATH", ""),
+            workdir,
+            lambda path: Path(root + path),
+        )
+    except PreflightError as exc:
+        raise ExecError(f"cannot exec in job {target.job_id}: {exc}") from None
+    if target.init is None:
+        return list(argv)
+    nsenter, setpriv = shutil.which("nsenter"), shutil.which("setpriv")
+    if nsenter is None or setpriv is None:
+        raise ExecError(
+            "exec needs nsenter and setpriv from util-linux on the platform's host "
+            "(apt-get install util-linux), then restart the local platform"
+        )
+    enter = [nsenter, f"--target={target.init}", "--mount", "--pid"]
+    if target.enter_user_ns:
+        enter += ["--user", "--preserve-credentials"]
+    # nsenter opens --wd on the host before it enters the job, following any
+    # symlink the job planted there to a host folder; so it starts at the job's
+    # root (the magic link /proc/<init>/root) and the shell below changes to the
+    # working directory inside the job, where paths resolve in the job's view.
+    enter += ["--root", f"--wd={root}/"]
+    # Inside the job's mount namespace: its /usr/bin/setpriv (the host's, bound
+    # read-only). No capabilities, none regained by exec, as the job itself.
+    drop = [
+        "/usr/bin/setpriv",
+        "--no-new-privs",
+        "--inh-caps=-all",
+        "--ambient-caps=-all",
+        "--bounding-set=-all",
+    ]
+    # With a tty, the session (and its terminal) begins inside the job's pid
+    # namespace, as a container runtime's exec does: shells restore the
+    # terminal's process group on exit, and nsenter's is not visible there.
+    session = ["/usr/bin/setsid", "--ctty", "--"] if tty else []
+    return [*enter, "--", *session, *drop, "--", *_CHDIR, workdir, *argv]
+
+
+# Inside the job: enter its working directory ($0), or its root if the job has
+# removed it since it started, then become the command. No shell parses argv.
+_CHDIR = ("/bin/sh", "-c", 'cd -- "$0" 2>/dev/null || cd /; exec "$@"')
+
+
+def exit_code(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _set_winsize(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def _child_setup_tty() -> None:
+    """In the child (a new session already): take the pty as controlling
+    terminal; die with the platform."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _child_setup() -> None:
+    """PLAIN mode, in the child: die with the platform. (BWRAP needs none: the
+    command lives in the job's pid namespace, which dies with the platform, and
+    without a preexec_fn the platform spawns it with vfork, not a full fork.)"""
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class ExecProcess:
+    """One exec'd command. Output arrives through ``on_output(fileno, data)``;
+    ``wait`` returns its exit code once all output was delivered and nothing
+    of the session is left."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, master: int | None) -> None:
+        self._proc = proc
+        self._master = master
+        self.pid = proc.pid
+        self._readers: list[asyncio.Task[None]] = []
+        self._write_lock = asyncio.Lock()
+        self.sessions = {proc.pid}  # session ids of this exec (host pids)
+
+    @classmethod
+    async def spawn(
+        cls,
+        target: ExecTarget,
+        argv: Sequence[str],
+        *,
+        tty: bool,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> ExecProcess:
+        cmd = command_line(target, argv, tty=tty)
+        cwd = "/" if target.init is not None else target.workdir
+        if not os.path.isdir(cwd):  # noqa: ASYNC240 (one stat)
+            cwd = "/"
+        env = dict(target.env)
+        if tty:
+            env.setdefault("TERM", "xterm")
+            master, slave = pty.openpty()
+            _set_winsize(slave, 24, 80)
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *cmd,
+                    stdin=slave,
+                    stdout=slave,
+                    stderr=slave,
+                    env=env,
+                    cwd=cwd,
+                    start_new_session=True,
+                    preexec_fn=None if target.init else _child_setup_tty,
+                )
+            except OSError as exc:
+                os.close(master)
+                raise ExecError(f"cannot exec {argv[0]!r}: {exc.strerror}") from exc
+            finally:
+                os.close(slave)
+            os.set_blocking(master, False)
+            exec_proc = cls(proc, master)
+            if target.init is not None:  # the inner session: nsenter's child
+                exec_proc.sessions.add(await _first_child(proc.pid))
+            return exec_proc
+        devnull = asyncio.subprocess.DEVNULL
+        pipe = asyncio.subprocess.PIPE
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd,
+                stdin=pipe if stdin else devnull,
+                stdout=pipe if stdout else devnull,
+                stderr=pipe if stderr else devnull,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=None if target.init else _child_setup,
+            )
+        except OSError as exc:
+            raise ExecError(f"cannot exec {argv[0]!r}: {exc.strerror}") from exc
+        return cls(proc, None)
+
+    def start_output(self, on_output: Sink) -> None:
+        """Start delivering output: (1, bytes) for stdout and the tty, (2, bytes)
+        for stderr."""
+        if self._master is not None:
+            self._readers.append(asyncio.create_task(self._read_pty(on_output)))
+            return
+        for fileno, stream in ((1, self._proc.stdout), (2, self._proc.stderr)):
+            if stream is not None:
+                task = asyncio.create_task(self._read_pipe(stream, fileno, on_output))
+                self._readers.append(task)
+
+    async def _read_pipe(
+        self, stream: asyncio.StreamReader, fileno: int, on_output: Sink
+    ) -> None:
+        while chunk := await stream.read(READ_CHUNK):
+            await on_output(fileno, chunk)
+
+    async def _read_pty(self, on_output: Sink) -> None:
+        master = self._master
+        assert master is not None
+        loop = asyncio.get_running_loop()
+        ready = asyncio.Event()
+        loop.add_reader(master, ready.set)
+        try:
+            while True:
+                try:
+                    chunk = os.read(master, READ_CHUNK)
+                except BlockingIOError:
+                    ready.clear()
+                    await ready.wait()
+                    continue
+                except OSError:  # EIO: every holder of the terminal is gone
+                    return
+                if not chunk:
+                    return
+                await on_output(1, chunk)
+        finally:
+            loop.remove_reader(master)
+
+    async def write(self, data: bytes) -> None:
+        """Send ``data`` to the command's stdin (or its terminal)."""
+        async with self._write_lock:
+            if self._master is not None:
+                await _write_all(self._master, data)
+            elif self._proc.stdin is not None and not self._proc.stdin.is_closing():
+                self._proc.stdin.write(data)
+                with contextlib.suppress(ConnectionError):
+                    await self._proc.stdin.drain()
+
+    def resize(self, rows: int, cols: int) -> None:
+        if self._master is not None and rows > 0 and cols > 0:
+            with contextlib.suppress(OSError):
+                _set_winsize(self._master, rows, cols)
+
+    async def wait(self) -> int:
+        """The exit code, once the command has ended, what it left behind is
+        killed and its output was delivered."""
+        code = await self._proc.wait()
+        await self.kill()
+        if self._readers:
+            _, pending = await asyncio.wait(self._readers, timeout=_DRAIN_TIMEOUT)
+            for task in pending:
+                task.cancel()
+        self._close_master()
+        return exit_code(code)
+
+    async def kill(self) -> None:
+        """SIGKILL every process of this exec session; wait until they are gone."""
+        leader = self.pid
+        for _ in range(50):
+            victims = await asyncio.to_thread(session_processes, leader, self.sessions)
+            if not victims:
+                break
+            for pid in victims:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            await asyncio.sleep(0.01)
+        if self._proc.returncode is None:
+            await self._proc.wait()
+
+    async def abort(self) -> None:
+        """The connection is gone: kill the session and release everything."""
+        await self.kill()
+        for task in self._readers:
+            task.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+        self._close_master()
+
+    def _close_master(self) -> None:
+        if self._master is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._master)
+            self._master = None
+
+
+async def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BlockingIOError:
+            await asyncio.sleep(0.005)
+            continue
+        except OSError:
+            return  # the terminal is gone
+        view = view[written:]
+
+
+def _stat(pid: int) -> tuple[int, int, bool] | None:
+    """(parent, session, zombie) of ``pid``, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2 :].split()
+    return int(fields[1]), int(fields[3]), fields[0] in (b"Z", b"X")
+
+
+async def _first_child(pid: int, timeout: float = 5.0) -> int:
+    """The first child of ``pid`` (``pid`` itself if none shows up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children", "rb") as fh:  # noqa: ASYNC230
+                children = fh.read().split()
+        except OSError:
+            return pid
+        if children:
+            return int(children[0])
+        await asyncio.sleep(0.001)
+    return pid
+
+
+def session_processes(leader: int, sessions: Set[int] = frozenset()) -> list[int]:
+    """Live processes in ``leader``'s session or ``sessions``, or descended
+    from ``leader``."""
+    table: dict[int, tuple[int, int, bool]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (st := _stat(int(name))) is not None:
+            table[int(name)] = st
+    sids = {leader, *sessions}
+    found = {pid for pid, (_, sid, zombie) in table.items() if sid in sids}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, _, _) in table.items():
+            if pid not in found and (ppid in found or ppid == leader):
+                found.add(pid)
+                grew = True
+    return sorted(pid for pid in found if not table[pid][2])

@@ -1,0 +1,82 @@
+"""``client.jobs.attach``: a job's own stdio on the real local platform."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+
+import pytest
+
+from apolo_jupyter import Client, ResourceNotFound
+
+from .conftest import wait_finished, wait_running
+from .test_exec import read_until
+
+
+async def test_attach_to_a_tty_job_types_into_it_and_reads_it(client: Client) -> None:
+    script = (
+        "import sys, time\n"
+        "print('ready', sys.stdin.isatty(), flush=True)\n"
+        "try:\n"
+        "    line = input()\n"
+        "    print('got', line[::-1], flush=True)\n"
+        "    time.sleep(60)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+    )
+    job = await client.jobs.start(
+        image=client.parse.remote_image("python"),
+        preset_name="cpu-small",
+        command=f"python3 -c {shlex.quote(script)}",
+        tty=True,
+    )
+    await wait_running(client, job.id)
+    async with client.jobs.attach(job.id, tty=True, stdin=True, stdout=True) as stream:
+        await stream.resize(h=40, w=100)
+        await stream.write_in(b"olleh\r")
+        await read_until(stream, b"got hello")
+        # Ctrl-C reaches the job's process, not the sandbox around it.
+        await stream.write_in(b"\x03")
+        await read_until(stream, b"interrupted")
+    done = await wait_finished(client, job.id)
+    assert done.status == "succeeded", done.history
+    log = b""
+    async with client.jobs.monitor(job.id) as chunks:
+        async for chunk in chunks:
+            log += chunk
+    assert b"ready True" in log and b"got hello" in log  # still logged
+
+
+async def test_attach_to_a_plain_job_streams_its_output_until_it_ends(
+    client: Client,
+) -> None:
+    job = await client.jobs.start(
+        image=client.parse.remote_image("ubuntu"),
+        preset_name="cpu-small",
+        command="sh -c 'i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo tick $i; "
+        "sleep 0.05; done'",
+    )
+    await wait_running(client, job.id)
+    seen = bytearray()
+    async with client.jobs.attach(
+        job.id, stdin=True, stdout=True, stderr=True
+    ) as stream:
+        await stream.write_in(b"ignored: the job has no stdin\n")
+        seen += await read_until(stream, b"tick")
+        await client.jobs.kill(job.id)
+        while (msg := await asyncio.wait_for(stream.read_out(), 30)) is not None:
+            assert msg.fileno == 1
+            seen += msg.data
+    assert b"tick" in seen  # and the stream ended when the job did
+
+
+async def test_attach_to_a_finished_job_is_refused(client: Client) -> None:
+    job = await client.jobs.start(
+        image=client.parse.remote_image("ubuntu"),
+        preset_name="cpu-small",
+        command="true",
+    )
+    await wait_finished(client, job.id)
+    with pytest.raises(ResourceNotFound, match="not running"):
+        async with client.jobs.attach(job.id, stdout=True):
+            pass
