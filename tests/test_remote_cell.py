@@ -7,6 +7,7 @@ import os
 import shutil
 import threading
 import uuid
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,9 @@ async def test_the_last_expression_comes_back(client: Client) -> None:
     value, _ = await run_cell(client, "y = 1")  # no expression at the end
     assert value is None
     value, _ = await run_cell(client, "print('side effect')\n{'k': [1.5, None]}")
-    assert value == {"k": [1.5, None]}
+    assert value == {"k": [1.5, None]}  # builtins only: by marshal
+    value, _ = await run_cell(client, "import fractions\n[fractions.Fraction(1, 3)]")
+    assert value == [Fraction(1, 3)]  # not builtins: by pickle
 
 
 async def test_functions_and_classes_made_in_the_cell_come_back(

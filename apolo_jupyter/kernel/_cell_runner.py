@@ -13,21 +13,36 @@ another Python says so instead of failing with a SyntaxError; and start fast: no
 ``typing`` (its annotations are strings), what only errors need is imported then.
 """
 
+import marshal
 import os
 import sys
 
-try:  # the C pickler alone: pickle.py would import re and more (startup time)
-    import _pickle as pickle
-except ImportError:  # e.g. PyPy
-    import pickle  # type: ignore[no-redef]
+MYPY = False
+if MYPY:  # for the type checker only: nothing of typing is imported in the job
+    from typing import Any
 
 CELL = "<cell>"
+ENVELOPE = 2  # marshal format of result.pkl: any Python 3 reads it
+
+
+def picklers() -> "Any":
+    """The C pickler alone when there is one: pickle.py imports re and more, which
+    costs more startup time than a small cell takes."""
+    try:
+        import _pickle
+
+        return _pickle
+    except ImportError:  # e.g. PyPy
+        import pickle
+
+        return pickle
 
 
 def write(folder: str, payload: "dict[str, object]") -> None:
-    # read only once the job has ended: no need for a temporary name
+    """result.pkl: a dict of plain values, in marshal's format (read with no code
+    run; read only once the job has ended, so no temporary name is needed)."""
     with open(os.path.join(folder, "result.pkl"), "wb") as out:
-        pickle.dump(payload, out, protocol=4)
+        out.write(marshal.dumps(payload, ENVELOPE))
 
 
 def describe(exc: BaseException) -> str:
@@ -35,14 +50,21 @@ def describe(exc: BaseException) -> str:
 
 
 def dumps(value: object) -> "tuple[bytes, str]":
-    """Plain pickle when it can (fast, nothing else needed); cloudpickle for what
-    plain pickle would only send by name (functions, classes made in the cell)."""
+    """marshal for plain builtin values (numbers, strings, lists, dicts...: no
+    import at all); else plain pickle; cloudpickle for what plain pickle would
+    only send by name (functions, classes made in the cell)."""
+    try:
+        return marshal.dumps(value), "marshal"  # type: ignore[arg-type]
+    except ValueError:  # not made of builtins only
+        pass
     import io
+
+    pickle = picklers()
 
     function = type(describe)
 
-    class Strict(pickle.Pickler):
-        def reducer_override(self, obj: object) -> object:  # type: ignore[override]
+    class Strict(pickle.Pickler):  # type: ignore[misc,name-defined]
+        def reducer_override(self, obj: object) -> object:
             made_here = isinstance(obj, (type, function))
             if made_here and getattr(obj, "__module__", None) == "__main__":
                 raise pickle.PicklingError(f"{obj!r} is defined in the cell")
@@ -90,7 +112,7 @@ def main() -> None:
     if os.path.exists(pushed):
         try:
             with open(pushed, "rb") as stream:
-                namespace.update(pickle.load(stream))
+                namespace.update(picklers().load(stream))
         except Exception as exc:
             write(folder, {"kind": "push", "message": describe(exc)})
             sys.stderr.write(f"cannot load the pushed variables: {describe(exc)}\n")
@@ -111,6 +133,7 @@ def main() -> None:
     except BaseException as exc:
         exc_bytes = None
         try:
+            pickle = picklers()
             exc_bytes = pickle.dumps(exc, protocol=4)
             pickle.loads(exc_bytes)
         except Exception:

@@ -5,7 +5,10 @@ mounted read-write in the job at ``MOUNT``. ``--push a,b`` pickles those
 notebook variables into ``input.pkl`` there; the job runs ``_cell_runner`` (its
 text, with ``python3 -c``: nothing of ours needs to be installed in the job),
 which loads them as globals, runs the cell and writes ``result.pkl``: the value
-of the cell's last expression, or the exception with its remote traceback.
+of the cell's last expression, or the exception with its remote traceback, in a
+dict of plain values in ``marshal``'s format (read here without running code).
+A value made of builtins only (numbers, strings, lists, dicts...) travels by
+``marshal`` too, so a simple cell's job imports no pickler at all.
 Values are pickled with ``pickle``, or with cloudpickle (when installed) for what
 plain pickle can only send by name: functions, lambdas and classes made in the
 notebook or the cell. The notebook and the job must run the same Python
@@ -19,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import marshal
 import pickle
 import shlex
 import sys
@@ -185,7 +189,13 @@ async def collect(
         await forget(client, cell)
     if not data:
         return None
-    payload = pickle.loads(data)  # noqa: S301 (plain types only, see _cell_runner)
+    try:
+        payload = marshal.loads(data)  # noqa: S302 (our runner's plain dict)
+    except (ValueError, EOFError, TypeError):
+        raise RemoteCellError(
+            f"{cell.folder}/result.pkl is not what the cell's runner writes; was "
+            "it changed in storage?"
+        ) from None
     return payload if isinstance(payload, dict) else None
 
 
@@ -241,6 +251,8 @@ def outcome(
         raise _remote_exception(payload, job)
     if kind == "value":
         try:
+            if payload.get("pickler") == "marshal":
+                return marshal.loads(payload["value"])  # noqa: S302 (builtins only)
             return pickle.loads(payload["value"])  # noqa: S301 (the user's own job)
         except Exception as exc:
             hint = (
