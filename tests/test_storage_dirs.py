@@ -183,6 +183,7 @@ async def test_a_socket_and_a_link_loop_are_reported_and_skipped(
     (src / "sub").mkdir(parents=True)
     (src / "ok.txt").write_text("fine")
     (src / "sub" / "up").symlink_to(src, target_is_directory=True)  # a loop
+    (src / "sub" / "self").symlink_to(src / "sub", target_is_directory=True)
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(src / "control.sock"))
     try:
@@ -194,6 +195,7 @@ async def test_a_socket_and_a_link_loop_are_reported_and_skipped(
     fails = {f.src.name: f.message for f in rec.of(StorageProgressFail)}
     assert "not a regular file" in fails["control.sock"]
     assert "a link to a folder it is in" in fails["up"]
+    assert "a link to a folder it is in" in fails["self"]
     assert _tree(_host(platform, folder)) == {"ok.txt": b"fine", "sub": None}
 
 

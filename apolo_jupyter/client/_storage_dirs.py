@@ -150,7 +150,7 @@ class _Upload:
             if entry.kind == "dir":
                 assert entry.stat is not None
                 key = (entry.stat.st_dev, entry.stat.st_ino)
-                if key in above:
+                if key in here:
                     self.report.fail(
                         URL((path / entry.name).as_uri()),
                         dst / entry.name,
