@@ -41,6 +41,10 @@ async def test_the_last_expression_comes_back(client: Client) -> None:
     assert value == [("a", 5), ("b", 2)]
     value, _ = await run_cell(client, "y = 1")  # no expression at the end
     assert value is None
+    value, _ = await run_cell(  # a decorator first: still the cell's source
+        client, "@staticmethod\ndef f():\n    pass\n'decorated'"
+    )
+    assert value == "decorated"
     value, _ = await run_cell(client, "print('side effect')\n{'k': [1.5, None]}")
     assert value == {"k": [1.5, None]}  # builtins only: by marshal
     value, _ = await run_cell(client, "import fractions\n[fractions.Fraction(1, 3)]")

@@ -4,9 +4,10 @@ This file is not imported: its text is the program of ``python3 -c`` in the job,
 so the job needs nothing but a Python of the notebook's version (apolo_jupyter
 need not be installed there). Arguments: the folder the cell's storage folder is
 mounted at, the notebook's Python version (``3.11``), ``1`` to send back the
-value of the cell's last expression (``0`` not to), and the cell's source (or
-``@cell.py``, a file in that folder). ``input.pkl`` there holds the pushed
-globals. ``result.pkl`` gets a dict of plain values (see ``_remote_cell``).
+value of the cell's last expression (``0`` not to), then ``source`` and the
+cell's source, or ``file`` and the name of a file in that folder that holds it.
+``input.pkl`` there holds the pushed globals. ``result.pkl`` gets a dict of plain
+values (see ``_remote_cell``).
 
 It must parse on old Pythons too (no syntax newer than 3.6), so that a job with
 another Python says so instead of failing with a SyntaxError; and start fast: no
@@ -94,7 +95,7 @@ def remote_traceback(exc: BaseException, source: str) -> str:
 
 
 def main() -> None:
-    folder, expected, want, source = sys.argv[1:5]
+    folder, expected, want, kind, source = sys.argv[1:6]
     here = "{}.{}".format(*sys.version_info[:2])
     if here != expected:
         write(folder, {"kind": "version", "job": here, "notebook": expected,
@@ -104,8 +105,8 @@ def main() -> None:
             "cannot travel between them\n"
         )
         sys.exit(3)
-    if source.startswith("@"):
-        with open(os.path.join(folder, source[1:])) as cell_file:
+    if kind == "file":
+        with open(os.path.join(folder, source)) as cell_file:
             source = cell_file.read()
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
     pushed = os.path.join(folder, "input.pkl")

@@ -160,13 +160,13 @@ async def prepare(
     await client.storage.mkdir(folder, parents=True, exist_ok=True)
     if pushed is not None:
         await client.storage.create(folder / "input.pkl", pushed)
-    argument = source
+    cell = ["source", source]
     if len(source.encode()) > INLINE_SOURCE:
         await client.storage.create(folder / "cell.py", source.encode())
-        argument = "@cell.py"
+        cell = ["file", "cell.py"]
     runner = runner_program()
     flag = "1" if want_result else "0"
-    program = ["python3", "-c", runner, MOUNT, python_version(), flag, argument]
+    program = ["python3", "-c", runner, MOUNT, python_version(), flag, *cell]
     return RemoteCell(
         folder=folder,
         command=shlex.join(program),
