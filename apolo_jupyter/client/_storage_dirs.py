@@ -1,9 +1,9 @@
 """Folders between the local disk and storage: ``upload_dir`` and ``download_dir``.
 
 A folder's subfolders are walked concurrently and up to ``MAX_FILES`` files are
-in flight at once (each big one streamed, a few MiB in flight, see
-``_storage_transfer``), so a folder of many small files costs round trips in
-parallel, not in a row. Each folder is listed once (storage) or scanned once
+in flight at once, of which ``MAX_BIG`` of a MiB or more (each streamed with a
+few MiB in flight, see ``_storage_transfer``; so memory stays bounded), and a
+folder of many small files costs round trips in parallel, not in a row. Each folder is listed once (storage) or scanned once
 (local disk, in a thread); no file costs a request of its own before it is sent.
 The first error stops the transfer: the other files in flight are cancelled, and
 the error is raised as it is.
@@ -12,10 +12,11 @@ the error is raised as it is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import stat
-from collections.abc import Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +34,30 @@ from ._file_filter import (
 from ._storage_files import download_offset, fetch_file, send_file, upload_offset
 from ._storage_models import FileStatus
 from ._storage_progress import Reporter
-from ._storage_transfer import local_path
+from ._storage_transfer import CHUNK, local_path
 
 if TYPE_CHECKING:
     from ._storage import Storage
 
-MAX_FILES = 8  # files transferred at once by one folder transfer
+MAX_FILES = 16  # files transferred at once by one folder transfer
+MAX_BIG = 4  # of which files of CHUNK bytes or more
+
+
+class Slots:
+    """Room for one more file in flight, and for one more big one."""
+
+    def __init__(self) -> None:
+        self.files = asyncio.Semaphore(MAX_FILES)
+        self.big = asyncio.Semaphore(MAX_BIG)
+
+    @contextlib.asynccontextmanager
+    async def take(self, size: int) -> AsyncIterator[None]:
+        async with self.files:
+            if size < CHUNK:
+                yield
+            else:
+                async with self.big:
+                    yield
 
 
 @dataclass(frozen=True)
@@ -103,7 +122,7 @@ class _Upload:
         self.continue_ = continue_
         self.ignore_file_names = ignore_file_names
         self.report = report
-        self.slots = asyncio.Semaphore(MAX_FILES)
+        self.slots = Slots()
 
     async def _remote_files(self, dst: URL, compare: bool) -> dict[str, FileStatus]:
         """Make sure ``dst`` is a folder; its files when they will be compared."""
@@ -174,7 +193,9 @@ class _Upload:
                         continue_=self.continue_,
                     )
                 if offset is not None:
-                    work.append(self.file(path / entry.name, dst / entry.name, offset))
+                    target = dst / entry.name
+                    size = entry.stat.st_size
+                    work.append(self.file(path / entry.name, target, offset, size))
             else:
                 self.report.fail(
                     URL((path / entry.name).as_uri()),
@@ -184,8 +205,8 @@ class _Upload:
         await run_all(work)
         self.report.leave(src, dst)
 
-    async def file(self, path: Path, dst: URL, offset: int) -> None:
-        async with self.slots:
+    async def file(self, path: Path, dst: URL, offset: int, size: int) -> None:
+        async with self.slots.take(size):
             await send_file(self.storage, path, dst, offset, self.report)
 
 
@@ -230,7 +251,7 @@ class _Download:
         self.update = update
         self.continue_ = continue_
         self.report = report
-        self.slots = asyncio.Semaphore(MAX_FILES)
+        self.slots = Slots()
 
     async def folder(
         self, src: URL, path: Path, rel: str, filter: AsyncFilterFunc
@@ -275,7 +296,7 @@ class _Download:
         self.report.leave(src, dst)
 
     async def file(self, entry: FileStatus, path: Path, offset: int) -> None:
-        async with self.slots:
+        async with self.slots.take(entry.size):
             await fetch_file(
                 self.storage, entry.uri, path, entry.size, offset, self.report
             )
