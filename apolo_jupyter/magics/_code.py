@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,17 +47,26 @@ def _names(text: str, option: str) -> list[str]:
     return names
 
 
-@dataclass
 class CodeOptions:
     """What the cell asked for; ``before`` and ``after`` the job."""
 
-    sync: str | None = None
-    result: str | None = None
-    push: list[str] = field(default_factory=list)
-    keep: bool = False
-    cell: str | None = None  # the cell's source, when it runs through the runner
-    namespace: dict[str, Any] = field(default_factory=dict)
-    _remote: RemoteCell | None = None
+    def __init__(
+        self,
+        *,
+        sync: str | None,
+        result: str | None,
+        push: list[str],
+        keep: bool,
+        cell: str | None,  # the cell's source, when it runs through the runner
+        namespace: dict[str, Any],
+    ) -> None:
+        self.sync = sync
+        self.result = result
+        self.push = push
+        self.keep = keep
+        self.cell = cell
+        self.namespace = namespace
+        self._remote: RemoteCell | None = None
 
     @classmethod
     def from_args(
