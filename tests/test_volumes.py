@@ -151,7 +151,9 @@ async def test_symlink_out_of_storage_is_refused(
     _host(platform, folder).parent.mkdir(parents=True, exist_ok=True)
     _host(platform, folder).symlink_to("/etc")
     volume = Volume(storage_uri=URL(f"storage:{folder}"), container_path="/mnt/etc")
-    with pytest.raises(IllegalArgumentError, match="outside the storage root"):
+    with pytest.raises(
+        IllegalArgumentError, match=r"goes through a symlink \(.* -> /etc\)"
+    ):
         await _run(client, "true", volume)
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ..client import JobDescription, JobStatus, get
+from ..client import Client, JobDescription, JobStatus, get
 from ..client._connect import LOCAL_SOURCE
 from ..kernel._follow import JobEvents
 
@@ -30,23 +33,53 @@ def _lines(job: JobDescription, shown: int, created: datetime) -> list[str]:
     return lines
 
 
+# How long a Ctrl-C waits for the platform to confirm the kill (normally ~50 ms).
+KILL_TIMEOUT = 3.0
+
+
+async def _kill_on_interrupt(client: Client, job_id: str) -> None:
+    """Kill the job after a Ctrl-C, waiting at most KILL_TIMEOUT for the answer."""
+    try:
+        await asyncio.wait_for(client.jobs.kill(job_id), KILL_TIMEOUT)
+    except Exception as exc:
+        print(
+            f"\nInterrupted, but the kill of {job_id} was not confirmed ({exc!r}); "
+            f"check with apolo-jupyter ps, kill it with apolo-jupyter kill {job_id}",
+            file=sys.stderr,
+        )
+        return
+    print(f"\nInterrupted: killed {job_id}", file=sys.stderr)
+
+
 async def _run(args: argparse.Namespace) -> int:
     command = shlex.join(args.command) if args.command else None
     async with get(local=args.local) as client:
-        job = await client.jobs.start(
-            image=client.parse.remote_image(args.image),
-            preset_name=args.preset,
-            command=command,
-            name=args.name,
+        # The platform may create the job although a Ctrl-C cancels this request
+        # before its answer arrives: the request runs as its own task, and a
+        # Ctrl-C waits for the job's id (briefly) to kill it.
+        starting = asyncio.ensure_future(
+            client.jobs.start(
+                image=client.parse.remote_image(args.image),
+                preset_name=args.preset,
+                command=command,
+                name=args.name,
+            )
         )
+        try:
+            job = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                started = await asyncio.wait_for(starting, KILL_TIMEOUT)
+                await _kill_on_interrupt(client, started.id)
+            raise
         print(
             f"job {job.id} started on {client.config.cluster_name} "
             f"(preset {args.preset}, image {args.image})"
         )
         created = job.history.transitions[0].transition_time
         shown = 0
-        try:
-            async with JobEvents(client, job.id) as events:
+        async with JobEvents(client, job.id) as events:
+            try:
                 while (event := await events.next()) is not None:
                     if event.job is None:
                         sys.stdout.write(event.log or "")
@@ -56,14 +89,23 @@ async def _run(args: argparse.Namespace) -> int:
                     for line in _lines(job, shown, created):
                         print(line, flush=True)
                     shown = len(job.history.transitions)
-        except asyncio.CancelledError:  # Ctrl-C: don't leave the job running
-            await client.jobs.kill(job.id)
-            print(f"\nInterrupted: killed {job.id}", file=sys.stderr)
-            raise
+            except asyncio.CancelledError:
+                # Ctrl-C: kill the job first, while the streams are still open
+                # (closing them waits for the platform's close handshakes).
+                await _kill_on_interrupt(client, job.id)
+                raise
     return 0 if job.status is JobStatus.SUCCEEDED else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # asyncio.run turns Ctrl-C (SIGINT) into a cancellation of _run, which kills
+    # the job, only while SIGINT has Python's default handler. A process started
+    # in the background by a shell script (or by a test runner started so)
+    # inherits SIGINT *ignored*, and Python keeps it ignored: Ctrl-C and `kill
+    # -INT` then did nothing, and the job ran on. `run` exists to follow one job
+    # and stop it on SIGINT, so it always takes SIGINT.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return asyncio.run(_run(args))
     except (ValueError, RuntimeError) as exc:

@@ -24,7 +24,25 @@ def _paths(args: argparse.Namespace) -> LocalPaths:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    info = ensure_running(_paths(args))
+    paths = _paths(args)
+    if getattr(args, "reset_state", False):
+        from ..local._store import set_aside
+
+        if is_running(paths):
+            print(
+                "apolo-jupyter local start: the local platform is running; stop it "
+                "first (apolo-jupyter local stop), then reset its state",
+                file=sys.stderr,
+            )
+            return 1
+        kept = set_aside(paths.db_file)
+        if kept is not None:
+            print(f"kept the previous job history as {kept}; starting with none")
+    try:
+        info = ensure_running(paths)
+    except RuntimeError as exc:
+        print(f"apolo-jupyter local start: {exc}", file=sys.stderr)
+        return 1
     print(
         f"local platform running at {info.url} (pid {info.pid}; sandbox: {info.sandbox})"
     )
@@ -116,4 +134,12 @@ def register(sub: Any) -> None:
         p.add_argument(
             "--home", default=None, help="data directory ($APOLO_JUPYTER_HOME)"
         )
+        if name == "start":
+            p.add_argument(
+                "--reset-state",
+                action="store_true",
+                help="keep the job history (state.db) aside as "
+                "state.db.damaged-<time> and start with none, e.g. after the "
+                "platform reported it damaged",
+            )
         p.set_defaults(func=func)

@@ -164,20 +164,24 @@ def ensure_running(paths: LocalPaths, timeout: float = START_TIMEOUT) -> DaemonI
 
 
 def spawn(paths: LocalPaths) -> subprocess.Popen[bytes]:
-    """Start the daemon detached from this process (own session, own log)."""
+    """Start the daemon detached from this process (own session, own log), in
+    ``/`` and with ``-P``: the folder this process runs in is neither the
+    daemon's working directory nor on its ``sys.path``."""
     with open(paths.log_file, "ab") as log:
         proc = subprocess.Popen(
             [
                 sys.executable,
+                "-P",
                 "-m",
                 "apolo_jupyter.local",
                 "serve",
                 "--home",
-                str(paths.home),
+                os.path.abspath(paths.home),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
+            cwd="/",
             start_new_session=True,
             close_fds=True,
         )

@@ -50,11 +50,41 @@ def normalize_uri(uri: URL, config: Config) -> URL:
             f"Absolute URI is required for scheme {uri.scheme}: "
             f"write it as {uri.scheme}://<host>/<path>"
         )
+    _check_inside(uri, config)
     return URL.build(
         scheme=uri.scheme,
         host=config.cluster_name,
         path=_project_path(uri.path, config),
     )
+
+
+def _check_inside(uri: URL, config: Config) -> None:
+    """Refuse a ``..`` that climbs above the current project (``storage:../x``)
+    or, for ``storage:/<project>/...``, above the org. Dot segments that stay
+    inside resolve as in the SDK (``storage:a/../b`` is ``b``); the SDK would turn
+    the others into another project's or org's folder. The message shows what
+    was typed."""
+    relative = not uri.path.startswith("/")
+    depth = 0
+    for part in uri.path.split("/"):
+        if part == "..":
+            depth -= 1
+        elif part not in ("", "."):
+            depth += 1
+        if depth < 0:
+            break
+    else:
+        return
+    if relative:
+        where = f"the current project ({config.project_name_or_raise})"
+        fix = (
+            f"write a path inside it, e.g. {uri.scheme}:folder, or name another "
+            f"project explicitly as {uri.scheme}:/<project>/<path>"
+        )
+    else:
+        where = "the org's projects"
+        fix = f"write it as {uri.scheme}:/<project>/<path> without '..'"
+    raise ValueError(f"{uri.scheme}:{uri.path} leads outside {where}; {fix}")
 
 
 def normalize_storage_path_uri(uri: URL, config: Config) -> URL:

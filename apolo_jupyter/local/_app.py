@@ -18,6 +18,7 @@ from ._service import JobNotFound, JobService
 from ._settings import CLUSTER, ORG, PROJECT, REGISTRY_URL, Settings
 from ._storage import add_storage_routes
 from ._store import JobFilter
+from ._validate import MAX_LIFE_SPAN, whole
 from ._web import SERVICE, SETTINGS, json_error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -83,11 +84,21 @@ async def get_config(request: web.Request) -> web.Response:
     return web.json_response(data)
 
 
-async def create_job(request: web.Request) -> web.Response:
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON (at most 1 MiB, aiohttp's limit); 400 if it is none."""
     try:
-        body = await request.json()
+        return await request.json()
     except ValueError:
         raise BadRequest("the request body is not valid JSON") from None
+    except RecursionError:
+        raise BadRequest(
+            "the request body is nested too deeply (JSON of at most ~1000 levels "
+            "is read)"
+        ) from None
+
+
+async def create_job(request: web.Request) -> web.Response:
+    body = await json_body(request)
     job = parse_job_request(
         request.app[SETTINGS],
         body,
@@ -101,18 +112,20 @@ async def create_job(request: web.Request) -> web.Response:
 def _utc(value: str, key: str) -> str:
     try:
         when = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"{key}={value!r} is not an ISO-8601 time") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).isoformat(timespec="microseconds")
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when.astimezone(UTC).isoformat(timespec="microseconds")
+    except (ValueError, OverflowError):
+        raise BadRequest(f"{key}={value[:100]!r} is not an ISO-8601 time") from None
 
 
 def _filter(request: web.Request) -> JobFilter:
     q = request.query
     limit = q.get("limit")
-    if limit is not None and (not limit.isdigit() or int(limit) < 1):
-        raise BadRequest("limit must be a whole number >= 1")
+    if limit is not None and (
+        not limit.isascii() or not limit.isdigit() or not 1 <= int(limit) <= 10**9
+    ):
+        raise BadRequest("limit must be a whole number from 1 to 10**9")
     cluster = q.get("cluster_name")
     if cluster not in (None, CLUSTER):
         # Another cluster has no jobs here; an impossible status makes that explicit.
@@ -156,20 +169,15 @@ async def kill_job(request: web.Request) -> web.Response:
 async def bump_life_span(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     job = service.get(request.match_info["id"])
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("the request body is not valid JSON") from None
-    if not isinstance(body, dict) or len(body) != 1:
+    body = await json_body(request)
+    keys = ("additional_max_run_time_minutes", "max_run_time_minutes")
+    if not isinstance(body, dict) or len(body) != 1 or next(iter(body)) not in keys:
         raise BadRequest(
             "send exactly one of additional_max_run_time_minutes or max_run_time_minutes"
         )
     ((key, value),) = body.items()
-    if key not in ("additional_max_run_time_minutes", "max_run_time_minutes") or not (
-        isinstance(value, int) and value >= 1
-    ):
-        raise BadRequest(f"{key} must be a whole number of minutes >= 1")
-    service.set_life_span(job.id, value, additional=key.startswith("additional"))
+    minutes = whole(value, f"{key} (minutes)", 1, MAX_LIFE_SPAN)
+    service.set_life_span(job.id, minutes, additional=key.startswith("additional"))
     return web.Response(status=204)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -16,10 +17,11 @@ from aiohttp import web
 from ..client._local_home import LocalPaths
 from ._app import make_app
 from ._auth import load_or_create
-from ._executor import Executor, detect_sandbox
+from ._bwrap import detect
+from ._executor import Executor
 from ._service import JobService
-from ._settings import Settings
-from ._store import Store
+from ._settings import ConfigError, Settings
+from ._store import StateError, Store
 
 log = logging.getLogger("apolo_jupyter.local")
 
@@ -42,14 +44,31 @@ def _write_atomic(path: Path, data: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
+def _tag(home: Path) -> str:
+    """Marks this data directory's sandboxes without naming the directory (jobs
+    can read their sandbox init's environment)."""
+    return hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:32]
+
+
 async def serve(paths: LocalPaths, port: int = 0) -> None:
+    paths = LocalPaths(paths.home.absolute())
     paths.ensure()
+    # Nothing of the folder the platform was started from is a job's business.
+    started_in = os.getcwd()
+    os.chdir("/")
     lock_fd = _hold_lock(paths)
     settings = Settings.load(paths)
     secret, token = load_or_create(paths, settings.owner)
     store = Store(paths.db_file)
-    mode, sandbox = detect_sandbox()
-    executor = Executor(mode, sandbox_tag=str(paths.home.resolve()))
+    detection = detect()
+    sandbox = detection.sentence
+    executor = Executor(
+        detection.mode,
+        sandbox_tag=_tag(paths.home),
+        bwrap=detection.bwrap,
+        hidden=[paths.home.resolve(), started_in],
+        description=sandbox,
+    )
     if orphans := executor.reap_orphans():
         log.warning("killed %d sandbox(es) left by a crash: %s", len(orphans), orphans)
     service = JobService(settings, store, executor, token)
@@ -99,7 +118,12 @@ def main(argv: list[str]) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     paths = LocalPaths(args.home) if args.home else LocalPaths.default()
-    asyncio.run(serve(paths, args.port))
+    try:
+        asyncio.run(serve(paths, args.port))
+    except (StateError, ConfigError) as exc:
+        # What a user must act on, without a traceback: `local start` shows it.
+        log.error("cannot start: %s", exc)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

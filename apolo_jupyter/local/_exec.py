@@ -8,8 +8,11 @@ every capability as bubblewrap did for the job. So it sees what the job sees
 job's pid namespace goes. In PLAIN mode it is a plain process in the job's
 working directory.
 
-The job's environment reaches the command through the child's own environment,
-never through arguments that other users' ``ps`` would show.
+The host programs that enter the job (``nsenter``) start with a fixed
+environment, so nothing of the job's request (``LD_PRELOAD``, say) loads into a
+host process. The job's environment reaches the command through a memfd that a
+small loader reads inside the job's namespaces (``ENV_LOADER``), never through
+arguments that other users' ``ps`` would show.
 
 An exec session is its own session (``setsid``): when it ends, or its
 connection drops, every process left in that session, and every descendant of
@@ -27,6 +30,7 @@ import pty
 import shutil
 import signal
 import struct
+import sys
 import termios
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
@@ -109,11 +113,58 @@ def _root(target: ExecTarget) -> str:
     return f"/proc/{target.init}/root" if target.init is not None else ""
 
 
+# The environment of the programs that enter a job: nothing from the job.
+HOST_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+# Inside the job, before the command: enter the working directory ($0, else the
+# root), export each NAME=value read (NUL-separated) from the fd $1, close it,
+# and become the command with the job's environment. No shell parses argv.
+ENV_LOADER = (
+    'cd -- "$0" 2>/dev/null || cd /; fd=$1; shift; '
+    'while IFS= read -r -d "" -u "$fd" kv; do export "$kv" 2>/dev/null; done; '
+    'exec {fd}<&-; exec "$@"'
+)
+_PY_LOADER = (
+    "import os, sys\n"
+    "try:\n    os.chdir(sys.argv[1])\nexcept OSError:\n    os.chdir('/')\n"
+    "f = os.fdopen(int(sys.argv[2]), 'rb')\n"
+    "env = dict(e.split(b'=', 1) for e in f.read().split(b'\\0') if e)\n"
+    "f.close()\nos.execvpe(sys.argv[3], sys.argv[3:], env)\n"
+)
+
+
+def _loader(env_fd: int, workdir: str) -> list[str]:
+    """The loader's command line (bash from the host's /usr, seen read-only by
+    the job; else the platform's Python, also bound into every job)."""
+    if os.path.exists("/usr/bin/bash"):
+        return ["/usr/bin/bash", "-c", ENV_LOADER, workdir, str(env_fd)]
+    return [sys.executable, "-I", "-S", "-c", _PY_LOADER, workdir, str(env_fd)]
+
+
+def env_file(env: Mapping[str, str]) -> int:
+    """A memfd of ``NAME=value`` entries, NUL-separated, at offset 0."""
+    fd = os.memfd_create("exec-env", os.MFD_CLOEXEC)
+    try:
+        data = b"".join(f"{k}={v}".encode() + b"\0" for k, v in env.items())
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def command_line(
-    target: ExecTarget, argv: Sequence[str], *, tty: bool = False
+    target: ExecTarget,
+    argv: Sequence[str],
+    *,
+    tty: bool = False,
+    env_fd: int | None = None,
 ) -> list[str]:
     """The host command line that runs ``argv`` in the job; ExecError if the
-    program is not found there or the working directory is gone."""
+    program is not found there or the working directory is gone. In BWRAP mode
+    ``env_fd`` (an ``env_file``) gives the command the job's environment."""
     if not argv or not argv[0]:
         raise ExecError("the command is empty: give the program to run, e.g. `ls -l`")
     root = _root(target)
@@ -158,7 +209,10 @@ def command_line(
     # namespace, as a container runtime's exec does: shells restore the
     # terminal's process group on exit, and nsenter's is not visible there.
     session = ["/usr/bin/setsid", "--ctty", "--"] if tty else []
-    return [*enter, "--", *session, *drop, "--", *_CHDIR, workdir, *argv]
+    if env_fd is None:
+        return [*enter, "--", *session, *drop, "--", *_CHDIR, workdir, *argv]
+    start = _loader(env_fd, workdir)
+    return [*enter, "--", *session, *drop, "--", *start, *argv]
 
 
 # Inside the job: enter its working directory ($0), or its root if the job has
@@ -212,13 +266,36 @@ class ExecProcess:
         stdout: bool,
         stderr: bool,
     ) -> ExecProcess:
-        cmd = command_line(target, argv, tty=tty)
-        cwd = "/" if target.init is not None else target.workdir
-        if not os.path.isdir(cwd):  # noqa: ASYNC240 (one stat)
-            cwd = "/"
         env = dict(target.env)
         if tty:
             env.setdefault("TERM", "xterm")
+        keep: tuple[int, ...] = ()
+        if target.init is not None:  # the env goes in through a memfd
+            keep = (env_file(env),)
+            env = dict(HOST_ENV)
+        try:
+            return await cls._spawn(target, argv, env, keep, tty, stdin, stdout, stderr)
+        finally:
+            for fd in keep:
+                os.close(fd)
+
+    @classmethod
+    async def _spawn(
+        cls,
+        target: ExecTarget,
+        argv: Sequence[str],
+        env: dict[str, str],
+        keep: tuple[int, ...],
+        tty: bool,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> ExecProcess:
+        cmd = command_line(target, argv, tty=tty, env_fd=keep[0] if keep else None)
+        cwd = "/" if target.init is not None else target.workdir
+        if not os.path.isdir(cwd):  # noqa: ASYNC240 (one stat)
+            cwd = "/"
+        if tty:
             master, slave = pty.openpty()
             _set_winsize(slave, 24, 80)
             try:
@@ -230,6 +307,7 @@ class ExecProcess:
                     env=env,
                     cwd=cwd,
                     start_new_session=True,
+                    pass_fds=keep,
                     preexec_fn=None if target.init else _child_setup_tty,
                 )
             except OSError as exc:
@@ -253,6 +331,7 @@ class ExecProcess:
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
+                pass_fds=keep,
                 preexec_fn=None if target.init else _child_setup,
             )
         except OSError as exc:

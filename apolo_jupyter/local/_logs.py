@@ -13,6 +13,8 @@ import asyncio
 import bisect
 import contextlib
 import json
+import logging
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -24,26 +26,77 @@ CHUNK = 1 << 20  # bytes per frame; the SDK accepts up to 4 MiB
 POLL_MIN, POLL_MAX = 0.01, 0.2
 
 
+log = logging.getLogger(__name__)
+_REPORTED: set[str] = set()
+
+
+def _entry(line: bytes) -> tuple[float, int] | None:
+    """``(time, offset)`` of one index line, None if it is not one."""
+    fields = line.split(b" ")
+    if len(fields) != 2:
+        return None
+    try:
+        when, offset = float(fields[0]), int(fields[1])
+    except ValueError:
+        return None
+    if not math.isfinite(when) or offset < 0:
+        return None
+    return when, offset
+
+
 def index_path(log_path: Path) -> Path:
     return log_path.with_name(log_path.name + ".idx")
 
 
 class LogIndex:
-    """(time, offset) checkpoints: bytes before ``offset`` existed at ``time``."""
+    """(time, offset) checkpoints: bytes before ``offset`` existed at ``time``.
+
+    A damaged index (garbage, lines out of order, a crash mid-line) never hides
+    the log: the entries that still make sense are kept, and the log file itself
+    gives the last one (its size at its modification time), so ``since=`` and
+    timestamps stay approximately right and the whole output is still sent. The
+    damage is logged once per file.
+    """
 
     def __init__(self, log_path: Path) -> None:
         self._path = index_path(log_path)
         self.times: list[float] = []
         self.offsets: list[int] = []
         try:
-            text = self._path.read_text()
+            data = self._path.read_bytes()
         except FileNotFoundError:
             return
-        for line in text.splitlines():
-            when, _, offset = line.partition(" ")
-            if offset:
-                self.times.append(float(when))
-                self.offsets.append(int(offset))
+        lines = data.split(b"\n")
+        damaged = False
+        for number, line in enumerate(lines):
+            entry = _entry(line)
+            if entry is None or (
+                self.times
+                and (entry[0] < self.times[-1] or entry[1] < self.offsets[-1])
+            ):
+                # An unfinished last line is a crash mid-write, not damage.
+                damaged = damaged or (bool(line) and number < len(lines) - 1)
+                continue
+            self.times.append(entry[0])
+            self.offsets.append(entry[1])
+        if damaged:
+            self._rebuild(log_path)
+
+    def _rebuild(self, log_path: Path) -> None:
+        try:
+            st = log_path.stat()
+        except OSError:
+            return
+        if not self.offsets or st.st_size > self.offsets[-1]:
+            self.times.append(max(st.st_mtime, self.times[-1] if self.times else 0))
+            self.offsets.append(st.st_size)
+        if str(self._path) not in _REPORTED:
+            _REPORTED.add(str(self._path))
+            log.warning(
+                "%s is damaged: its intact entries and the log's size and time are "
+                "used instead (since= and timestamps are approximate for this job)",
+                self._path,
+            )
 
     def offset_since(self, since: float) -> int:
         """Where output written at or after ``since`` starts (to one period)."""

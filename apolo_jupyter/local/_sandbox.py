@@ -4,8 +4,34 @@ Pure data and checks; nothing here starts a process (that is ``_executor``).
 
 The bubblewrap view is a tmpfs root holding the host's ``/usr`` and ``/etc``
 read-only, the merged-/usr symlinks (``/bin -> usr/bin`` ...), fresh ``/proc``,
-``/dev``, ``/tmp`` and ``/root``, the platform's Python environment read-only at
+``/dev``, ``/tmp`` and ``/root``, the platform's Python interpreter read-only at
 its host paths, and the job's mounts at their container paths.
+
+What a job must never see or steer (the security model, see the README):
+
+- **Only the interpreter.** Of the platform's Python, only its prefixes and
+  site-packages are bound, never ``sys.path`` as such (``python -m`` puts the
+  working directory there, editable installs their source tree). Nothing that
+  contains the platform's data directory (its ``secret`` mints tokens) or the
+  working directory is bound; where such a path lies inside a bound system folder,
+  a tmpfs masks it (``hidden``).
+- **What was checked is what is mounted.** Every volume is bound from an open file
+  descriptor (``--bind-fd``), never from a path that bwrap would resolve again: a
+  job that swaps a folder of its volume for a symlink after the check cannot
+  redirect the mount (``_volume_fs`` opens storage folders without following
+  symlinks). bwrap resolves the *mount points* itself, following symlinks, and
+  creates missing ones (``mkdir``). A mount point is therefore only ever made
+  where no job can write: on the sandbox's own tmpfs, or inside read-only host
+  folders no job can change. **No volume may be mounted inside another volume**:
+  the outer volume is a host folder that any job with it mounted read-write can
+  change at any moment (``renameat2(RENAME_EXCHANGE)`` of a folder with a symlink
+  to ``/oldroot/...``), and there is no way to hand bwrap a mount point as a file
+  descriptor, so no check we could make would still hold when bwrap resolves the
+  path. Side-by-side volumes (``/mnt/a`` and ``/mnt/b``) work as before.
+- **A clean bwrap.** bwrap itself starts with a fixed environment; the job's
+  variables are set inside the sandbox (``--clearenv``/``--setenv``) through an
+  ``--args`` file descriptor, so a request's ``LD_PRELOAD`` never loads into a host
+  process and no value shows in any process's command line.
 """
 
 from __future__ import annotations
@@ -13,7 +39,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
-import subprocess
+import site
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,11 +62,18 @@ _ISOLATION = (
 
 @dataclass(frozen=True)
 class Mount:
-    """A host directory bound at ``container_path`` (absolute) inside the job."""
+    """A host directory bound at ``container_path`` (absolute) inside the job.
+
+    ``fd``, when given, is an open descriptor (``O_PATH`` is enough) of that
+    directory, checked by the caller: it is what gets mounted, and ``host_path``
+    only names it in messages. Without one, the executor opens ``host_path``
+    itself (a path the caller trusts) and mounts that descriptor.
+    """
 
     host_path: Path
     container_path: str
     read_only: bool
+    fd: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,16 +110,27 @@ def normalize_abs(path: str, what: str) -> str:
     return posixpath.normpath("/" + path.lstrip("/"))
 
 
-def default_python_prefixes() -> list[Path]:
-    """The running interpreter's environment: sys.prefix first, then sys.base_prefix
-    and every existing directory on sys.path (editable installs point at source
-    trees). Paths under /usr are filtered out later, by the view."""
+def default_python_prefixes(hidden: Sequence[str | Path] = ()) -> list[Path]:
+    """The running interpreter: its prefixes (``sys.prefix`` first: its ``bin``
+    leads a job's PATH), its site-packages folders and the ``apolo_jupyter``
+    package itself (the folder of the package only, also from an editable
+    install). Never other ``sys.path`` entries (the working directory, editable
+    source trees), and never a folder that contains or is a ``hidden`` one (the
+    data directory, the working directory)."""
+    entries = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]
+    entries += site.getsitepackages()
+    if site.ENABLE_USER_SITE:
+        entries.append(site.getusersitepackages())
+    entries.append(str(Path(__file__).resolve().parents[1]))
+    secret = [os.path.normpath(os.path.abspath(h)) for h in hidden]
     out: list[Path] = []
-    for entry in (sys.prefix, sys.base_prefix, *sys.path):
-        if entry and os.path.isabs(entry) and os.path.isdir(entry):
-            path = Path(os.path.normpath(entry))
-            if path not in out:
-                out.append(path)
+    for entry in entries:
+        if not (entry and os.path.isabs(entry) and os.path.isdir(entry)):
+            continue
+        path = os.path.normpath(entry)
+        if any(_within(h, path) for h in secret) or Path(path) in out:
+            continue
+        out.append(Path(path))
     return out
 
 
@@ -198,8 +242,14 @@ class SandboxView:
         return [arg for layer in self._layers for arg in layer.args] + list(_ISOLATION)
 
 
-def build_view(mounts: Sequence[Mount], python_prefixes: Sequence[Path]) -> SandboxView:
-    """The view of a job with ``mounts``; PreflightError for mounts that cannot work."""
+def build_view(
+    mounts: Sequence[Mount],
+    python_prefixes: Sequence[Path],
+    hidden: Sequence[str | Path] = (),
+) -> SandboxView:
+    """The view of a job with ``mounts`` (each with its ``fd``); PreflightError
+    for mounts that cannot work. ``hidden`` host folders are masked wherever a
+    bound host folder would show them."""
     layers = [_bind(Path("/usr"), "/usr", True)]
     aliases: dict[str, str] = {}
     for name in _USR_ALIASES:
@@ -233,13 +283,21 @@ def build_view(mounts: Sequence[Mount], python_prefixes: Sequence[Path]) -> Sand
         volumes, key=lambda lay: (PurePosixPath(lay.container).parts, lay.volume)
     )
     for index, layer in enumerate(ordered):
-        # bwrap cannot make a mountpoint inside a read-only bind: it must exist.
         below = [
             b
             for b in (*layers, *ordered[:index])
             if _within(layer.container, b.container)
         ]
         parent = max(below, key=lambda b: len(b.container), default=None)
+        if layer.volume and parent and parent.volume:
+            raise PreflightError(
+                f"a volume cannot be mounted at {layer.container}: it lies inside "
+                f"the volume at {parent.container}, and the local platform mounts "
+                "volumes side by side only (a job writing to the outer volume "
+                "could redirect the inner mount point); mount it elsewhere, e.g. "
+                f"at /mnt/{PurePosixPath(layer.container).name or 'data'}"
+            )
+        # bwrap cannot make a mountpoint inside a read-only bind: it must exist.
         if layer.volume and parent and parent.host and parent.read_only:
             rest = layer.container[len(parent.container) :].lstrip("/")
             if not (parent.host / rest).is_dir():
@@ -248,61 +306,45 @@ def build_view(mounts: Sequence[Mount], python_prefixes: Sequence[Path]) -> Sand
                     f"{parent.container} is read-only in the job and has no such "
                     "directory; choose another path"
                 )
-    return SandboxView([*layers, *ordered], aliases)
+    masks = _masks([*layers, *ordered], hidden)
+    return SandboxView([*layers, *ordered, *masks], aliases)
+
+
+def _masks(layers: Sequence[_Layer], hidden: Sequence[str | Path]) -> list[_Layer]:
+    """A read-only tmpfs over each hidden folder that a host bind (not a volume)
+    would otherwise show; the folder exists there, so no mount point is made."""
+    out: list[_Layer] = []
+    for path in sorted({os.path.normpath(os.path.abspath(h)) for h in hidden}):
+        binds = [
+            lay
+            for lay in layers
+            if lay.host is not None
+            and not lay.volume
+            and lay.container != path
+            and _within(path, lay.container)
+        ]
+        if binds and os.path.isdir(path):
+            args = ("--perms", "0555", "--tmpfs", path, "--remount-ro", path)
+            out.append(_Layer(path, None, True, args))
+    return out
 
 
 def _volumes(mounts: Sequence[Mount], forbidden: Sequence[str]) -> list[_Layer]:
     out: list[_Layer] = []
+    targets: set[str] = set()
     for mount in mounts:
         target = normalize_abs(mount.container_path, "volume mount path")
         if target == "/" or any(_within(target, f) for f in forbidden):
             raise PreflightError(
                 f"a volume cannot be mounted at {target}; use a path like /var/data"
             )
-        if any(layer.container == target for layer in out):
+        if target in targets:
             raise PreflightError(f"two volumes are mounted at {target}")
-        host = Path(mount.host_path).resolve()
-        if not host.is_dir():
-            raise PreflightError(
-                f"volume source {mount.host_path} does not exist or is not a "
-                "directory; create it first"
-            )
-        out.append(_bind(host, target, mount.read_only, volume=True))
+        targets.add(target)
+        if mount.fd is None:
+            raise PreflightError(f"volume source {mount.host_path} is not open")
+        option = "--ro-bind-fd" if mount.read_only else "--bind-fd"
+        host = Path(f"/proc/self/fd/{mount.fd}")  # the very folder that was opened
+        args = (option, str(mount.fd), target)
+        out.append(_Layer(target, host, mount.read_only, args, volume=True))
     return out
-
-
-_NO_ISOLATION = "jobs run as plain processes without isolation"
-_PROBE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-
-
-def detect_sandbox() -> tuple[SandboxMode, str]:
-    """The best sandbox available here, and a sentence saying what was found.
-
-    Runs ``bwrap --version`` and a probe sandbox (a few ms, blocking): call it once
-    at start-up, off the event loop. Never returns UNSHARE.
-    """
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        return SandboxMode.PLAIN, (
-            f"bwrap not found: {_NO_ISOLATION} (apt-get install bubblewrap)"
-        )
-
-    def run(*cmd: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            cmd, capture_output=True, text=True, timeout=10, env=_PROBE_ENV, cwd="/"
-        )
-
-    try:
-        version = run(bwrap, "--version").stdout.strip() or "bubblewrap"
-        probe = run(bwrap, *build_view([], []).args(), "true")
-    except (OSError, subprocess.SubprocessError) as exc:
-        return (
-            SandboxMode.PLAIN,
-            f"bwrap at {bwrap} cannot run ({exc}): {_NO_ISOLATION}",
-        )
-    if probe.returncode != 0:
-        reason = probe.stderr.strip() or f"exit code {probe.returncode}"
-        return SandboxMode.PLAIN, (
-            f"bwrap at {bwrap} cannot create a sandbox here ({reason}): {_NO_ISOLATION}"
-        )
-    return SandboxMode.BWRAP, f"{version} at {bwrap}"

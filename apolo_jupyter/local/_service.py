@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
-import shlex
+import os
 import time
 from collections import defaultdict
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 from ..client._models import JobStatus
+from ._command import split
 from ._executor import Executor, JobSpec, Mount, PreflightError, RunningJob
 from ._logs import index_log
 from ._records import JobRecord, TransitionRefused
-from ._requests import BadRequest, storage_host_path
+from ._requests import BadRequest, volume_parts
 from ._scheduler import Demand, plan
 from ._settings import Settings
 from ._store import Store
+from ._validate import MAX_LIFE_SPAN
+from ._volume_fs import VolumeError, check_volume, open_volume
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +126,17 @@ class JobService:
         await proc.kill_now()
 
     def set_life_span(self, job_id: str, minutes: int, *, additional: bool) -> None:
-        """Record a new life span (enforced by the scheduler)."""
+        """Record a new life span (enforced by the scheduler). A refused change
+        leaves the job as it was."""
         job = self._jobs.get(job_id) or self.get(job_id)
         if job.status.is_finished:
             raise BadRequest(f"job {job_id} has finished; its life span cannot change")
         base = (job.max_run_time_minutes or 0) if additional else 0
+        if base + minutes > MAX_LIFE_SPAN:
+            raise BadRequest(
+                f"the life span would be {base + minutes} minutes; the limit is "
+                f"{MAX_LIFE_SPAN}"
+            )
         job.max_run_time_minutes = base + minutes
         self._commit(job)
         if job.status == JobStatus.RUNNING:
@@ -257,19 +267,24 @@ class JobService:
         task.add_done_callback(self._background.discard)
 
     def _check_volumes(self, job: JobRecord) -> None:
+        storage = self._settings.paths.storage_dir
         for volume in job.container.get("volumes", ()):
-            host = storage_host_path(self._settings, volume["src_storage_uri"])
-            if volume["read_only"] and not host.is_dir():
+            parts = volume_parts(volume["src_storage_uri"])
+            try:
+                check_volume(storage, parts, must_exist=volume["read_only"])
+            except VolumeError as exc:
+                raise BadRequest(str(exc)) from None
+            except OSError as exc:
                 raise BadRequest(
-                    f"read-only volume source {volume['src_storage_uri']} does not "
-                    "exist: create the folder first (client.storage.mkdir) or mount it rw"
-                )
+                    f"volume source {volume['src_storage_uri']} cannot be opened: "
+                    f"{exc.strerror or exc}"
+                ) from None
 
-    def _spec(self, job: JobRecord) -> JobSpec:
+    @contextlib.contextmanager
+    def _spec(self, job: JobRecord) -> Iterator[JobSpec]:
+        """The job to run, with each volume's folder open (closed on exit)."""
         container = job.container
-        argv = shlex.split(container.get("entrypoint") or "") + shlex.split(
-            container["command"]
-        )
+        argv = split(container.get("entrypoint") or "") + split(container["command"])
         env = dict(container.get("env") or {})
         if job.pass_config:
             passed = base64.b64encode(
@@ -284,23 +299,30 @@ class JobService:
                 ).encode()
             ).decode()
             env["APOLO_PASSED_CONFIG"] = env["NEURO_PASSED_CONFIG"] = passed
-        mounts = []
-        for volume in container.get("volumes", ()):
-            host = storage_host_path(self._settings, volume["src_storage_uri"])
-            if not volume["read_only"]:
-                host.mkdir(parents=True, exist_ok=True)
-            mounts.append(Mount(host, volume["dst_path"], volume["read_only"]))
-        log_path = self.log_path(job.id)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        return JobSpec(
-            job.id,
-            argv,
-            env,
-            container.get("working_dir"),
-            mounts,
-            log_path,
-            tty=bool(container.get("tty")),
-        )
+        storage = self._settings.paths.storage_dir
+        with contextlib.ExitStack() as fds:
+            mounts = []
+            for volume in container.get("volumes", ()):
+                parts = volume_parts(volume["src_storage_uri"])
+                read_only = volume["read_only"]
+                try:
+                    fd = open_volume(storage, parts, create=not read_only)
+                except VolumeError as exc:
+                    raise PreflightError(str(exc)) from None
+                fds.callback(os.close, fd)
+                host = storage.joinpath(*parts)
+                mounts.append(Mount(host, volume["dst_path"], read_only, fd))
+            log_path = self.log_path(job.id)
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            yield JobSpec(
+                job.id,
+                argv,
+                env,
+                container.get("working_dir"),
+                mounts,
+                log_path,
+                tty=bool(container.get("tty")),
+            )
 
     async def _run(self, job: JobRecord) -> None:
         try:
@@ -321,7 +343,8 @@ class JobService:
 
     async def _run_once(self, job: JobRecord) -> None:
         try:
-            proc = await self._executor.start(self._spec(job))
+            with self._spec(job) as spec:
+                proc = await self._executor.start(spec)
         except (PreflightError, BadRequest, OSError) as exc:
             self._transition(job, JobStatus.FAILED, "ContainerCannotRun", str(exc))
             return

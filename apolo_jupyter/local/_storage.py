@@ -2,7 +2,7 @@
 
 The storage lives in ``settings.paths.storage_dir``, laid out ``<org>/<project>/
 <path>`` as on the real platform (jobs mount the same folders, see
-``_requests.storage_host_path``). Paths are checked by ``_storage_fs.locate`` before
+``_volume_fs``). Paths are checked by ``_storage_fs.locate`` before
 anything is touched and reached through folder fds (``_storage_ops``). Bodies are
 streamed both ways (``_storage_io``): whole-chunk disk writes run in a thread and
 files go out with ``sendfile``, so a large transfer never stalls the event loop.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import stat
@@ -30,12 +31,15 @@ from ._storage_ops import (
     is_dir,
     list_dir,
     make_dirs,
+    new_version,
     open_file,
     remove,
     rename,
 )
 from ._web import SETTINGS
 
+log = logging.getLogger(__name__)
+_STARTED = "apolo_storage_response"  # the response whose headers were sent
 NDJSON = "application/x-ndjson"
 NDJSON_BATCH = 1000
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -74,9 +78,15 @@ def _regular(fd: int, entry: Entry) -> int:
     return st.st_size
 
 
+async def _start(request: web.Request, resp: web.StreamResponse) -> None:
+    """Send the headers; from then on an error can only cut the body short."""
+    request[_STARTED] = resp
+    await resp.prepare(request)
+
+
 async def _ndjson(request: web.Request, lines: list[str]) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": NDJSON})
-    await resp.prepare(request)
+    await _start(request, resp)
     with contextlib.suppress(ConnectionError):  # the client went away
         for start in range(0, len(lines), NDJSON_BATCH):
             batch = lines[start : start + NDJSON_BATCH]
@@ -119,7 +129,7 @@ async def read_file(request: web.Request, entry: Entry) -> web.StreamResponse:
         resp.headers["Accept-Ranges"] = "bytes"
         if rng:
             resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-        await resp.prepare(request)
+        await _start(request, resp)
         with contextlib.suppress(ConnectionError):  # the client went away
             await send(request, fd, start, end - start)
             await resp.write_eof()
@@ -132,13 +142,12 @@ async def read_file(request: web.Request, entry: Entry) -> web.StreamResponse:
 
 
 async def create_file(request: web.Request, entry: Entry) -> web.StreamResponse:
+    """The body goes to a temporary file that replaces the old one only once it
+    is complete: a failed upload leaves the old file as it was."""
     _check_depth(entry)
-    fd = open_file(entry, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    try:
-        _regular(fd, entry)
+    with new_version(entry) as (fd, commit):
         await receive(request, fd, 0)
-    finally:
-        os.close(fd)
+        commit()
     return web.Response(status=201)
 
 
@@ -152,11 +161,19 @@ async def write_file(request: web.Request, entry: Entry) -> web.StreamResponse:
     first, last = int(match[1]), int(match[2])
     fd = open_file(entry, os.O_WRONLY)
     try:
-        _regular(fd, entry)
-        written = await receive(request, fd, first)
+        size = _regular(fd, entry)
+        complete = False
+        try:
+            written = await receive(request, fd, first)
+            complete = written == last - first + 1
+        finally:
+            if not complete and os.fstat(fd).st_size > size:
+                # A failed append (client gone, disk full, short body) leaves the
+                # file as it was; bytes rewritten inside the old size stay.
+                os.ftruncate(fd, size)
     finally:
         os.close(fd)
-    if written != last - first + 1:
+    if not complete:
         raise StorageError(
             400,
             f"the body has {written} bytes but Content-Range names "
@@ -234,11 +251,20 @@ async def storage(request: web.Request) -> web.StreamResponse:
         api_path = entry.api_path
         return await handler(request, entry)
     except StorageError as exc:
-        return _error(exc)
+        error = exc
     except OSError as exc:
-        return _error(os_error(exc, api_path))
+        error = os_error(exc, api_path)
     except ValueError as exc:  # e.g. a name the file system cannot encode
-        return _error(StorageError(400, f"invalid storage path: {exc}", None))
+        error = StorageError(400, f"invalid storage path: {exc}", None)
+    started: web.StreamResponse | None = request.get(_STARTED)
+    if started is not None:
+        # The headers are out: a second response would be read as the answer to
+        # the connection's next request. Cut this one short instead.
+        log.warning("storage %s %s failed mid-response: %s", op, api_path, error)
+        if request.transport is not None:
+            request.transport.close()
+        return started
+    return _error(error)
 
 
 def add_storage_routes(app: web.Application) -> None:

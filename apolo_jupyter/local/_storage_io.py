@@ -42,6 +42,8 @@ async def send(request: web.Request, fd: int, offset: int, count: int) -> None:
     """``sendfile`` the bytes: no copy through Python (asyncio falls back to reads
     in a thread where the transport cannot). A file truncated meanwhile gives a
     short body, which the client detects."""
+    if count <= 0:  # an empty file: nothing to send (sendfile refuses 0)
+        return
     transport = request.transport
     if transport is None:
         raise ConnectionResetError("the client went away")
@@ -91,5 +93,20 @@ async def receive(request: web.Request, fd: int, offset: int) -> int:
                 break
     finally:
         if writing is not None:
-            await writing
+            await _finish(writing)
     return total
+
+
+async def _finish(writing: asyncio.Future[None]) -> None:
+    """Wait for the thread writing to the caller's fd, even when cancelled: the
+    caller closes the fd next, and a write into a reused fd number would land
+    in another file. A cancellation is passed on once the write is over."""
+    cancelled = False
+    while not writing.done():
+        try:
+            await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    writing.result()

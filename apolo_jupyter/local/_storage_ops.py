@@ -9,7 +9,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ._storage_fs import (
@@ -22,6 +25,9 @@ from ._storage_fs import (
     refused,
     walk,
 )
+
+# Uploads in progress (CREATE) are written under this name, then renamed.
+UPLOAD_PREFIX = ".apolo-upload-"
 
 
 def _kind(mode: int) -> str:
@@ -112,6 +118,49 @@ def open_file(entry: Entry, flags: int) -> int:
             0o666,
             dir_fd=fd,
         )
+
+
+@contextmanager
+def new_version(entry: Entry) -> Iterator[tuple[int, Callable[[], None]]]:
+    """CREATE: a temporary file beside the (followed) entry, and ``commit`` that
+    renames it over the entry. Until then the old file is untouched; a
+    temporary file not committed (client gone, disk full) is removed."""
+    real = entry.follow()
+    if real == entry.root:
+        raise IsADirectoryError(errno.EISDIR, "Is a directory")
+    name = os.path.basename(real)
+    with folder_of(entry, real) as folder:
+        try:
+            old: os.stat_result | None = os.stat(
+                name, dir_fd=folder, follow_symlinks=False
+            )
+        except FileNotFoundError:
+            old = None
+        if old is not None and stat.S_ISDIR(old.st_mode):
+            raise StorageError(
+                400, f"Is a directory: {entry.uri}; name a file inside it", "EISDIR"
+            )
+        if old is not None and not stat.S_ISREG(old.st_mode):
+            raise refused(entry.api_path, "is not a regular file")
+        temp = f"{UPLOAD_PREFIX}{secrets.token_hex(8)}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(temp, flags, 0o666, dir_fd=folder)
+        committed = False
+
+        def commit() -> None:
+            nonlocal committed
+            os.rename(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
+            committed = True
+
+        try:
+            if old is not None:
+                os.fchmod(fd, stat.S_IMODE(old.st_mode))
+            yield fd, commit
+        finally:
+            os.close(fd)
+            if not committed:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp, dir_fd=folder)
 
 
 def _mode(entry: Entry, real: str) -> int | None:

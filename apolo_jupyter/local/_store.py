@@ -1,9 +1,19 @@
-"""SQLite state: one row per job, holding its JobDescription JSON."""
+"""SQLite state: one row per job, holding its JobDescription JSON.
+
+``state.db`` is made under a temporary name and renamed into place once its
+schema is written, so an existing ``state.db`` always has a header: an empty or
+unreadable one is damage, never a fresh start. The platform then refuses to
+start with a ``StateError`` that names the file, says what is wrong and how to
+recover (``apolo-jupyter local start --reset-state`` keeps the damaged file
+beside it and starts with an empty history).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,12 +53,53 @@ class JobFilter:
         return all(tag in tags for tag in self.tags)
 
 
+class StateError(RuntimeError):
+    """The platform's state cannot be used; the message says how to recover."""
+
+
+RESET_HINT = (
+    "The platform does not start over on its own, so that no job history is lost "
+    "silently. To keep a copy of the damaged file and start with an empty "
+    "history, run: apolo-jupyter local start --reset-state"
+)
+
+
+def _create(path: Path) -> None:
+    """A new, empty state database at ``path``, complete before it appears."""
+    tmp = path.with_name(f".{path.name}.new-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    db = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        db.executescript(SCHEMA)
+    finally:
+        db.close()
+    os.replace(tmp, path)
+
+
+def _damaged(path: Path, what: str) -> StateError:
+    return StateError(f"the job history {path} {what}. {RESET_HINT}")
+
+
 class Store:
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        if not path.exists():
+            _create(path)
+        elif path.stat().st_size == 0:
+            raise _damaged(path, "is empty (0 bytes): it was truncated")
+        try:
+            self._db = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            check = self._db.execute("PRAGMA quick_check").fetchone()
+            if check is None or check[0] != "ok":
+                raise sqlite3.DatabaseError(check[0] if check else "no answer")
+            self._db.execute(
+                "SELECT seq, id, name, owner, status, created_at, body FROM jobs LIMIT 0"
+            )
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(path, f"is damaged ({exc})") from None
 
     def close(self) -> None:
         self._db.close()
@@ -125,3 +176,17 @@ class Store:
                 yield out
             if left is not None and left <= 0:
                 return
+
+
+def set_aside(path: Path) -> Path | None:
+    """Move a state database (and its WAL files) aside as
+    ``<name>.damaged-<time>``; returns the new path, None if there was none."""
+    if not path.exists():
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    kept = path.with_name(f"{path.name}.damaged-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        source = path.with_name(path.name + suffix)
+        if source.exists():
+            os.replace(source, kept.with_name(kept.name + suffix))
+    return kept

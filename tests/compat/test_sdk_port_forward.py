@@ -12,7 +12,14 @@ import pytest
 from apolo_jupyter import Client
 
 from ..conftest import free_port
-from ..test_port_forward import ECHO, GRPC_DIR, echo_roundtrip, serving_job
+from ..test_port_forward import (
+    ECHO,
+    GRPC_DIR,
+    GRPC_JOB_DIR,
+    echo_roundtrip,
+    grpc_volume,
+    serving_job,
+)
 
 apolo_sdk: Any = pytest.importorskip("apolo_sdk")
 
@@ -20,10 +27,9 @@ apolo_sdk: Any = pytest.importorskip("apolo_sdk")
 async def test_sdk_port_forward_fetches_http(client: Client, sdk_client: Any) -> None:
     port = free_port()
     command = (
-        f"python3 -m http.server {port} --bind 127.0.0.1 "
-        f"--directory {shlex.quote(str(GRPC_DIR))}"
+        f"python3 -m http.server {port} --bind 127.0.0.1 --directory {GRPC_JOB_DIR}"
     )
-    job = await serving_job(client, command, port)
+    job = await serving_job(client, command, port, [await grpc_volume(client)])
     try:
         local = free_port()
         async with (
