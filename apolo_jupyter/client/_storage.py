@@ -4,23 +4,38 @@ Every URI goes through :func:`normalize_storage_path_uri` (``storage:folder`` is
 ``folder`` in the current project). Transfers are streamed, never held whole in
 memory: an upload is a CREATE with the first MiB and one WRITE per further MiB (the
 ``apolo_sdk`` protocol), a few in flight at once; a download is one streamed OPEN
-written to disk while the next bytes arrive (see ``_storage_transfer``)."""
+written to disk while the next bytes arrive (see ``_storage_transfer``). One file's
+``update``/``continue_`` and progress are in ``_storage_files``, folders in
+``_storage_dirs``, ``glob`` in ``_storage_glob``; the methods here check their
+arguments and hand over."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import json
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import aiohttp
 from yarl import URL
 
 from ._config import Config
 from ._core import DEFAULT_TIMEOUT, Core
-from ._errors import ConnectionDropped, NDJSONError, ResourceNotFound
+from ._errors import NDJSONError, ResourceNotFound
+from ._file_filter import AsyncFilterFunc
+from ._storage_dirs import download_dir, upload_dir
+from ._storage_files import (
+    ServerClock,
+    download_offset,
+    fetch_file,
+    send_file,
+    upload_offset,
+)
+from ._storage_glob import glob
 from ._storage_models import (
     DiskUsageInfo,
     FileStatus,
@@ -28,7 +43,9 @@ from ._storage_models import (
     file_status_from_ls,
     file_status_from_stat,
 )
-from ._storage_transfer import download_resuming, local_path, upload_stream
+from ._storage_progress import AbstractFileProgress, Reporter
+from ._storage_progress import AbstractRecursiveFileProgress as FolderProgress
+from ._storage_transfer import local_path
 from ._url_utils import normalize_storage_path_uri
 from ._utils import asyncgeneratorcontextmanager
 
@@ -57,6 +74,7 @@ class Storage:
     def __init__(self, core: Core, config: Config) -> None:
         self._core = core
         self._config = config
+        self._clock = ServerClock()  # for update= and continue_=
 
     # ------------------------------------------------------------ addressing
 
@@ -82,7 +100,9 @@ class Storage:
         uri = self._normalize(uri)
         url = self._url(uri).with_query(op="LISTSTATUS")
         headers = {"Accept": NDJSON}
+        sent = time.time()
         async with self._core.request("GET", url, headers=headers) as resp:
+            self._clock.observe(sent, resp.headers)
             if resp.headers.get("Content-Type", "").startswith(NDJSON):
                 async for line in resp.content:
                     if not line.strip():
@@ -100,7 +120,9 @@ class Storage:
         uri = self._normalize(uri)
         assert uri.host is not None
         url = self._url(uri).with_query(op="GETFILESTATUS")
+        sent = time.time()
         async with self._core.request("GET", url) as resp:
+            self._clock.observe(sent, resp.headers)
             body = await resp.json()
         return file_status_from_stat(uri.host, body["FileStatus"])
 
@@ -243,21 +265,20 @@ class Storage:
         *,
         update: bool = False,
         continue_: bool = False,
-        progress: Any = None,
+        progress: AbstractFileProgress | None = None,
     ) -> None:
         """Copy a local file to storage (``dst`` names the file, not a folder).
-
-        ``update``: skip when storage has the same size and is not older;
-        ``continue_``: append what is missing when storage has a prefix of it.
-        ``progress`` is taken for ``apolo_sdk``'s signature; it is not called yet.
-        """
+        ``update``: skip it if storage's copy is newer; ``continue_``: resume an
+        interrupted upload (see ``_storage_files``)."""
         path = local_path(src)
         dst = self._normalize(dst)
         if not path.exists():
             raise FileNotFoundError(errno.ENOENT, "No such file", str(path))
         if path.is_dir():
             raise IsADirectoryError(
-                errno.EISDIR, "Is a directory (upload its files one by one)", str(path)
+                errno.EISDIR,
+                "Is a directory (upload it with upload_dir, or %apolo_cp -r)",
+                str(path),
             )
         existing = await self._exists(dst)
         if existing is not None and existing.is_dir():
@@ -276,33 +297,14 @@ class Storage:
                     "mkdir(..., parents=True))",
                     str(dst.parent),
                 )
-        offset = 0
+        offset: int | None = 0
         if existing is not None and (update or continue_):
-            local = path.stat()
-            if local.st_size == existing.size and (
-                continue_ or local.st_mtime <= existing.modification_time + 1
-            ):
-                return
-            if continue_ and local.st_size > existing.size:
-                offset = existing.size
-        stream = await asyncio.to_thread(path.open, "rb")
-        try:
-            if offset:
-                await asyncio.to_thread(stream.seek, offset)
-                await upload_stream(
-                    stream,
-                    lambda chunk: self.write(dst, chunk, offset),
-                    lambda chunk, at: self.write(dst, chunk, at),
-                    start=offset,
-                )
-            else:
-                await upload_stream(
-                    stream,
-                    lambda chunk: self.create(dst, chunk),
-                    lambda chunk, at: self.write(dst, chunk, at),
-                )
-        finally:
-            await asyncio.to_thread(stream.close)
+            local = await asyncio.to_thread(path.stat)
+            offset = upload_offset(
+                local, existing, self._clock, update=update, continue_=continue_
+            )
+        if offset is not None:
+            await send_file(self, path, dst, offset, Reporter(progress))
 
     async def download_file(
         self,
@@ -311,41 +313,91 @@ class Storage:
         *,
         update: bool = False,
         continue_: bool = False,
-        progress: Any = None,
+        progress: AbstractFileProgress | None = None,
     ) -> None:
         """Copy a storage file to a local file (created or overwritten).
-
-        A dropped connection does not lose the transfer: it goes on from the
-        byte where it stopped (as ``apolo_sdk`` does). ``continue_`` resumes a
-        partial local file; ``update`` skips a local copy that is not older.
-        ``progress`` is taken for ``apolo_sdk``'s signature; it is not called yet.
-        """
+        ``update``: skip it if the local copy is newer; ``continue_``: resume an
+        interrupted download."""
         src = self._normalize(src)
         path = local_path(dst)
         status = await self.stat(src)
         if not status.is_file():
             raise IsADirectoryError(
-                errno.EISDIR, f"Is not a file ({status.type.value.lower()})", str(src)
+                errno.EISDIR,
+                f"Is not a file ({status.type.value.lower()}; a folder comes "
+                "with download_dir, or %apolo_cp -r)",
+                str(src),
             )
-        mode = "wb"
-        if (update or continue_) and path.is_file():
-            local = path.stat()
-            if local.st_size == status.size and (
-                continue_ or local.st_mtime + 1 >= status.modification_time
-            ):
-                return
-            if continue_ and local.st_size < status.size:
-                mode = "ab"
-        stream: BinaryIO = await asyncio.to_thread(path.open, mode)  # type: ignore[arg-type]
-        try:
-            await download_resuming(
-                lambda at: self.open(src, offset=at),
-                stream,
-                status.size,
-                dropped=ConnectionDropped,
-            )
-        finally:
-            await asyncio.to_thread(stream.close)
+        offset: int | None = 0
+        if update or continue_:
+            try:
+                local = await asyncio.to_thread(path.stat)
+            except OSError:
+                local = None
+            if local is not None and path.is_file():
+                offset = download_offset(
+                    local, status, self._clock, update=update, continue_=continue_
+                )
+        if offset is not None:
+            await fetch_file(self, src, path, status.size, offset, Reporter(progress))
+
+    async def upload_dir(
+        self,
+        src: URL | Path | str,
+        dst: URL,
+        *,
+        update: bool = False,
+        continue_: bool = False,
+        filter: AsyncFilterFunc | None = None,
+        ignore_file_names: AbstractSet[str] = frozenset(),
+        progress: FolderProgress | None = None,
+    ) -> None:
+        """Copy a local folder into storage folder ``dst`` (created), several
+        files at once. ``filter(relative_path)`` chooses what goes;
+        ``ignore_file_names`` (e.g. ``{".gitignore"}``) names rule files read in
+        each folder and above it (see ``_file_filter``)."""
+        await upload_dir(
+            self,
+            src,
+            dst,
+            update=update,
+            continue_=continue_,
+            filter=filter,
+            ignore_file_names=ignore_file_names,
+            progress=progress,
+        )
+
+    async def download_dir(
+        self,
+        src: URL,
+        dst: URL | Path | str,
+        *,
+        update: bool = False,
+        continue_: bool = False,
+        filter: AsyncFilterFunc | None = None,
+        progress: FolderProgress | None = None,
+    ) -> None:
+        """Copy storage folder ``src`` into local folder ``dst`` (created)."""
+        await download_dir(
+            self,
+            src,
+            dst,
+            update=update,
+            continue_=continue_,
+            filter=filter,
+            progress=progress,
+        )
+
+    @asyncgeneratorcontextmanager
+    async def glob(
+        self, uri: URL, *, dironly: bool = False
+    ) -> AsyncGenerator[URL, None]:
+        """Storage URIs matching the shell pattern ``uri`` (``**`` recurses).
+        A ``?`` parsed as the start of a query is taken back into the path."""
+        if uri.raw_query_string:
+            uri = URL(f"{uri.with_query(None)}%3F{uri.raw_query_string}")
+        async for found in glob(self, uri, dironly):
+            yield found
 
     # apolo_sdk's name for ls
     list = ls

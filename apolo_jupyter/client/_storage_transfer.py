@@ -3,11 +3,17 @@
 Disk reads and writes run in a thread while the network side keeps going: an
 upload keeps a few WRITE requests in flight (each names its offset, so their
 order does not matter); a download writes one MiB to disk while the next arrives.
+
+An upload that stops half way (a dropped connection, Ctrl-C, a killed process)
+leaves a storage file whose first ``size - UPLOAD_WINDOW`` MiB are surely written:
+WRITEs are awaited oldest first, and the last chunk goes only once all before it
+are in, so a file of the full size is a complete one (``resume_offset``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -19,8 +25,8 @@ from ._url_utils import normalize_local_path_uri
 CHUNK = 1 << 20
 # WRITE requests in flight during an upload (each carries one CHUNK).
 UPLOAD_WINDOW = 4
-# A download goes on after this many dropped connections in a row with no byte.
-RESUME_ATTEMPTS = 10
+
+OnBytes = Callable[[int], None]
 
 
 def local_path(path: URL | Path | str) -> Path:
@@ -30,36 +36,54 @@ def local_path(path: URL | Path | str) -> Path:
     return Path(path)
 
 
+def resume_offset(remote_size: int) -> int:
+    """Where to continue an interrupted upload whose storage file has
+    ``remote_size`` bytes: before the WRITEs that may not have landed."""
+    return max(0, (remote_size // CHUNK - UPLOAD_WINDOW) * CHUNK)
+
+
+def _nothing(count: int) -> None:
+    pass
+
+
 async def upload_stream(
     stream: BinaryIO,
     create: Callable[[bytes], Awaitable[None]],
     write: Callable[[bytes, int], Awaitable[None]],
     *,
-    start: int = 0,
+    offset: int = 0,
+    on_bytes: OnBytes = _nothing,
 ) -> None:
-    """``create`` with the first chunk (empty for an empty file), then ``write``
-    every further chunk at its offset, ``UPLOAD_WINDOW`` at a time. ``start`` is
-    the stream's offset in the file (a resumed upload)."""
-    chunk = await asyncio.to_thread(stream.read, CHUNK)
-    await create(chunk)
-    offset = start + len(chunk)
-    writing: set[asyncio.Task[None]] = set()
+    """From ``offset`` 0: ``create`` with the first chunk (empty for an empty
+    file), then ``write`` every further chunk at its offset, ``UPLOAD_WINDOW`` at
+    a time. From another ``offset``: only ``write``s, from there on."""
+    if offset == 0:
+        chunk = await asyncio.to_thread(stream.read, CHUNK)
+        await create(chunk)
+        on_bytes(len(chunk))
+        offset = len(chunk)
+        if len(chunk) < CHUNK:
+            return
+    else:
+        await asyncio.to_thread(stream.seek, offset)
+    writing: deque[asyncio.Task[None]] = deque()
 
     async def one(data: bytes, at: int) -> None:
         await write(data, at)
+        on_bytes(len(data))
 
     try:
-        while chunk := await asyncio.to_thread(stream.read, CHUNK):
-            if len(writing) >= UPLOAD_WINDOW:
-                done, writing = await asyncio.wait(
-                    writing, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
-                    task.result()
-            writing.add(asyncio.create_task(one(chunk, offset)))
+        chunk = await asyncio.to_thread(stream.read, CHUNK)
+        while chunk:
+            following = await asyncio.to_thread(stream.read, CHUNK)
+            # the oldest first; and the last chunk only after all the others
+            while writing and (len(writing) >= UPLOAD_WINDOW or not following):
+                await writing.popleft()
+            writing.append(asyncio.create_task(one(chunk, offset)))
             offset += len(chunk)
+            chunk = following
         while writing:
-            await writing.pop()
+            await writing.popleft()
     finally:
         for task in writing:
             task.cancel()
@@ -70,15 +94,19 @@ def _write_all(stream: BinaryIO, blocks: list[bytes]) -> None:
     stream.writelines(blocks)
 
 
-async def download_stream(chunks: AsyncIterator[bytes], stream: BinaryIO) -> None:
+async def download_stream(
+    chunks: AsyncIterator[bytes], stream: BinaryIO, on_bytes: OnBytes = _nothing
+) -> None:
     """Write ``chunks`` to ``stream``; one MiB goes to disk while the next arrives.
+    ``on_bytes`` counts what reached the file.
 
-    Whatever arrived is on disk when this returns or raises, so a caller can go on
-    from ``stream.tell()`` after a dropped connection.
+    Whatever arrived is in the file when this returns or raises, so a caller can
+    go on from ``stream.tell()`` after a dropped connection.
     """
     pending: list[bytes] = []
     size = 0
     writing: asyncio.Future[None] | None = None
+    written = 0
     try:
         async for data in chunks:
             pending.append(data)
@@ -86,38 +114,15 @@ async def download_stream(chunks: AsyncIterator[bytes], stream: BinaryIO) -> Non
             if size >= CHUNK:
                 if writing is not None:
                     await writing
+                    on_bytes(written)
                 writing = asyncio.ensure_future(
                     asyncio.to_thread(_write_all, stream, pending)
                 )
-                pending, size = [], 0
+                pending, written, size = [], size, 0
     finally:
         if writing is not None:
-            await asyncio.gather(writing, return_exceptions=True)
+            await writing
+            on_bytes(written)
         if pending:
             await asyncio.to_thread(_write_all, stream, pending)
-
-
-async def download_resuming(
-    open_at: Callable[[int], AsyncIterator[bytes]],
-    stream: BinaryIO,
-    size: int,
-    *,
-    attempts: int = RESUME_ATTEMPTS,
-    dropped: type[Exception],
-) -> None:
-    """Download ``size`` bytes into ``stream`` from its position; when the
-    connection drops (``dropped``), ask again from the byte where it stopped.
-    Gives up after ``attempts`` drops in a row without progress."""
-    failures = 0
-    while True:
-        start = stream.tell()
-        try:
-            await download_stream(open_at(start), stream)
-            return
-        except dropped:
-            if stream.tell() >= size:
-                return  # every byte had arrived before the drop
-            failures = 0 if stream.tell() > start else failures + 1
-            if failures >= attempts:
-                raise
-            await asyncio.sleep(0.1 * failures)
+            on_bytes(size)

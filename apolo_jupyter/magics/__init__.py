@@ -83,10 +83,54 @@ def _split_argv(line: str, name: str) -> tuple[list[str], list[str] | None]:
     return argv[:at], argv[at + 1 :]
 
 
+def _code_options(cell: bool) -> Any:
+    """Ours (not `apolo run`'s): the notebook's folder to the job, and for a
+    Python cell, values in and out."""
+    options = [
+        argument(
+            "--sync",
+            nargs="?",
+            const=".",
+            default=None,
+            metavar="DIR",
+            help="upload what changed in DIR (default: the notebook's folder) and "
+            "mount it read-only as the job's working directory",
+        )
+    ]
+    if cell:
+        options += [
+            argument(
+                "--result",
+                metavar="VAR",
+                help="with --python: store the value of the cell's last expression "
+                "in VAR here",
+            ),
+            argument(
+                "--push",
+                metavar="A,B",
+                help="with --python: send these notebook variables to the job as "
+                "globals",
+            ),
+            argument(
+                "--keep",
+                action="store_true",
+                help="keep the --result/--push files in storage after reading them",
+            ),
+        ]
+
+    def decorate(func: Any) -> Any:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
 @magics_class
 class ApoloMagics(Magics):
     @magic_arguments()
     @_run_options
+    @_code_options(cell=False)
     @argument("image", nargs="?", help="image, e.g. ubuntu:latest or python:3.11")
     @argument("command", nargs="*", help="-- CMD...: the job's command (no shell)")
     @line_magic
@@ -100,6 +144,8 @@ class ApoloMagics(Magics):
         """
         before, after = _split_argv(line, "apolo_run")
         args = _parse_argv(self.apolo_run, before, "apolo_run")
+        if not args.image and args.sync not in (None, "."):  # --sync IMAGE -- CMD
+            args.image, args.sync = args.sync, "."
         if not args.image:
             raise UsageError(
                 "%apolo_run needs an image: %apolo_run [options] IMAGE [-- COMMAND...], "
@@ -110,10 +156,12 @@ class ApoloMagics(Magics):
         # As apolo run: one word after -- is the command as it is, several are
         # quoted and joined (the platform splits it again, without a shell).
         command = command_from_argv(after if after is not None else args.command)
-        return self._start(JobOptions.from_args(args, args.image, command))
+        options = JobOptions.from_args(args, args.image, command)
+        return self._start(options, self._code(args, None))
 
     @magic_arguments()
     @_run_options
+    @_code_options(cell=True)
     @argument("--image", default="python:3.11", help="image (default python:3.11)")
     @argument("--python", action="store_true", help="run the cell with python3 -c")
     @cell_magic
@@ -133,7 +181,14 @@ class ApoloMagics(Magics):
 
         program = ["python3", "-c"] if args.python else ["bash", "-c"]
         command = shlex.join([*program, cell])
-        return self._start(JobOptions.from_args(args, args.image, command))
+        options = JobOptions.from_args(args, args.image, command)
+        return self._start(options, self._code(args, cell))
+
+    def _code(self, args: Any, cell: str | None) -> Any:
+        from ._code import CodeOptions
+
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        return CodeOptions.from_args(args, cell, namespace)
 
     def _volumes(self, specs: list[str]) -> list[str]:
         """``-v @picker`` takes the mounts of a MountPicker (or list) in the namespace."""
@@ -155,16 +210,25 @@ class ApoloMagics(Magics):
             out.extend(value)
         return out
 
-    def _start(self, options: Any) -> Any:
+    def _start(self, options: Any, code: Any = None) -> Any:
         from dataclasses import replace
 
         from ._run import attach_job, start_job
 
         options = replace(options, volumes=tuple(self._volumes(list(options.volumes))))
-        job = start_job(options)
+        if code is not None:  # --sync, --result, --push (see _code)
+            options = code.before(options)
+        try:
+            job = start_job(options)
+        except BaseException:
+            if code is not None:
+                code.abandon()
+            raise
         result = attach_job(job.id, options)
         if options.out and self.shell is not None:
             self.shell.user_ns[options.out] = result
+        if code is not None:
+            code.after(result)
         return result
 
     @magic_arguments()
@@ -283,6 +347,40 @@ class ApoloMagics(Magics):
 
         args = _parse(self.apolo_use, line, "apolo_use")
         show_backend(args.backend, args.token)
+
+    @magic_arguments()
+    @argument("-r", "--recursive", action="store_true", help="copy folders too")
+    @argument(
+        "-u", "--update", action="store_true", help="skip files whose copy is newer"
+    )
+    @argument(
+        "-c",
+        "--continue",
+        dest="continue_",
+        action="store_true",
+        help="resume an interrupted copy: finished files are skipped, partial "
+        "ones continued",
+    )
+    @argument("src", help="local path or storage: URI; may be a pattern (*.csv)")
+    @argument("dst", help="storage: URI or local path; an existing folder takes SRC")
+    @line_magic
+    def apolo_cp(self, line: str) -> None:
+        """Copy files and folders between here and storage, with a progress bar.
+
+        Example::
+
+            %apolo_cp -r data storage:datasets/data
+        """
+        from ._cp import copy
+
+        args = _parse(self.apolo_cp, line, "apolo_cp")
+        copy(
+            args.src,
+            args.dst,
+            recursive=args.recursive,
+            update=args.update,
+            continue_=args.continue_,
+        )
 
     @magic_arguments()
     @argument("job", help="job id or name")

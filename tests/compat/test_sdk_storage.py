@@ -149,3 +149,63 @@ async def test_sdk_job_reads_an_uploaded_file_from_a_read_only_volume(
     assert "read-only" in logs.decode()
     async with sdk_client.storage.list(URL(f"storage:{folder}")) as entries:
         assert [entry.name async for entry in entries] == ["hello.txt"]
+
+
+async def test_folders_cross_between_the_sdk_and_our_client(
+    sdk_client: Any, client: Any, platform: Platform, tmp_path: Path
+) -> None:
+    """A tree the official SDK uploads, ours downloads byte for byte, and back;
+    both read the same .gitignore the same way."""
+    src = tmp_path / "src"
+    (src / "sub" / "deep").mkdir(parents=True)
+    (src / ".gitignore").write_text("*.log\n!keep.log\nsub/deep/\n")
+    files = {
+        "a.txt": b"a",
+        "big.bin": os.urandom(2 * MiB + 5),
+        "run.log": b"ignored",
+        "keep.log": b"kept",
+        "sub/b.txt": b"b",
+        "sub/deep/c.txt": b"ignored too",
+    }
+    for rel, data in files.items():
+        (src / rel).write_bytes(data)
+    folder = _folder()
+    ignore = frozenset({".gitignore"})
+    await sdk_client.storage.mkdir(URL(f"storage:{folder}"))  # both need the parent
+
+    await sdk_client.storage.upload_dir(
+        URL(src.as_uri()), URL(f"storage:{folder}/sdk"), ignore_file_names=ignore
+    )
+    await client.storage.upload_dir(
+        src, URL(f"storage:{folder}/ours"), ignore_file_names=ignore
+    )
+    root = platform.paths.storage_dir / "local" / "default" / folder
+
+    def tree(base: Path) -> dict[str, bytes]:
+        return {
+            p.relative_to(base).as_posix(): p.read_bytes()
+            for p in sorted(base.rglob("*"))
+            if p.is_file()
+        }
+
+    assert tree(root / "sdk") == tree(root / "ours")
+    assert set(tree(root / "ours")) == {".gitignore", "a.txt", "big.bin", "keep.log", "sub/b.txt"}  # fmt: skip
+
+    await client.storage.download_dir(URL(f"storage:{folder}/sdk"), tmp_path / "d1")
+    await sdk_client.storage.download_dir(
+        URL(f"storage:{folder}/ours"), URL((tmp_path / "d2").as_uri())
+    )
+    assert tree(tmp_path / "d1") == tree(tmp_path / "d2") == tree(root / "ours")
+
+    async with sdk_client.storage.glob(URL(f"storage:{folder}/*/*.txt")) as it:
+        theirs = sorted(str(u) for u in [u async for u in it])
+    async with client.storage.glob(URL(f"storage:{folder}/*/*.txt")) as it:
+        ours = sorted(str(u) for u in [u async for u in it])
+    assert (
+        ours
+        == theirs
+        == [
+            f"storage:{folder}/ours/a.txt",
+            f"storage:{folder}/sdk/a.txt",
+        ]
+    )

@@ -1,0 +1,327 @@
+"""Folders between the local disk and storage: ``upload_dir`` and ``download_dir``.
+
+A folder's subfolders are walked concurrently and up to ``MAX_FILES`` files are
+in flight at once, of which ``MAX_BIG`` of a MiB or more (each streamed with a
+few MiB in flight, see ``_storage_transfer``; so memory stays bounded), and a
+folder of many small files costs round trips in parallel, not in a row. Each folder is listed once (storage) or scanned once
+(local disk, in a thread); no file costs a request of its own before it is sent.
+The first error stops the transfer: the other files in flight are cancelled, and
+the error is raised as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from yarl import URL
+
+from ._errors import ResourceNotFound
+from ._file_filter import (
+    AsyncFilterFunc,
+    FileFilter,
+    _always_match,
+    load_parent_ignore_files,
+)
+from ._storage_files import download_offset, fetch_file, send_file, upload_offset
+from ._storage_models import FileStatus
+from ._storage_progress import Reporter
+from ._storage_transfer import CHUNK, local_path
+
+if TYPE_CHECKING:
+    from ._storage import Storage
+
+MAX_FILES = 16  # files transferred at once by one folder transfer
+MAX_BIG = 4  # of which files of CHUNK bytes or more
+
+
+class Slots:
+    """Room for one more file in flight, and for one more big one."""
+
+    def __init__(self) -> None:
+        self.files = asyncio.Semaphore(MAX_FILES)
+        self.big = asyncio.Semaphore(MAX_BIG)
+
+    @contextlib.asynccontextmanager
+    async def take(self, size: int) -> AsyncIterator[None]:
+        async with self.files:
+            if size < CHUNK:
+                yield
+            else:
+                async with self.big:
+                    yield
+
+
+@dataclass(frozen=True)
+class LocalEntry:
+    name: str
+    kind: str  # "file", "dir" or "other"
+    stat: os.stat_result | None
+
+
+def scan(path: Path) -> list[LocalEntry]:
+    """A local folder's entries (symlinks followed), read in one go."""
+    out = []
+    with os.scandir(path) as entries:
+        for entry in entries:
+            try:
+                st = entry.stat()
+            except OSError:
+                out.append(LocalEntry(entry.name, "other", None))
+                continue
+            kind = (
+                "dir"
+                if stat.S_ISDIR(st.st_mode)
+                else "file"
+                if stat.S_ISREG(st.st_mode)
+                else "other"
+            )
+            out.append(LocalEntry(entry.name, kind, st))
+    return sorted(out, key=lambda e: e.name)
+
+
+def _key(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
+
+
+async def run_all(coros: Iterable[Awaitable[Any]]) -> None:
+    """Await all; on the first error cancel the rest and raise that error."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    if not tasks:
+        return
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _Upload:
+    def __init__(
+        self,
+        storage: Storage,
+        update: bool,
+        continue_: bool,
+        ignore_file_names: AbstractSet[str],
+        report: Reporter,
+    ) -> None:
+        self.storage = storage
+        self.update = update
+        self.continue_ = continue_
+        self.ignore_file_names = ignore_file_names
+        self.report = report
+        self.slots = Slots()
+
+    async def _remote_files(self, dst: URL, compare: bool) -> dict[str, FileStatus]:
+        """Make sure ``dst`` is a folder; its files when they will be compared."""
+        if compare:
+            try:
+                async with self.storage.ls(dst) as entries:
+                    return {e.name: e async for e in entries if e.is_file()}
+            except ResourceNotFound:
+                pass
+        try:
+            await self.storage.mkdir(dst, parents=True, exist_ok=True)
+        except FileExistsError:
+            raise NotADirectoryError(
+                errno.ENOTDIR, "Not a directory (a file has that name)", str(dst)
+            ) from None
+        return {}
+
+    async def folder(
+        self,
+        path: Path,
+        dst: URL,
+        rel: str,
+        filter: AsyncFilterFunc,
+        above: frozenset[tuple[int, int]] = frozenset(),
+    ) -> None:
+        """``above``: the folders this one is in (device, inode), so a symlink
+        back up is reported, not followed forever."""
+        compare = self.update or self.continue_
+        remote = await self._remote_files(dst, compare)
+        src = URL(path.as_uri())
+        self.report.enter(src, dst)
+        entries = await asyncio.to_thread(scan, path)
+        here = above | {await asyncio.to_thread(_key, path)}
+        for entry in entries:
+            if entry.name in self.ignore_file_names and entry.kind == "file":
+                rules = FileFilter(filter)
+                rules.read_from_file(path / entry.name, prefix=rel)
+                filter = rules.match
+        work: list[Awaitable[None]] = []
+        for entry in entries:
+            child = f"{rel}{entry.name}/" if entry.kind == "dir" else rel + entry.name
+            if not await filter(child):
+                continue
+            if entry.kind == "dir":
+                assert entry.stat is not None
+                key = (entry.stat.st_dev, entry.stat.st_ino)
+                if key in here:
+                    self.report.fail(
+                        URL((path / entry.name).as_uri()),
+                        dst / entry.name,
+                        f"Skipped {path / entry.name}: a link to a folder it is in",
+                    )
+                    continue
+                work.append(
+                    self.folder(
+                        path / entry.name, dst / entry.name, child, filter, here | {key}
+                    )
+                )
+            elif entry.kind == "file":
+                assert entry.stat is not None
+                offset: int | None = 0
+                if entry.name in remote:
+                    offset = upload_offset(
+                        entry.stat,
+                        remote[entry.name],
+                        self.storage._clock,
+                        update=self.update,
+                        continue_=self.continue_,
+                    )
+                if offset is not None:
+                    target = dst / entry.name
+                    size = entry.stat.st_size
+                    work.append(self.file(path / entry.name, target, offset, size))
+            else:
+                self.report.fail(
+                    URL((path / entry.name).as_uri()),
+                    dst / entry.name,
+                    f"Cannot upload {path / entry.name}: not a regular file or folder",
+                )
+        await run_all(work)
+        self.report.leave(src, dst)
+
+    async def file(self, path: Path, dst: URL, offset: int, size: int) -> None:
+        async with self.slots.take(size):
+            await send_file(self.storage, path, dst, offset, self.report)
+
+
+async def upload_dir(
+    storage: Storage,
+    src: URL | Path | str,
+    dst: URL,
+    *,
+    update: bool,
+    continue_: bool,
+    filter: AsyncFilterFunc | None,
+    ignore_file_names: AbstractSet[str],
+    progress: Any,
+) -> None:
+    path = local_path(src).resolve()
+    if not path.exists():
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
+    if not path.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR, "Not a directory (upload a file with upload_file)", str(path)
+        )
+    dst = storage._normalize(dst)
+    parent = dst.parent
+    if parent.path.strip("/") and await storage._exists(parent) is None:
+        raise FileNotFoundError(
+            errno.ENOENT,
+            "No such directory (create it with mkdir(..., parents=True))",
+            str(parent),
+        )
+    chosen = filter or _always_match
+    if ignore_file_names:
+        chosen = load_parent_ignore_files(chosen, ignore_file_names, path)
+    job = _Upload(storage, update, continue_, ignore_file_names, Reporter(progress))
+    await job.folder(path, dst, "", chosen)
+
+
+class _Download:
+    def __init__(
+        self, storage: Storage, update: bool, continue_: bool, report: Reporter
+    ) -> None:
+        self.storage = storage
+        self.update = update
+        self.continue_ = continue_
+        self.report = report
+        self.slots = Slots()
+
+    async def folder(
+        self, src: URL, path: Path, rel: str, filter: AsyncFilterFunc
+    ) -> None:
+        await asyncio.to_thread(path.mkdir, parents=True, exist_ok=True)
+        dst = URL(path.as_uri())
+        self.report.enter(src, dst)
+        local: dict[str, LocalEntry] = {}
+        if self.update or self.continue_:
+            local = {e.name: e for e in await asyncio.to_thread(scan, path)}
+        async with self.storage.ls(src) as entries:
+            listed = [entry async for entry in entries]
+        work: list[Awaitable[None]] = []
+        for entry in listed:
+            child = f"{rel}{entry.name}/" if entry.is_dir() else rel + entry.name
+            if not await filter(child):
+                continue
+            if entry.is_dir():
+                work.append(
+                    self.folder(src / entry.name, path / entry.name, child, filter)
+                )
+            elif entry.is_file():
+                offset: int | None = 0
+                mine = local.get(entry.name)
+                if mine is not None and mine.kind == "file" and mine.stat is not None:
+                    offset = download_offset(
+                        mine.stat,
+                        entry,
+                        self.storage._clock,
+                        update=self.update,
+                        continue_=self.continue_,
+                    )
+                if offset is not None:
+                    work.append(self.file(entry, path / entry.name, offset))
+            else:
+                self.report.fail(
+                    src / entry.name,
+                    URL((path / entry.name).as_uri()),
+                    f"Cannot download {src / entry.name}: not a regular file or folder",
+                )
+        await run_all(work)
+        self.report.leave(src, dst)
+
+    async def file(self, entry: FileStatus, path: Path, offset: int) -> None:
+        async with self.slots.take(entry.size):
+            await fetch_file(
+                self.storage, entry.uri, path, entry.size, offset, self.report
+            )
+
+
+async def download_dir(
+    storage: Storage,
+    src: URL,
+    dst: URL | Path | str,
+    *,
+    update: bool,
+    continue_: bool,
+    filter: AsyncFilterFunc | None,
+    progress: Any,
+) -> None:
+    src = storage._normalize(src)
+    status = await storage.stat(src)
+    if not status.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR,
+            "Not a directory (download a file with download_file)",
+            str(src),
+        )
+    path = local_path(dst).absolute()
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path))
+    job = _Download(storage, update, continue_, Reporter(progress))
+    await job.folder(src, path, "", filter or _always_match)

@@ -1,0 +1,220 @@
+"""One file between the local disk and storage: ``update``, ``continue_``, progress.
+
+``update`` skips a file whose destination is surely newer; ``continue_`` resumes
+a destination that is surely newer and shorter (an interrupted transfer) and skips
+one of the same size. "Surely newer" allows for the two clocks, as ``apolo_sdk``
+does: the storage server's clock is bracketed from the ``Date`` of its answers,
+and its modification times are whole seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from ._errors import ConnectionDropped
+from ._storage_models import FileStatus
+from ._storage_progress import Reporter
+from ._storage_transfer import (
+    CHUNK,
+    OnBytes,
+    download_stream,
+    resume_offset,
+    upload_stream,
+)
+
+if TYPE_CHECKING:
+    from ._storage import Storage
+
+TIME_THRESHOLD = 1.0
+
+
+class ServerClock:
+    """Bounds of (our clock - the storage server's clock), in seconds."""
+
+    def __init__(self) -> None:
+        self.min_diff = 0.0
+        self.max_diff = 0.0
+
+    def observe(self, sent: float, headers: CIMultiDictProxy[str]) -> None:
+        """Learn from an answer to a request sent at ``sent`` (``time.time()``)."""
+        received = time.time()
+        try:
+            server = parsedate_to_datetime(headers.get("Date", "")).timestamp()
+        except (TypeError, ValueError):
+            return
+        # the Date header is truncated to the second
+        self.min_diff = sent - server - 1.0
+        self.max_diff = received - server
+
+
+def upload_offset(
+    local: os.stat_result,
+    remote: FileStatus,
+    clock: ServerClock,
+    *,
+    update: bool,
+    continue_: bool,
+) -> int | None:
+    """Where to start sending ``local`` over ``remote``; None: nothing to send."""
+    if local.st_mtime - remote.modification_time > clock.min_diff - TIME_THRESHOLD:
+        return 0  # the local file may be newer: all of it
+    if update:
+        return None
+    if continue_:
+        if local.st_size == remote.size:
+            return None
+        if local.st_size > remote.size:
+            return resume_offset(remote.size)
+    return 0
+
+
+def download_offset(
+    local: os.stat_result,
+    remote: FileStatus,
+    clock: ServerClock,
+    *,
+    update: bool,
+    continue_: bool,
+) -> int | None:
+    """Where to start fetching ``remote`` into ``local``; None: nothing to fetch."""
+    # + 1: storage modification times are truncated to the second
+    if local.st_mtime - remote.modification_time < (
+        clock.max_diff + TIME_THRESHOLD + 1.0
+    ):
+        return 0  # the storage file may be newer: all of it
+    if update:
+        return None
+    if continue_:
+        if local.st_size == remote.size:
+            return None
+        if local.st_size < remote.size:
+            return local.st_size
+    return 0
+
+
+def _open_for_upload(path: Path) -> tuple[BinaryIO, int, bytes | None]:
+    """The open file, its size, and its bytes if it fits one request (a small
+    file then costs one thread hop, not three)."""
+    stream = path.open("rb")
+    try:
+        size = os.fstat(stream.fileno()).st_size
+        if size >= CHUNK:
+            return stream, size, None
+        data = stream.read()
+    except BaseException:
+        stream.close()
+        raise
+    stream.close()
+    return stream, size, data
+
+
+async def send_file(
+    storage: Storage, path: Path, dst: URL, offset: int, report: Reporter
+) -> None:
+    """Upload ``path`` to the (normalized) ``dst`` from ``offset``."""
+    src = URL(path.as_uri())
+    stream, size, data = await asyncio.to_thread(_open_for_upload, path)
+    report.start(src, dst, size)
+    if data is not None:  # all of it, in one CREATE (offset is 0 below a CHUNK)
+        await storage.create(dst, data)
+        report.step(src, dst, len(data), size)
+        report.complete(src, dst, size)
+        return
+    try:
+        done = offset
+
+        def sent(count: int) -> None:
+            nonlocal done
+            done += count
+            report.step(src, dst, done, size)
+
+        await upload_stream(
+            stream,
+            lambda chunk: storage.create(dst, chunk),
+            lambda chunk, at: storage.write(dst, chunk, at),
+            offset=offset,
+            on_bytes=sent,
+        )
+        report.complete(src, dst, size)
+    finally:
+        await asyncio.to_thread(stream.close)
+
+
+def _write_whole(path: Path, blocks: list[bytes]) -> None:
+    with path.open("wb") as stream:
+        stream.writelines(blocks)
+
+
+async def fetch_file(
+    storage: Storage, src: URL, path: Path, size: int, offset: int, report: Reporter
+) -> None:
+    """Download the (normalized) ``src`` of ``size`` bytes into ``path``, keeping
+    the first ``offset`` bytes already there."""
+    dst = URL((await asyncio.to_thread(path.absolute)).as_uri())
+    report.start(src, dst, size)
+    if not offset and size < CHUNK:  # in memory, then one thread hop to disk
+        blocks = []
+        try:
+            if size:
+                async with storage.open(src) as chunks:
+                    blocks = [chunk async for chunk in chunks]
+        except ConnectionDropped:
+            pass  # the file is written as a stream below, which resumes
+        else:
+            await asyncio.to_thread(_write_whole, path, blocks)
+            report.step(src, dst, sum(map(len, blocks)), size)
+            report.complete(src, dst, size)
+            return
+    stream = await asyncio.to_thread(path.open, "r+b" if offset else "wb")
+    try:
+        done = offset
+
+        def got(count: int) -> None:
+            nonlocal done
+            done += count
+            report.step(src, dst, done, size)
+
+        if offset:
+            await asyncio.to_thread(stream.seek, offset)
+            await asyncio.to_thread(stream.truncate)
+        if offset < size:
+            await _fetch_resuming(storage, src, stream, size, got)
+        report.complete(src, dst, size)
+    finally:
+        await asyncio.to_thread(stream.close)
+
+
+# A download goes on after this many dropped connections in a row with no byte.
+RESUME_ATTEMPTS = 10
+
+
+async def _fetch_resuming(
+    storage: Storage, src: URL, stream: BinaryIO, size: int, got: OnBytes
+) -> None:
+    """Download ``src`` into ``stream`` from its position up to ``size`` bytes.
+    When the connection drops, ask again from the byte where it stopped, as
+    ``apolo_sdk`` does; give up after RESUME_ATTEMPTS drops in a row that
+    brought no byte."""
+    failures = 0
+    while True:
+        start = await asyncio.to_thread(stream.tell)
+        try:
+            async with storage.open(src, start) as chunks:
+                await download_stream(chunks, stream, got)
+            return
+        except ConnectionDropped:
+            at = await asyncio.to_thread(stream.tell)
+            if at >= size:
+                return  # every byte had arrived before the drop
+            failures = 0 if at > start else failures + 1
+            if failures >= RESUME_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.1 * failures)

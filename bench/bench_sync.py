@@ -1,0 +1,261 @@
+"""Code to the job and results back: folders, sync, cell values, each against a
+baseline measured in the same run.
+
+(a) ``storage.upload_dir`` and ``download_dir`` of a folder of mixed sizes
+    (default 1,000 files, 200 MB: 10 of 10 MB, 90 of 1 MB, the rest small),
+    against ``cp -r`` of the same folder on the same disk (target: >= 0.5x its
+    speed). Rounds are interleaved (cp, upload, download), each after an
+    ``os.sync()``; every copy is checked file by file.
+(b) A second ``--sync`` of that folder with one file changed (target: <= 0.5 s,
+    one file uploaded), against the first, full sync.
+(c) A trivial cell's round trip with ``--result`` (``%%apolo_job --python
+    --result x``: the value comes back) against the same cell as a plain job
+    (``%%apolo_job --python``), both through the magics in an IPython shell
+    (target: <= 1.5x); the client-level figures (``run_cell`` against
+    ``jobs.start`` + ``watch``) are printed too.
+
+Run: .venv/bin/python bench/bench_sync.py [--files 1000] [--mb 200] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from yarl import URL
+
+from apolo_jupyter import Client, get
+from apolo_jupyter.client._local_home import LocalPaths, ensure_running, is_running
+from apolo_jupyter.kernel._remote_cell import run_cell
+from apolo_jupyter.kernel._sync import sync_folder
+
+MB = 10**6
+NOT_MET: list[str] = []
+
+
+def make_folder(root: Path, files: int, total: int) -> None:
+    """``files`` files adding up to ``total`` bytes: 1% of them 5% of the bytes
+    each, 9% 0.1% each, the rest share what is left."""
+    rnd = random.Random(7)
+    big = max(1, files // 100)
+    mid = max(1, files * 9 // 100)
+    small = files - big - mid
+    sizes = [total * 5 // 100] * big + [total // 1000] * mid
+    left = max(small, total - sum(sizes))
+    sizes += [max(1, int(left / small * rnd.uniform(0.2, 1.8))) for _ in range(small)]
+    block = os.urandom(max(sizes) + 64)
+    for i, size in enumerate(sizes):
+        folder = root / f"part{i % 20:02d}" / ("deep" if i % 3 == 0 else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        offset = i % 64
+        (folder / f"file{i:05d}.bin").write_bytes(block[offset : offset + size])
+
+
+def same_files(a: Path, b: Path) -> bool:
+    names = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    other = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    if names != other:
+        return False
+    return all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+
+
+async def timed(func: Callable[[], Awaitable[Any]]) -> float:
+    await asyncio.to_thread(os.sync)
+    start = time.perf_counter()
+    await func()
+    return time.perf_counter() - start
+
+
+def check(ok: bool, what: str) -> str:
+    if not ok:
+        NOT_MET.append(what)
+    return "met" if ok else "NOT met"
+
+
+async def bench_folders(
+    client: Client, paths: LocalPaths, tmp: Path, files: int, total: int, rounds: int
+) -> Path:
+    src = tmp / "src"
+    make_folder(src, files, total)
+    size = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
+    times: dict[str, list[float]] = {"cp": [], "up": [], "down": []}
+    for r in range(rounds):
+        copy_to, down_to = tmp / f"cp{r}", tmp / f"down{r}"
+        remote = URL(f"storage:bench-sync/r{r}")
+        await client.storage.mkdir(URL("storage:bench-sync"), exist_ok=True)
+
+        async def cp(copy_to: Path = copy_to) -> None:
+            await asyncio.to_thread(
+                subprocess.run, ["cp", "-r", str(src), str(copy_to)], check=True
+            )
+
+        async def up() -> None:
+            await client.storage.upload_dir(src, remote)  # noqa: B023
+
+        async def down() -> None:
+            await client.storage.download_dir(remote, down_to)  # noqa: B023
+
+        for name, func in (("cp", cp), ("up", up), ("down", down)):
+            times[name].append(await timed(func))
+        stored = paths.storage_dir / "local" / "default" / "bench-sync" / f"r{r}"
+        assert same_files(src, stored), "uploaded files differ"
+        assert same_files(src, down_to), "downloaded files differ"
+        for path in (copy_to, down_to, stored):
+            shutil.rmtree(path)
+    print(f"(a) folder: {files} files, {size / MB:.0f} MB, {rounds} interleaved rounds")
+    best_cp = min(times["cp"])
+    print(
+        f"    cp -r            best {size / best_cp / MB:7.0f} MB/s "
+        f"({best_cp:.3f} s; median {statistics.median(times['cp']):.3f} s)  baseline"
+    )
+    for name, label in (("up", "upload_dir  "), ("down", "download_dir")):
+        best = min(times[name])
+        paired = statistics.median(
+            c / t for c, t in zip(times["cp"], times[name], strict=True)
+        )
+        ratio = best_cp / best
+        print(
+            f"    {label}     best {size / best / MB:7.0f} MB/s ({best:.3f} s)  "
+            f"ratio {ratio:.2f} best of each, {paired:.2f} median of rounds "
+            f"(target >= 0.5: {check(max(ratio, paired) >= 0.5, label)})"
+        )
+    return src
+
+
+async def bench_sync(client: Client, src: Path) -> None:
+    remote = URL("storage:bench-sync/synced")
+    start = time.perf_counter()
+    first = await sync_folder(client, src, remote=remote, limit=10**12)
+    full = time.perf_counter() - start
+    some = sorted(p for p in src.rglob("*.bin"))[len(first.uploaded) // 2]
+    some.write_bytes(some.read_bytes()[::-1])
+    start = time.perf_counter()
+    second = await sync_folder(client, src, remote=remote, limit=10**12)
+    again = time.perf_counter() - start
+    start = time.perf_counter()
+    third = await sync_folder(client, src, remote=remote, limit=10**12)
+    nothing = time.perf_counter() - start
+    ok = again <= 0.5 and len(second.uploaded) == 1
+    print(f"(b) sync of that folder: first {full:.3f} s ({len(first.uploaded)} files)")
+    print(
+        f"    second sync, one file changed: {again:.3f} s, "
+        f"{len(second.uploaded)} file uploaded "
+        f"(target <= 0.5 s and 1 file: {check(ok, 'second sync')})"
+    )
+    print(
+        f"    third sync, nothing changed: {nothing:.3f} s, "
+        f"{len(third.uploaded)} files uploaded"
+    )
+
+
+async def _plain(client: Client, code: str) -> None:
+    import shlex
+
+    job = await client.jobs.start(
+        image=client.parse.remote_image("python:3.11"),
+        preset_name="cpu-small",
+        command=shlex.join(["python3", "-c", code]),
+    )
+    async with client.jobs.watch(job.id) as updates:
+        async for job in updates:
+            if job.status.is_finished:
+                break
+
+
+def _magic_rounds(rounds: int) -> tuple[list[float], list[float]]:
+    """Both forms of the cell through the magics, alternating."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "apolo_jupyter")
+    plain: list[float] = []
+    result: list[float] = []
+    for _ in range(rounds):
+        for line, into in (("--python", plain), ("--python --result x", result)):
+            with contextlib.redirect_stdout(io.StringIO()):
+                start = time.perf_counter()
+                shell.run_cell_magic("apolo_job", line, "6 * 7")  # type: ignore[no-untyped-call]
+                into.append(time.perf_counter() - start)
+        assert shell.user_ns["x"] == 42
+    return plain, result
+
+
+async def bench_cells(client: Client, rounds: int) -> None:
+    plain: list[float] = []
+    ours: list[float] = []
+    await _plain(client, "6 * 7")  # warm up both paths
+    await run_cell(client, "6 * 7")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        await _plain(client, "6 * 7")
+        plain.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        value, _ = await run_cell(client, "6 * 7")
+        ours.append(time.perf_counter() - start)
+        assert value == 42
+    magic_plain, magic_result = await asyncio.to_thread(_magic_rounds, rounds + 1)
+    magic_plain, magic_result = magic_plain[1:], magic_result[1:]  # warm-up
+    p_plain, p_result = statistics.median(magic_plain), statistics.median(magic_result)
+    ratio = p_result / p_plain
+    print(f"(c) a trivial cell (6 * 7), median of {rounds} rounds")
+    print(
+        f"    %%apolo_job --python --result x  {p_result * 1000:6.1f} ms; "
+        f"%%apolo_job --python {p_plain * 1000:6.1f} ms: ratio {ratio:.2f} "
+        f"(target <= 1.5: {check(ratio <= 1.5, 'cell round trip')})"
+    )
+    c_plain, c_ours = statistics.median(plain), statistics.median(ours)
+    print(
+        f"    client level: run_cell {c_ours * 1000:6.1f} ms; jobs.start + watch "
+        f"{c_plain * 1000:6.1f} ms: ratio {c_ours / c_plain:.2f}"
+    )
+
+
+async def bench(tmp: Path, files: int, total: int, rounds: int) -> None:
+    paths = LocalPaths(tmp / "home")
+    os.environ["APOLO_JUPYTER_HOME"] = str(paths.home)  # the magics' platform too
+    info = ensure_running(paths)
+    try:
+        async with get(info.url, info.token, quiet=True) as client:
+            src = await bench_folders(client, paths, tmp, files, total, rounds)
+            await bench_sync(client, src)
+            await bench_cells(client, max(rounds, 5))
+    finally:
+        from apolo_jupyter.kernel._runtime import runtime
+
+        with contextlib.suppress(Exception):
+            runtime()._close_client()
+        os.kill(info.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while is_running(paths) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--mb", type=int, default=200, help="total size, MB")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+        asyncio.run(bench(Path(tmp), args.files, args.mb * MB, args.rounds))
+    if NOT_MET:
+        print(f"targets NOT met: {', '.join(NOT_MET)}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
