@@ -226,7 +226,10 @@ def test_headless_runs_save_the_outcome_as_text() -> None:
             nbformat.v4.new_code_cell(
                 "d = %apolo_run --detach ubuntu -- sleep 60\n"
                 "from apolo_jupyter.kernel._attach import VIEWS\n"
-                "VIEWS[d.id].click_kill()  # what Kill does without a Jupyter server"
+                "VIEWS[d.id].click_kill()  # what Kill does without a Jupyter server\n"
+                "import time\n"
+                "while not VIEWS[d.id].snapshot.finished:  # recorded by this cell\n"
+                "    time.sleep(0.05)"
             ),
             nbformat.v4.new_code_cell("k = %apolo_status {d.id}\nprint(k.status)"),
             nbformat.v4.new_code_cell(
