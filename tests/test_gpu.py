@@ -266,6 +266,25 @@ async def test_preemptible_keeps_the_gpu_of_the_preset(
         await gpu.jobs.kill(job_id)
 
 
+async def test_the_official_apolo_run_gets_a_gpu(
+    gpu_platform: Platform, gpu: Client, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [str(BIN / "apolo"), "run", "--detach", "-s", "gpu-small", "ubuntu", "--",
+         "sleep", "600"],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        env=_official_env(gpu_platform, tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    job_id = next(w for w in done.stdout.split() if w.startswith("job-"))
+    try:
+        job = await wait_running(gpu, job_id)
+        assert job.container.resources.nvidia_gpu == 1
+        assert (await _shown(gpu, job_id)).startswith("cuda=GPU-")
+    finally:
+        await gpu.jobs.kill(job_id)
+
+
 async def test_a_regular_gpu_job_preempts_a_preemptible_one(gpu: Client) -> None:
     image = gpu.parse.remote_image("ubuntu")
     both = gpu.presets["gpu-large"].resources()
