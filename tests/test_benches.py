@@ -68,6 +68,13 @@ CASES = {
             rf"added by the proxy at p50: -?{NUMBER} ms",
         ],
     ),
+    "bench_refusals.py": (
+        ["--requests", "2", "--rounds", "1"],
+        [
+            rf"refused: huge {NUMBER} ms, small {NUMBER} ms, ratio {NUMBER}",
+            rf"ping meanwhile: worst {NUMBER} ms, idle {NUMBER} ms, ratio {NUMBER}",
+        ],
+    ),
     "bench_scheduler.py": (
         ["--jobs", "3", "--rounds", "1"],
         [rf"rounds: platform {NUMBER} jobs/s; bare {NUMBER} spawns/s"],
