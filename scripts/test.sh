@@ -6,13 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# A bare image may have no Python, or one without venv (Debian splits it out).
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
+# Chromium only recommends fonts-liberation: asked for by name, so that pages
+# render text with real fonts when recommends are off.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium fonts-liberation)
 # A second Python (3.9) for the test of a job whose Python differs from the notebook's.
 command -v pypy3 >/dev/null 2>&1 || need_apt+=(pypy3)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${need_apt[@]}" >/dev/null
     else
         echo "missing system packages: ${need_apt[*]} (sudo apt-get install ${need_apt[*]})" >&2
         exit 1
