@@ -6,8 +6,13 @@ notebooks (nbval) run against a local platform of their own.
   environment, and ``HOME`` points at an empty temporary directory, so no test, kernel
   or notebook can start a job on a real cluster, even inside an Apolo job or after
   ``apolo login``.
-- The kernels nbval starts inherit this environment, so their ``get()`` starts a
-  platform in a temporary data directory, which is stopped when the run ends.
+- ``APOLO_JUPYTER_HOME`` always points at the run's scratch directory, even when
+  it was set before: a developer's own local platform (their jobs, secrets and
+  storage) never receives the tests' jobs and secrets. The kernels nbval starts
+  inherit this environment, so their ``get()`` starts a platform there, which is
+  stopped when the run ends.
+- ``TMPDIR`` points inside the scratch directory too, so what notebooks and other
+  subprocesses leave in temporary folders goes with it at exit.
 - With ``APOLO_JUPYTER_NO_SKIPS=1`` (set by ``scripts/test.sh``), any skipped test
   fails the run: in CI every dependency is installed, so a skip means one is
   missing, not that the test does not apply.
@@ -46,10 +51,12 @@ def pytest_configure(config: pytest.Config) -> None:
     user_home = Path(scratch) / "user-home"
     user_home.mkdir()
     os.environ["HOME"] = str(user_home)
-    if not os.environ.get(_HOME_VAR):
-        home = Path(scratch) / "platform"
-        os.environ[_HOME_VAR] = str(home)
-        config.stash[_home_key] = str(home)
+    home = Path(scratch) / "platform"
+    os.environ[_HOME_VAR] = str(home)
+    config.stash[_home_key] = str(home)
+    tmp = Path(scratch) / "tmp"
+    tmp.mkdir()
+    os.environ["TMPDIR"] = str(tmp)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
