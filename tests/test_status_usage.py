@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from apolo_jupyter.widgets._status_model import StatusFeed
 from apolo_jupyter.widgets._usage import WINDOW, UsageLog, figures, size, usage_text
 
 from .conftest import Platform, until
+from .test_gpu import SMI, UUIDS, fake_gpus
 from .test_status_view import RUNNING, SUCCEEDED, T0, snapshot
 
 pytestmark = pytest.mark.timeout(180)
@@ -366,3 +368,47 @@ def test_without_the_top_route_the_view_works_without_a_sparkline(
     finally:
         rt.run(client.close())
         rt.run(old.stop())
+
+
+# The GPU tests' fake nvidia-smi, which also says that every process on the
+# machine uses its first GPU (87 %, 1500 MiB): the platform then adds GPU
+# figures to the job's samples, as it does on a machine with a real GPU.
+BUSY_GPU_SMI = SMI.replace(
+    "esac",
+    f"""--query-compute-apps=*)
+    for p in /proc/[0-9]*; do echo "${{p#/proc/}}, 1500, {UUIDS[0]}"; done ;;
+--query-gpu=uuid,utilization.gpu*)
+    echo "{UUIDS[0]}, 87" ;;
+esac""",
+)
+
+
+def test_a_gpu_job_s_view_draws_its_gpu_too(
+    rt: Runtime, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    folder = tmp_path_factory.mktemp("busy-gpu")
+    plat = Platform(folder / "home", nvidia=fake_gpus(folder, BUSY_GPU_SMI))
+    client = rt.run(_client(plat.url, plat.token))
+    try:
+        job = rt.run(
+            client.jobs.start(
+                image=client.parse.remote_image("ubuntu"),
+                preset_name="gpu-small",
+                command="sleep 300",
+            )
+        )
+        view = JobStatusView()
+        att = Attachment(rt, client, job.id, view)
+        until(lambda: bool(view.spark), 60)
+        duty, memory = view.spark["rows"][-1][2:]
+        # Each of the job's processes (the sandbox's init, sleep) "uses" 1500 MiB.
+        assert duty == 87 and memory > 0 and memory % (1500 * 2**20) == 0
+        rt.run(client.jobs.kill(job.id))
+        att.future.result(60)
+        lines = view.bundle(live=False)["text/plain"].splitlines()
+        usage = [line for line in lines if line.startswith("  peak CPU ")]
+        assert len(usage) == 1, lines
+        assert re.search(r" · GPU 87% · [\d.]+ GB \(\d+ samples?\)$", usage[0]), usage
+    finally:
+        rt.run(client.close())
+        plat.stop()
