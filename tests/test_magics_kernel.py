@@ -270,22 +270,18 @@ def test_headless_runs_save_the_outcome_as_text() -> None:
             nbformat.v4.new_code_cell("print(job.status, job.history.exit_code)"),
             nbformat.v4.new_code_cell(
                 "d = %apolo_run --detach ubuntu -- sleep 60\n"
-                "from apolo_jupyter.kernel._attach import VIEWS\n"
+                "from apolo_jupyter.kernel._attach import ATTACHMENTS, VIEWS\n"
                 "VIEWS[d.id].click_kill()  # what Kill does without a Jupyter server\n"
-                "import time\n"
-                "while not VIEWS[d.id].snapshot.finished:  # recorded by this cell\n"
-                "    time.sleep(0.05)"
+                "# Its final output is published while this cell runs (recorded).\n"
+                "_ = ATTACHMENTS[d.id].future.result(60)"
             ),
             nbformat.v4.new_code_cell("k = %apolo_status {d.id}\nprint(k.status)"),
             nbformat.v4.new_code_cell(
                 "late = %apolo_run --detach ubuntu -- sh -c 'sleep 1; echo late'"
             ),
             nbformat.v4.new_code_cell(
-                "import time\n"
-                "from apolo_jupyter.kernel._attach import VIEWS\n"
-                "while not VIEWS[late.id].snapshot.finished:\n"
-                "    time.sleep(0.1)\n"
-                "time.sleep(0.5)"
+                "from apolo_jupyter.kernel._attach import ATTACHMENTS\n"
+                "_ = ATTACHMENTS[late.id].future.result(60)"
             ),
             # Last: nothing runs after it to record a late update.
             nbformat.v4.new_code_cell("again = %apolo_status --detach {job.id}"),

@@ -568,7 +568,15 @@ def test_5_launcher_errors_under_fields_and_one_job_per_launch(page: Page) -> No
     expect(out.locator(".apolo-status")).to_be_visible(timeout=60_000)
     expect(out).to_contain_text(re.compile(r"Started job-\S+\. Change the form"))
     expect(run).to_be_disabled()
-    page.wait_for_timeout(1500)  # a second click, had it gone through, has started
+    # The kernel handles the form's messages in order: once it has answered an
+    # edit made after the double click, a second click, had it gone through,
+    # has started its job already.
+    env = out.locator("textarea[placeholder='NAME=value, one per line']")
+    env.fill("AFTER_THE_CLICKS=1")
+    same_as = out.locator(
+        "code", has_text="AFTER_THE_CLICKS=1"
+    )  # "Same as %apolo_run …"
+    expect(same_as).to_be_visible(timeout=60_000)
     assert _sync(_count_named(f"from-launcher-{RUN}")) == 1
 
 
