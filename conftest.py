@@ -109,7 +109,10 @@ def _alive(pid: int) -> bool:
 
 def _stop_daemons_under(roots: list[Path], grace: float = 30.0) -> list[Path]:
     """Stop every daemon whose ``--home`` lies under one of ``roots``: SIGTERM
-    (it cancels its jobs), SIGKILL after ``grace``; their homes."""
+    (it cancels its jobs), SIGKILL after ``grace``. Returns the homes of those
+    that still held their lock (one that let go is already on its way out)."""
+    from apolo_jupyter.client._local_home import LocalPaths, is_running
+
     resolved = [root.resolve() for root in roots]
     found: dict[int, Path] = {}
     for name in os.listdir("/proc"):
@@ -117,6 +120,7 @@ def _stop_daemons_under(roots: list[Path], grace: float = 30.0) -> list[Path]:
             home = _daemon_home(int(name))
             if home is not None and any(home.is_relative_to(r) for r in resolved):
                 found[int(name)] = home
+    held = {home: is_running(LocalPaths(home)) for home in found.values()}
     for pid in found:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -127,7 +131,7 @@ def _stop_daemons_under(roots: list[Path], grace: float = 30.0) -> list[Path]:
         if _alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    return list(found.values())
+    return [home for home in found.values() if held[home]]
 
 
 def _skipped(session: pytest.Session) -> list[pytest.TestReport]:
