@@ -8,6 +8,27 @@ every capability as bubblewrap did for the job. So it sees what the job sees
 job's pid namespace goes. In PLAIN mode it is a plain process in the job's
 working directory.
 
+**Nothing the job can write runs with privileges.** When the platform runs as
+root, ``nsenter`` holds every capability, and so does what it starts inside the
+job until ``setpriv`` has dropped them: ``setsid`` (tty) and ``setpriv``
+themselves, their ELF interpreter (``/lib64/ld-linux-x86-64.so.2``), what the
+loader reads (``/etc/ld.so.preload``, ``/etc/ld.so.cache``, the libraries it
+names under ``/lib``), and what libc and setpriv open (locale and gconv files
+under ``/usr``, ``/proc/sys/kernel/cap_last_cap``, ``/proc/self/status``). These
+are resolved in the job's root, a tmpfs the job may write. So every one of them
+lies in a system folder (``_sandbox.SYSTEM_FOLDERS``: ``/usr``, ``/etc``, the
+merged-/usr aliases ``/bin``, ``/sbin``, ``/lib*``, and the kernel's ``/proc``
+and ``/dev``), each of which is in every job a mount point (read-only binds of
+the host's folders, a fresh procfs and devtmpfs): a mount point cannot be
+renamed, removed or replaced from inside, and no volume of any kind may be
+mounted at or under one (refused with a 400 when the job is created, and by the
+sandbox). The aliases used to be symlinks on the job's root: a job renamed
+``/lib`` to a folder of its own, and its ``libcap-ng`` ran inside setpriv with
+every capability. ``tests/security/test_exec_chain.py`` traces the chain and
+checks that every path it opens before the drop lies in those folders. (A
+helper that drops every capability before it touches the job's filesystem
+would not need this argument, but costs a process start of its own per exec.)
+
 The host programs that enter the job (``nsenter``) start with a fixed
 environment, so nothing of the job's request (``LD_PRELOAD``, say) loads into a
 host process. The job's environment reaches the command through a memfd that a
@@ -198,6 +219,8 @@ def command_line(
     enter += ["--root", f"--wd={root}/"]
     # Inside the job's mount namespace: its /usr/bin/setpriv (the host's, bound
     # read-only). No capabilities, none regained by exec, as the job itself.
+    # Until it has dropped them, setsid and setpriv load only from the system
+    # folders, which the job cannot change (see the module's docstring).
     drop = [
         "/usr/bin/setpriv",
         "--no-new-privs",

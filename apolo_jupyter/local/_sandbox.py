@@ -3,11 +3,18 @@
 Pure data and checks; nothing here starts a process (that is ``_executor``).
 
 The bubblewrap view is a tmpfs root holding the host's ``/usr`` and ``/etc``
-read-only, the merged-/usr symlinks (``/bin -> usr/bin`` ...), fresh ``/proc``,
-``/dev``, ``/tmp`` and ``/root``, the platform's Python interpreter read-only at
-its host paths, and the job's mounts at their container paths.
+read-only, the merged-/usr aliases (``/bin``, ``/lib`` ... as read-only binds of
+``/usr/bin``, ``/usr/lib`` ..., never symlinks on the job's writable root), fresh
+``/proc``, ``/dev``, ``/tmp`` and ``/root``, the platform's Python interpreter
+read-only at its host paths, and the job's mounts at their container paths.
 
 What a job must never see or steer (the security model, see the README):
+
+- **System folders are immutable.** ``SYSTEM_FOLDERS`` (``/usr``, ``/etc``, the
+  aliases, ``/proc``, ``/dev``) are mount points in every job, which it cannot
+  rename or replace, and no volume of any kind goes at or under one: programs
+  load their libraries from there, also the platform's own that enter a job
+  with privileges (``_exec``).
 
 - **Only the interpreter.** Of the platform's Python, only its prefixes and
   site-packages are bound, never ``sys.path`` as such (``python -m`` puts the
@@ -58,8 +65,31 @@ SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 # Top-level directories that a merged-/usr host (Debian 12) makes symlinks into /usr.
 _USR_ALIASES = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 _KERNEL_FS = ("/proc", "/dev")
+# Where programs, the dynamic loader and its configuration come from, and the
+# kernel's folders: the host's, read-only. No volume of any kind goes there: its
+# files would be what the privileged part of exec loads (see ``_exec``).
+SYSTEM_FOLDERS = ("/usr", "/etc", *(f"/{name}" for name in _USR_ALIASES), *_KERNEL_FS)
+# Kernel knobs in /proc that are global to the host: read-only in every job, as
+# container runtimes do (a job of a root platform is kernel uid 0, which the
+# files' permissions let write e.g. kernel/core_pattern, run by the host's root
+# on the next crash, or sysrq-trigger). bubblewrap covers some of them itself,
+# but skips /proc/sys when its own write probe fails.
+_PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
+# What /proc tells of the host's kernel, devices and keys: masked (an empty
+# read-only tmpfs over folders, the null device over files).
+_PROC_MASKED = (
+    "kcore",
+    "keys",
+    "key-users",
+    "timer_list",
+    "sched_debug",
+    "latency_stats",
+    "acpi",
+    "scsi",
+)
 _ISOLATION = (
     "--unshare-pid",
+
     "--die-with-parent",
     "--new-session",
     "--cap-drop",
@@ -116,6 +146,19 @@ def normalize_abs(path: str, what: str) -> str:
     if not path.startswith("/"):
         raise PreflightError(f"{what} {path!r} must be an absolute path (start with /)")
     return posixpath.normpath("/" + path.lstrip("/"))
+
+
+def system_folder_refusal(target: str) -> str | None:
+    """Why no volume can be mounted at ``target`` (normalized, absolute), or None."""
+    folder = next((f for f in SYSTEM_FOLDERS if _within(target, f)), None)
+    if folder is None:
+        return None
+    return (
+        f"a volume cannot be mounted at {target}: {folder} is a system folder the "
+        "job shares read-only with the host (programs and their libraries load "
+        "from it, also those of the platform that enter the job); mount it "
+        f"elsewhere, e.g. at /mnt/{PurePosixPath(target).name or 'data'}"
+    )
 
 
 def default_python_prefixes(hidden: Sequence[str | Path] = ()) -> list[Path]:
@@ -204,21 +247,14 @@ def _bind(host: Path, container: str, read_only: bool, volume: bool = False) -> 
 class SandboxView:
     """The bubblewrap filesystem of one job, and the host paths behind it."""
 
-    def __init__(self, layers: Sequence[_Layer], aliases: Mapping[str, str]) -> None:
+    def __init__(self, layers: Sequence[_Layer]) -> None:
         self._layers = tuple(layers)  # in bwrap order: later and deeper layers win
-        self._aliases = dict(aliases)  # "/bin" -> "/usr/bin"
-        self._dirs = {
-            "/",
-            *(lay.container for lay in layers if lay.container not in aliases),
-        }
+        self._dirs = {"/", *(lay.container for lay in layers)}
         for layer in self._layers:  # bwrap creates the parents of every mountpoint
             self._dirs.update(str(p) for p in PurePosixPath(layer.container).parents)
 
     def _locate(self, container: str) -> tuple[str, _Layer | None]:
         path = posixpath.normpath(container)
-        for alias, target in self._aliases.items():
-            if _within(path, alias):
-                path = target + path[len(alias) :]
         found = [lay for lay in self._layers if _within(path, lay.container)]
         # The deepest layer wins; of equally deep ones, the last one mounted.
         return path, max(
@@ -261,13 +297,17 @@ def build_view(
     mounts or devices that cannot work. ``hidden`` host folders are masked
     wherever a bound host folder would show them."""
     layers = [_bind(Path("/usr"), "/usr", True)]
-    aliases: dict[str, str] = {}
     for name in _USR_ALIASES:
         host = Path("/", name)
         if host.is_symlink():
-            link = os.readlink(host)
-            aliases[str(host)] = posixpath.normpath(posixpath.join("/", link))
-            layers.append(_Layer(str(host), None, True, ("--symlink", link, str(host))))
+            # A read-only bind of the folder it leads to, never a symlink: the
+            # root is the job's tmpfs, where a symlink could be renamed away and
+            # replaced (and the loader of every program, also of the platform's
+            # own that enter the job, follows /lib64 and /lib). A mount point
+            # cannot be renamed or removed from inside.
+            target = os.path.realpath(host)
+            if os.path.isdir(target):
+                layers.append(_bind(Path(target), str(host), True))
         elif host.is_dir():
             layers.append(_bind(host, str(host), True))
     layers += [
@@ -278,10 +318,10 @@ def build_view(
         _Layer("/tmp", None, False, ("--tmpfs", "/tmp")),  # noqa: S108 (in the job)
         _Layer(HOME, None, False, ("--dir", HOME)),
     ]
-    volumes = _volumes(mounts, [*aliases, *_KERNEL_FS])
+    volumes = _volumes(mounts)
     # Python paths already visible (system binds), hidden, or shadowed by a volume:
     covered = [lay.container for lay in (*layers, *volumes) if lay.host is not None]
-    covered += [*aliases, *_KERNEL_FS]
+    covered += list(SYSTEM_FOLDERS)
     for prefix in sorted({os.path.normpath(p) for p in python_prefixes}):
         if (
             prefix.startswith("/")
@@ -320,7 +360,7 @@ def build_view(
                     "directory; choose another path"
                 )
     masks = _masks([*layers, *ordered], hidden)
-    return SandboxView([*layers, *ordered, *masks], aliases)
+    return SandboxView([*layers, *ordered, *masks])
 
 
 def _masks(layers: Sequence[_Layer], hidden: Sequence[str | Path]) -> list[_Layer]:
@@ -342,6 +382,25 @@ def _masks(layers: Sequence[_Layer], hidden: Sequence[str | Path]) -> list[_Laye
     return out
 
 
+def _proc_covers(proc: Path = Path("/proc")) -> list[_Layer]:
+    """Read-only binds and masks over the job's fresh /proc, for what exists in
+    the host's (the same kernel's). A bind's source is the host's procfs: what
+    /proc/sys shows depends on the reader's namespaces, not on the mount."""
+    out: list[_Layer] = []
+    for name in _PROC_READ_ONLY:
+        if (proc / name).exists():
+            target = f"/proc/{name}"
+            out.append(_Layer(target, None, True, ("--ro-bind", target, target)))
+    for name in _PROC_MASKED:
+        host, target = proc / name, f"/proc/{name}"
+        if host.is_dir():
+            args = ("--perms", "0555", "--tmpfs", target, "--remount-ro", target)
+            out.append(_Layer(target, None, True, args))
+        elif host.exists():
+            out.append(_Layer(target, None, True, ("--ro-bind", "/dev/null", target)))
+    return out
+
+
 def _devices(devices: Sequence[Path]) -> list[_Layer]:
     out: list[_Layer] = []
     for host in devices:
@@ -360,15 +419,18 @@ def _devices(devices: Sequence[Path]) -> list[_Layer]:
     return out
 
 
-def _volumes(mounts: Sequence[Mount], forbidden: Sequence[str]) -> list[_Layer]:
+def _volumes(mounts: Sequence[Mount]) -> list[_Layer]:
     out: list[_Layer] = []
     targets: set[str] = set()
     for mount in mounts:
         target = normalize_abs(mount.container_path, "volume mount path")
-        if target == "/" or any(_within(target, f) for f in forbidden):
+        if target == "/":
             raise PreflightError(
                 f"a volume cannot be mounted at {target}; use a path like /var/data"
             )
+        refusal = system_folder_refusal(target)
+        if refusal is not None:
+            raise PreflightError(refusal)
         if target in targets:
             raise PreflightError(f"two volumes are mounted at {target}")
         targets.add(target)
