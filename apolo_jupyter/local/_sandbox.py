@@ -89,7 +89,8 @@ _PROC_MASKED = (
 )
 _ISOLATION = (
     "--unshare-pid",
-
+    "--unshare-uts",
+    "--unshare-ipc",
     "--die-with-parent",
     "--new-session",
     "--cap-drop",
@@ -313,6 +314,7 @@ def build_view(
     layers += [
         _bind(Path("/etc"), "/etc", True),
         _Layer("/proc", None, True, ("--proc", "/proc")),
+        *_proc_covers(),
         _Layer("/dev", None, True, ("--dev", "/dev")),
         *_devices(devices),
         _Layer("/tmp", None, False, ("--tmpfs", "/tmp")),  # noqa: S108 (in the job)
