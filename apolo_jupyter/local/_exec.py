@@ -29,6 +29,11 @@ checks that every path it opens before the drop lies in those folders. (A
 helper that drops every capability before it touches the job's filesystem
 would not need this argument, but costs a process start of its own per exec.)
 
+The program to run is looked up before anything starts, in the job's own root
+(``openat2`` with ``RESOLVE_IN_ROOT`` from an fd of ``/proc/<init>/root``, in a
+thread): a job's absolute symlink resolves against the job's root, never the
+host's, so the answer ("not found" or not) tells nothing of the host's files.
+
 The host programs that enter the job (``nsenter``) start with a fixed
 environment, so nothing of the job's request (``LD_PRELOAD``, say) loads into a
 host process. The job's environment reaches the command through a memfd that a
@@ -54,11 +59,11 @@ import struct
 import sys
 import termios
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
-from pathlib import Path
 
-from ._sandbox import PreflightError, SandboxMode, find_executable
+from ._resolve import executable_in_root, open_root
+from ._sandbox import PreflightError, SandboxMode, find_executable, host_program
 
 _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 _PR_SET_PDEATHSIG = 1
@@ -134,6 +139,26 @@ def _root(target: ExecTarget) -> str:
     return f"/proc/{target.init}/root" if target.init is not None else ""
 
 
+@contextlib.contextmanager
+def _program_finder(target: ExecTarget) -> Iterator[Callable[[str], bool | None]]:
+    """Whether a path of the job holds an executable file, looked up in the
+    job's own root (``_resolve``): a symlink the job planted never leads to a
+    host path (no answer depends on which host files exist). A job that is
+    gone has nothing."""
+    if target.init is None:
+        yield host_program
+        return
+    try:
+        root = open_root(target.init)
+    except OSError:
+        yield lambda path: False
+        return
+    try:
+        yield lambda path: executable_in_root(root, path)
+    finally:
+        os.close(root)
+
+
 # The environment of the programs that enter a job: nothing from the job.
 HOST_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 # Inside the job, before the command: enter the working directory ($0, else the
@@ -193,12 +218,8 @@ def command_line(
     if target.init is None and not os.path.isdir(workdir):
         workdir = "/"  # removed by the job since it started: begin at its root
     try:
-        find_executable(
-            argv[0],
-            target.env.get("PATH", ""),
-            workdir,
-            lambda path: Path(root + path),
-        )
+        with _program_finder(target) as is_program:
+            find_executable(argv[0], target.env.get("PATH", ""), workdir, is_program)
     except PreflightError as exc:
         raise ExecError(f"cannot exec in job {target.job_id}: {exc}") from None
     if target.init is None:
@@ -314,7 +335,11 @@ class ExecProcess:
         stdout: bool,
         stderr: bool,
     ) -> ExecProcess:
-        cmd = command_line(target, argv, tty=tty, env_fd=keep[0] if keep else None)
+        # In a thread: the lookups in the job's filesystem may wait on a slow
+        # volume, never the platform's event loop.
+        cmd = await asyncio.to_thread(
+            command_line, target, argv, tty=tty, env_fd=keep[0] if keep else None
+        )
         cwd = "/" if target.init is not None else target.workdir
         if not os.path.isdir(cwd):  # noqa: ASYNC240 (one stat)
             cwd = "/"

@@ -34,6 +34,7 @@ from ._sandbox import (
     build_view,
     default_python_prefixes,
     find_executable,
+    host_program,
     job_env,
     normalize_abs,
 )
@@ -337,13 +338,13 @@ class Executor:
                 )
             if not os.path.isdir(workdir):
                 raise PreflightError(f"working directory {workdir} does not exist")
-            find_executable(spec.argv[0], env["PATH"], workdir, Path)
+            find_executable(spec.argv[0], env["PATH"], workdir, host_program)
             return list(spec.argv), env, workdir, []
         env = job_env(spec.env, self._path_head, HOME)
         mounts = [_opened(mount, fds) for mount in spec.mounts]
         view = build_view(mounts, self._prefixes, self._hidden, spec.devices)
         chdir = view.workdir_args(workdir)
-        find_executable(spec.argv[0], env["PATH"], workdir, view.host_path)
+        find_executable(spec.argv[0], env["PATH"], workdir, view.is_program)
         # The job's variables are set inside the sandbox, through a memfd of
         # NUL-separated arguments: bwrap's own environment stays clean, and no
         # value appears in a command line (`ps`, /proc/PID/cmdline).

@@ -35,6 +35,12 @@ What a job must never see or steer (the security model, see the README):
   to ``/oldroot/...``), and there is no way to hand bwrap a mount point as a file
   descriptor, so no check we could make would still hold when bwrap resolves the
   path. Side-by-side volumes (``/mnt/a`` and ``/mnt/b``) work as before.
+- **Lookups stay in the job's filesystem.** Before a job starts, its program
+  and working directory are looked up in the view: in a volume, beneath the
+  volume's fd (``_resolve``), so a symlink the job planted there never makes the
+  platform look at a host path; one that leaves the volume is left to the
+  sandbox to find (bwrap's error then says what is missing). What a job learns
+  never depends on which host paths exist.
 - **Devices by path, from root's folders only.** A GPU job gets its own
   ``/dev/nvidiaN`` and the shared control nodes (``--dev-bind``, the only bind
   that keeps a device usable: ``--bind-fd`` mounts ``nodev``). Their folder is the
@@ -51,7 +57,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import shutil
 import site
 import stat
 import sys
@@ -59,6 +64,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
+
+from ._resolve import executable_beneath, folder_beneath
 
 HOME = "/root"
 SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
@@ -205,30 +212,35 @@ def job_env(
 
 
 def find_executable(
-    argv0: str, path: str, cwd: str, to_host: Callable[[str], Path | None]
-) -> Path:
-    """The host file that ``argv0`` runs, as execvp inside the job would find it.
-
-    ``to_host`` maps a container path to the host path behind it (None: nothing
-    there). Raises PreflightError when it is not found or not executable.
-    """
+    argv0: str, path: str, cwd: str, is_program: Callable[[str], bool | None]
+) -> str:
+    """The container path that ``argv0`` runs, as execvp inside the job would
+    find it. ``is_program(container_path)`` says whether an executable file is
+    there, looked up in the job's filesystem (None: it cannot tell from outside,
+    and the job will find out). Raises PreflightError when it is not found."""
     if "/" in argv0:
-        host = to_host(posixpath.normpath(posixpath.join(cwd, argv0)))
-        if host is not None and host.is_file() and os.access(host, os.X_OK):
-            return host
+        where = posixpath.join(cwd, argv0)
+        if is_program(where) is not False:
+            return where
         raise PreflightError(
             f"executable {argv0!r} does not exist in the job's filesystem or is not "
             "executable; a job sees only /usr, /etc, the platform's Python "
             "environment and its own volumes"
         )
-    dirs = [str(h) for d in path.split(":") if d.startswith("/") and (h := to_host(d))]
-    found = shutil.which(argv0, path=os.pathsep.join(dirs))
-    if found is None:
-        raise PreflightError(
-            f"executable {argv0!r} was not found on the job's PATH ({path}); the "
-            "local platform runs host programs, images are not pulled"
-        )
-    return Path(found)
+    for folder in path.split(":"):
+        if folder.startswith("/"):
+            where = posixpath.join(folder, argv0)
+            if is_program(where) is not False:
+                return where
+    raise PreflightError(
+        f"executable {argv0!r} was not found on the job's PATH ({path}); the "
+        "local platform runs host programs, images are not pulled"
+    )
+
+
+def host_program(path: str) -> bool:
+    """PLAIN mode, where the job's filesystem is the host's: an executable file."""
+    return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
 @dataclass(frozen=True)
@@ -238,6 +250,7 @@ class _Layer:
     read_only: bool
     args: tuple[str, ...]  # the bwrap options that create it
     volume: bool = False  # one of the job's mounts
+    fd: int | None = None  # a volume's open fd: looked up beneath it, never by path
 
 
 def _bind(host: Path, container: str, read_only: bool, volume: bool = False) -> _Layer:
@@ -269,13 +282,33 @@ class SandboxView:
             return None
         return layer.host / path[len(layer.container) :].lstrip("/")
 
+    def _lookup(self, container: str, want_dir: bool) -> bool | None:
+        """Whether a program (or a folder) is at ``container`` when the job
+        starts; None when that cannot be told from outside. In a volume, the
+        walk stays beneath the volume's fd (a symlink the job planted there
+        never leads the platform to a host path); the other binds are host
+        folders no job can change, looked up by path."""
+        path, layer = self._locate(container)
+        if layer is None or layer.host is None:
+            return want_dir and path in self._dirs
+        rest = path[len(layer.container) :].lstrip("/")
+        if layer.fd is not None:
+            lookup = folder_beneath if want_dir else executable_beneath
+            return lookup(layer.fd, rest)
+        host = layer.host / rest
+        return host.is_dir() if want_dir else host_program(str(host))
+
+    def is_program(self, container: str) -> bool | None:
+        """For ``find_executable``: an executable file at ``container``?"""
+        return self._lookup(container, want_dir=False)
+
     def workdir_args(self, working_dir: str) -> list[str]:
         """bwrap options to start in ``working_dir`` (made on the tmpfs if missing)."""
-        path = self._locate(working_dir)[0]
-        host = self.host_path(path)
-        if path in self._dirs or (host is not None and host.is_dir()):
-            return ["--chdir", working_dir]
-        if host is not None or any(_within(path, k) for k in _KERNEL_FS):
+        path, layer = self._locate(working_dir)
+        if path in self._dirs or self._lookup(path, want_dir=True) is not False:
+            return ["--chdir", working_dir]  # None: bwrap says if it is missing
+        from_host = layer is not None and layer.host is not None
+        if from_host or any(_within(path, k) for k in _KERNEL_FS):
             raise PreflightError(
                 f"working directory {working_dir} does not exist in the job's "
                 "filesystem; create it in the volume or choose another one"
@@ -441,5 +474,6 @@ def _volumes(mounts: Sequence[Mount]) -> list[_Layer]:
         option = "--ro-bind-fd" if mount.read_only else "--bind-fd"
         host = Path(f"/proc/self/fd/{mount.fd}")  # the very folder that was opened
         args = (option, str(mount.fd), target)
-        out.append(_Layer(target, host, mount.read_only, args, volume=True))
+        layer = _Layer(target, host, mount.read_only, args, True, mount.fd)
+        out.append(layer)
     return out
