@@ -66,6 +66,7 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 
 from ._resolve import executable_beneath, folder_beneath
+from ._sandbox_masks import cover, proc_covers
 
 HOME = "/root"
 SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
@@ -76,24 +77,6 @@ _KERNEL_FS = ("/proc", "/dev")
 # kernel's folders: the host's, read-only. No volume of any kind goes there: its
 # files would be what the privileged part of exec loads (see ``_exec``).
 SYSTEM_FOLDERS = ("/usr", "/etc", *(f"/{name}" for name in _USR_ALIASES), *_KERNEL_FS)
-# Kernel knobs in /proc that are global to the host: read-only in every job, as
-# container runtimes do (a job of a root platform is kernel uid 0, which the
-# files' permissions let write e.g. kernel/core_pattern, run by the host's root
-# on the next crash, or sysrq-trigger). bubblewrap covers some of them itself,
-# but skips /proc/sys when its own write probe fails.
-_PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
-# What /proc tells of the host's kernel, devices and keys: masked (an empty
-# read-only tmpfs over folders, the null device over files).
-_PROC_MASKED = (
-    "kcore",
-    "keys",
-    "key-users",
-    "timer_list",
-    "sched_debug",
-    "latency_stats",
-    "acpi",
-    "scsi",
-)
 _ISOLATION = (
     "--unshare-pid",
     "--unshare-uts",
@@ -325,11 +308,13 @@ def build_view(
     python_prefixes: Sequence[Path],
     hidden: Sequence[str | Path] = (),
     devices: Sequence[Path] = (),
+    private: Sequence[tuple[str, bool]] = (),
 ) -> SandboxView:
     """The view of a job with ``mounts`` (each with its ``fd``) and ``devices``
     (character device nodes, bound at ``/dev/<name>``); PreflightError for
     mounts or devices that cannot work. ``hidden`` host folders are masked
-    wherever a bound host folder would show them."""
+    wherever a bound host folder would show them; so are the ``private``
+    entries of /etc ((path, is a folder), see ``_sandbox_masks``)."""
     layers = [_bind(Path("/usr"), "/usr", True)]
     for name in _USR_ALIASES:
         host = Path("/", name)
@@ -346,8 +331,9 @@ def build_view(
             layers.append(_bind(host, str(host), True))
     layers += [
         _bind(Path("/etc"), "/etc", True),
+        *(_Layer(path, None, True, cover(path, d)) for path, d in private),
         _Layer("/proc", None, True, ("--proc", "/proc")),
-        *_proc_covers(),
+        *(_Layer(path, None, True, args) for path, args in proc_covers()),
         _Layer("/dev", None, True, ("--dev", "/dev")),
         *_devices(devices),
         _Layer("/tmp", None, False, ("--tmpfs", "/tmp")),  # noqa: S108 (in the job)
@@ -414,25 +400,6 @@ def _masks(layers: Sequence[_Layer], hidden: Sequence[str | Path]) -> list[_Laye
         if binds and os.path.isdir(path):
             args = ("--perms", "0555", "--tmpfs", path, "--remount-ro", path)
             out.append(_Layer(path, None, True, args))
-    return out
-
-
-def _proc_covers(proc: Path = Path("/proc")) -> list[_Layer]:
-    """Read-only binds and masks over the job's fresh /proc, for what exists in
-    the host's (the same kernel's). A bind's source is the host's procfs: what
-    /proc/sys shows depends on the reader's namespaces, not on the mount."""
-    out: list[_Layer] = []
-    for name in _PROC_READ_ONLY:
-        if (proc / name).exists():
-            target = f"/proc/{name}"
-            out.append(_Layer(target, None, True, ("--ro-bind", target, target)))
-    for name in _PROC_MASKED:
-        host, target = proc / name, f"/proc/{name}"
-        if host.is_dir():
-            args = ("--perms", "0555", "--tmpfs", target, "--remount-ro", target)
-            out.append(_Layer(target, None, True, args))
-        elif host.exists():
-            out.append(_Layer(target, None, True, ("--ro-bind", "/dev/null", target)))
     return out
 
 

@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from apolo_jupyter import Client, JobDescription, JobStatus, get
-from apolo_jupyter.local._exec import command_line, env_file, make_target
+from apolo_jupyter.local._exec_command import command_line, env_file, make_target
 from apolo_jupyter.local._sandbox import SandboxMode
 
 from ..conftest import Platform, wait_running

@@ -8,8 +8,10 @@ The probes below only ever write back the value they just read."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import stat
 from pathlib import Path
 
 from apolo_jupyter import Client, JobStatus
@@ -86,3 +88,32 @@ async def test_the_kernels_knobs_are_read_only_and_its_secrets_masked(
     for kind in ("uts", "ipc"):
         host = os.readlink(f"/proc/self/ns/{kind}")
         assert kind in log and host not in log, (kind, host, log)
+
+
+def _private_files(root: str = "/etc") -> list[str]:
+    """Files under /etc that the host's other users may not read."""
+    found = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            with contextlib.suppress(OSError):
+                st = os.lstat(path)
+                if stat.S_ISREG(st.st_mode) and not st.st_mode & 0o004:
+                    found.append(path)
+    return found
+
+
+async def test_a_job_reads_of_etc_what_any_user_of_the_host_may(
+    client: Client,
+) -> None:
+    """A root platform's job is uid 0: /etc/shadow, SSH host keys and TLS
+    private keys would be plain reading without the masks."""
+    private = _private_files()
+    assert "/etc/shadow" in private, private
+    script = (
+        'for p in "$@"; do if cat "$p" >/dev/null 2>&1; then echo "read $p"; fi; '
+        "done; head -c 5 /etc/passwd"
+    )
+    log = await _job(client, ["sh", "-c", script, "sh", *private])
+    assert "read /" not in log, log
+    assert log.endswith(Path("/etc/passwd").read_text()[:5]), log
