@@ -16,18 +16,20 @@ loader reads (``/etc/ld.so.preload``, ``/etc/ld.so.cache``, the libraries it
 names under ``/lib``), and what libc and setpriv open (locale and gconv files
 under ``/usr``, ``/proc/sys/kernel/cap_last_cap``, ``/proc/self/status``). These
 are resolved in the job's root, a tmpfs the job may write. So every one of them
-lies in a system folder (``_sandbox.SYSTEM_FOLDERS``: ``/usr``, ``/etc``, the
-merged-/usr aliases ``/bin``, ``/sbin``, ``/lib*``, and the kernel's ``/proc``
-and ``/dev``), each of which is in every job a mount point (read-only binds of
-the host's folders, a fresh procfs and devtmpfs): a mount point cannot be
-renamed, removed or replaced from inside, and no volume of any kind may be
-mounted at or under one (refused with a 400 when the job is created, and by the
-sandbox). The aliases used to be symlinks on the job's root: a job renamed
-``/lib`` to a folder of its own, and its ``libcap-ng`` ran inside setpriv with
-every capability. ``tests/security/test_exec_chain.py`` traces the chain and
-checks that every path it opens before the drop lies in those folders. (A
-helper that drops every capability before it touches the job's filesystem
-would not need this argument, but costs a process start of its own per exec.)
+lies in a folder the job cannot change: the host's ``/usr`` and ``/etc`` and the
+merged-/usr aliases ``/bin``, ``/sbin``, ``/lib*`` (read-only binds) or the
+kernel's ``/proc`` (a fresh procfs, its knobs read-only). Each is a mount point
+in every job, which cannot be renamed, removed or replaced from inside, and no
+volume of any kind may be mounted at or under one, nor under ``/dev`` (the
+job's own tmpfs, which nothing of the chain opens): ``_sandbox.SYSTEM_FOLDERS``,
+refused with a 400 when the job is created, and by the sandbox. The aliases used
+to be symlinks on the job's root: a job renamed ``/lib`` to a folder of its own,
+and its ``libcap-ng`` ran inside setpriv with every capability.
+``tests/security/test_exec_chain.py`` traces the chain and checks that every
+path it opens before the drop lies in those folders. (A helper that drops every
+capability before it touches the job's filesystem would not need this
+argument, but costs a process start of its own per exec; the command line is
+built in ``_exec_command``.)
 
 The program to run is looked up before anything starts, in the job's own root
 (``openat2`` with ``RESOLVE_IN_ROOT`` from an fd of ``/proc/<init>/root``, in a

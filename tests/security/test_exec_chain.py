@@ -50,8 +50,9 @@ __attribute__((constructor)) static void loaded(void) {
     if (fd >= 0) { dprintf(fd, "privileged pid %d %s", getpid(), caps); close(fd); }
 }
 """
-# The host's, read-only in every job: where programs and the loader come from.
-SYSTEM_FOLDERS = (
+# The host's, read-only in every job (and the kernel's /proc): where programs and
+# the loader come from. Not /dev: the job's own tmpfs, which it may write.
+IMMUTABLE = (
     "/usr",
     "/etc",
     "/bin",
@@ -61,7 +62,6 @@ SYSTEM_FOLDERS = (
     "/lib64",
     "/libx32",
     "/proc",
-    "/dev",
 )
 STUB_SOURCE = "void apolo_stub(void) {}\n"
 LIB = "libcap-ng.so.0"  # what setpriv (the chain's capability dropper) links
@@ -281,11 +281,11 @@ async def test_the_privileged_part_of_exec_reads_only_immutable_host_folders(
         await until_output(client, job.id, "echo up", "up")
         out, _, _ = await run(client, job.id, "cat /proc/self/mountinfo")
         mounts = {line.split()[4]: line.split() for line in out.decode().splitlines()}
-        present = [f for f in SYSTEM_FOLDERS if f in mounts]
+        present = [f for f in IMMUTABLE if f in mounts]
         for folder in ("/usr", "/etc", "/lib", "/lib64", "/bin", "/sbin", "/proc"):
             assert folder in present, (folder, sorted(mounts))
         for folder in present:
-            if folder not in ("/proc", "/dev"):
+            if folder != "/proc":
                 assert "ro" in mounts[folder][5].split(","), mounts[folder]
         init = psutil.Process(_payload(marker)).ppid()
         env = {"PATH": "/usr/bin:/bin"}
@@ -323,7 +323,7 @@ async def test_the_privileged_part_of_exec_reads_only_immutable_host_folders(
                 p
                 for p in paths
                 if p != "/"
-                and not any(p == f or p.startswith(f + "/") for f in SYSTEM_FOLDERS)
+                and not any(p == f or p.startswith(f + "/") for f in IMMUTABLE)
             ]
             assert outside == [], outside
     finally:
