@@ -10,12 +10,12 @@ read-only at its host paths, and the job's mounts at their container paths.
 
 What a job must never see or steer (the security model, see the README):
 
-- **System folders are immutable.** ``SYSTEM_FOLDERS`` (``/usr``, ``/etc``, the
-  aliases, ``/proc``, ``/dev``) are mount points in every job, which it cannot
-  rename or replace, and no volume of any kind goes at or under one: programs
-  load their libraries from there, also the platform's own that enter a job
-  with privileges (``_exec``).
-
+- **System folders take no volume.** ``SYSTEM_FOLDERS`` (``/usr``, ``/etc``,
+  the aliases, ``/proc``, ``/dev``) are mount points in every job, which it
+  cannot rename or replace, all read-only but ``/dev`` (the job's own tmpfs), and
+  no volume of any kind goes at or under one: programs load their libraries
+  from there, also the platform's own that enter a job with privileges
+  (``_exec``).
 - **Only the interpreter.** Of the platform's Python, only its prefixes and
   site-packages are bound, never ``sys.path`` as such (``python -m`` puts the
   working directory there, editable installs their source tree). Nothing that
