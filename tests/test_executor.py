@@ -443,3 +443,35 @@ async def test_reap_orphans_kills_only_sandboxes_of_its_tag(
     assert "APOLO_JUPYTER_SANDBOX_OF" not in spec.log_path.read_text()
     assert "PATH=" in spec.log_path.read_text()
     assert Executor(mode=SandboxMode.PLAIN, sandbox_tag="x").reap_orphans() == []
+
+
+def _tagged(entry: bytes) -> list[int]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if entry in Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0"):
+                found.append(proc.pid)
+        except OSError:
+            pass
+    return found
+
+
+async def test_an_init_orphaned_by_a_kill_during_start_is_found_and_killed(
+    jobs: Jobs, tmp_path: Path
+) -> None:
+    """A kill that ends bwrap before it has reported its init leaves that init
+    waiting forever (no parent-death signal armed yet). A stand-in bwrap leaves
+    such a process, as bwrap's child, with bwrap's environment, and reports no
+    init; the job's end must not leave it running."""
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\nsleep 600 </dev/null >/dev/null 2>&1 &\nexit 143\n")
+    fake.chmod(0o755)
+    executor = Executor(mode=SandboxMode.BWRAP, bwrap=str(fake), sandbox_tag="t")
+    job = await jobs.start(executor, jobs.spec(["sleep", "100"]))
+    assert job.tag_entry is not None
+    try:
+        assert await asyncio.wait_for(job.wait(), 30) == 143
+        assert _tagged(job.tag_entry) == []
+    finally:
+        for pid in _tagged(job.tag_entry):
+            psutil.Process(pid).kill()
