@@ -3,9 +3,12 @@
 The storage lives in ``settings.paths.storage_dir``, laid out ``<org>/<project>/
 <path>`` as on the real platform (jobs mount the same folders, see
 ``_volume_fs``). Paths are checked by ``_storage_fs.locate`` before
-anything is touched and reached through folder fds (``_storage_ops``). Bodies are
-streamed both ways (``_storage_io``): whole-chunk disk writes run in a thread and
-files go out with ``sendfile``, so a large transfer never stalls the event loop.
+anything is touched and reached through folder fds (``_storage_ops``). A small
+file (up to ``SMALL_FILE``) costs one request handled in one go: its body read
+whole and written with one call, or its bytes read with one call and sent with
+the headers. Larger bodies are streamed both ways (``_storage_io``): whole-chunk
+disk writes run in a thread and files go out with ``sendfile``, so a large
+transfer never stalls the event loop.
 Errors are ``{"error", "errno"}`` JSON: 404 for a missing path (the SDK's
 ``ResourceNotFound``, which its probes expect), else 400 (an ``OSError`` there)."""
 
@@ -24,7 +27,14 @@ from aiohttp import web
 
 from ._settings import ORG, PROJECT
 from ._storage_fs import Entry, StorageError, locate, os_error, refused, storage_root
-from ._storage_io import byte_range, receive, send
+from ._storage_io import (
+    SMALL_BODY,
+    SMALL_FILE,
+    byte_range,
+    read_body,
+    receive,
+    send,
+)
 from ._storage_ops import (
     disk_usage,
     file_status,
@@ -35,6 +45,7 @@ from ._storage_ops import (
     open_file,
     remove,
     rename,
+    write_new,
 )
 from ._web import SETTINGS
 
@@ -117,18 +128,31 @@ async def get_disk_usage(request: web.Request, entry: Entry) -> web.StreamRespon
     return web.json_response(disk_usage(entry.root))
 
 
+def _read_headers(
+    resp: web.StreamResponse, rng: tuple[int, int] | None, size: int
+) -> None:
+    resp.content_type = "application/octet-stream"
+    resp.headers["Accept-Ranges"] = "bytes"
+    if rng:
+        resp.headers["Content-Range"] = f"bytes {rng[0]}-{rng[1] - 1}/{size}"
+
+
 async def read_file(request: web.Request, entry: Entry) -> web.StreamResponse:
     fd = open_file(entry, os.O_RDONLY)
     try:
         size = _regular(fd, entry)
         rng = byte_range(request, size)
         start, end = rng or (0, size)
+        if end - start <= SMALL_FILE:
+            # One read, and the bytes go out with the headers in one write.
+            data = os.pread(fd, end - start, start)
+            if len(data) == end - start:  # else cut short meanwhile: see below
+                small = web.Response(status=206 if rng else 200, body=data)
+                _read_headers(small, rng, size)
+                return small
         resp = web.StreamResponse(status=206 if rng else 200)
-        resp.content_type = "application/octet-stream"
         resp.content_length = end - start
-        resp.headers["Accept-Ranges"] = "bytes"
-        if rng:
-            resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        _read_headers(resp, rng, size)
         await _start(request, resp)
         with contextlib.suppress(ConnectionError):  # the client went away
             await send(request, fd, start, end - start)
@@ -145,6 +169,16 @@ async def create_file(request: web.Request, entry: Entry) -> web.StreamResponse:
     """The body goes to a temporary file that replaces the old one only once it
     is complete: a failed upload leaves the old file as it was."""
     _check_depth(entry)
+    length = request.content_length
+    if length is not None and length <= SMALL_BODY:
+        # Read whole, then written with one call. A small file is created right
+        # here: a thread hop would cost more than the write.
+        data = await read_body(request)
+        if length <= SMALL_FILE:
+            write_new(entry, data)
+        else:
+            await asyncio.to_thread(write_new, entry, data)
+        return web.Response(status=201)
     with new_version(entry) as (fd, commit):
         await receive(request, fd, 0)
         commit()
