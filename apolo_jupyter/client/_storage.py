@@ -258,6 +258,12 @@ class Storage:
             async for data in resp.content.iter_any():
                 yield data
 
+    async def _read_whole(self, uri: URL) -> bytes:
+        """All the bytes of a (small) file, in one request."""
+        url = self._url(self._normalize(uri)).with_query(op="OPEN")
+        async with self._core.request("GET", url, timeout=TRANSFER_TIMEOUT) as resp:
+            return await resp.read()
+
     async def upload_file(
         self,
         src: URL | Path | str,

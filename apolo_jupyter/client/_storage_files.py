@@ -120,7 +120,7 @@ async def send_file(
     storage: Storage, path: Path, dst: URL, offset: int, report: Reporter
 ) -> None:
     """Upload ``path`` to the (normalized) ``dst`` from ``offset``."""
-    src = URL(path.as_uri())
+    src = URL(path.as_uri()) if report.active else dst
     stream, size, data = await asyncio.to_thread(_open_for_upload, path)
     report.start(src, dst, size)
     if data is not None:  # all of it, in one CREATE (offset is 0 below a CHUNK)
@@ -148,9 +148,14 @@ async def send_file(
         await asyncio.to_thread(stream.close)
 
 
-def _write_whole(path: Path, blocks: list[bytes]) -> None:
-    with path.open("wb") as stream:
-        stream.writelines(blocks)
+def _write_whole(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 async def fetch_file(
@@ -158,19 +163,18 @@ async def fetch_file(
 ) -> None:
     """Download the (normalized) ``src`` of ``size`` bytes into ``path``, keeping
     the first ``offset`` bytes already there."""
-    dst = URL((await asyncio.to_thread(path.absolute)).as_uri())
+    dst = src
+    if report.active:
+        dst = URL((await asyncio.to_thread(path.absolute)).as_uri())
     report.start(src, dst, size)
-    if not offset and size < CHUNK:  # in memory, then one thread hop to disk
-        blocks = []
+    if not offset and size < CHUNK:  # one request, then one thread hop to disk
         try:
-            if size:
-                async with storage.open(src) as chunks:
-                    blocks = [chunk async for chunk in chunks]
+            data = await storage._read_whole(src) if size else b""
         except ConnectionDropped:
             pass  # the file is written as a stream below, which resumes
         else:
-            await asyncio.to_thread(_write_whole, path, blocks)
-            report.step(src, dst, sum(map(len, blocks)), size)
+            await asyncio.to_thread(_write_whole, path, data)
+            report.step(src, dst, len(data), size)
             report.complete(src, dst, size)
             return
     stream = await asyncio.to_thread(path.open, "r+b" if offset else "wb")
