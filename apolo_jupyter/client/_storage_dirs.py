@@ -34,7 +34,7 @@ from ._file_filter import (
 from ._storage_files import download_offset, fetch_file, send_file, upload_offset
 from ._storage_models import FileStatus
 from ._storage_progress import Reporter
-from ._storage_transfer import CHUNK, local_path
+from ._storage_transfer import CHUNK, Hops, local_path
 
 if TYPE_CHECKING:
     from ._storage import Storage
@@ -123,6 +123,7 @@ class _Upload:
         self.ignore_file_names = ignore_file_names
         self.report = report
         self.slots = Slots()
+        self.hops = Hops()
 
     async def _remote_files(self, dst: URL, compare: bool) -> dict[str, FileStatus]:
         """Make sure ``dst`` is a folder; its files when they will be compared."""
@@ -207,7 +208,7 @@ class _Upload:
 
     async def file(self, path: Path, dst: URL, offset: int, size: int) -> None:
         async with self.slots.take(size):
-            await send_file(self.storage, path, dst, offset, self.report)
+            await send_file(self.storage, path, dst, offset, self.report, self.hops)
 
 
 async def upload_dir(
@@ -252,6 +253,7 @@ class _Download:
         self.continue_ = continue_
         self.report = report
         self.slots = Slots()
+        self.hops = Hops()
 
     async def folder(
         self, src: URL, path: Path, rel: str, filter: AsyncFilterFunc
@@ -298,7 +300,13 @@ class _Download:
     async def file(self, entry: FileStatus, path: Path, offset: int) -> None:
         async with self.slots.take(entry.size):
             await fetch_file(
-                self.storage, entry.uri, path, entry.size, offset, self.report
+                self.storage,
+                entry.uri,
+                path,
+                entry.size,
+                offset,
+                self.report,
+                self.hops,
             )
 
 

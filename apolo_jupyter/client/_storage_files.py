@@ -24,6 +24,7 @@ from ._storage_models import FileStatus
 from ._storage_progress import Reporter
 from ._storage_transfer import (
     CHUNK,
+    Hops,
     OnBytes,
     download_stream,
     resume_offset,
@@ -117,11 +118,20 @@ def _open_for_upload(path: Path) -> tuple[BinaryIO, int, bytes | None]:
 
 
 async def send_file(
-    storage: Storage, path: Path, dst: URL, offset: int, report: Reporter
+    storage: Storage,
+    path: Path,
+    dst: URL,
+    offset: int,
+    report: Reporter,
+    hops: Hops | None = None,
 ) -> None:
-    """Upload ``path`` to the (normalized) ``dst`` from ``offset``."""
+    """Upload ``path`` to the (normalized) ``dst`` from ``offset``. ``hops``
+    (a folder transfer's) opens and reads it with other files' calls."""
     src = URL(path.as_uri()) if report.active else dst
-    stream, size, data = await asyncio.to_thread(_open_for_upload, path)
+    if hops is not None:
+        stream, size, data = await hops.run(_open_for_upload, path)
+    else:
+        stream, size, data = await asyncio.to_thread(_open_for_upload, path)
     report.start(src, dst, size)
     if data is not None:  # all of it, in one CREATE (offset is 0 below a CHUNK)
         await storage.create(dst, data)
@@ -159,10 +169,17 @@ def _write_whole(path: Path, data: bytes) -> None:
 
 
 async def fetch_file(
-    storage: Storage, src: URL, path: Path, size: int, offset: int, report: Reporter
+    storage: Storage,
+    src: URL,
+    path: Path,
+    size: int,
+    offset: int,
+    report: Reporter,
+    hops: Hops | None = None,
 ) -> None:
     """Download the (normalized) ``src`` of ``size`` bytes into ``path``, keeping
-    the first ``offset`` bytes already there."""
+    the first ``offset`` bytes already there. ``hops`` (a folder transfer's)
+    writes a small file with other files' calls."""
     dst = src
     if report.active:
         dst = URL((await asyncio.to_thread(path.absolute)).as_uri())
@@ -173,7 +190,10 @@ async def fetch_file(
         except ConnectionDropped:
             pass  # the file is written as a stream below, which resumes
         else:
-            await asyncio.to_thread(_write_whole, path, data)
+            if hops is not None:
+                await hops.run(_write_whole, path, data)
+            else:
+                await asyncio.to_thread(_write_whole, path, data)
             report.step(src, dst, len(data), size)
             report.complete(src, dst, size)
             return
