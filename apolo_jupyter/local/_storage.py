@@ -57,6 +57,9 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 # Files are created, written, deleted and renamed only inside a project.
 FILE_DEPTH = 3
 
+# The project folder, and the resolved storage root, found once.
+_ROOT: web.AppKey[tuple[str, str]] = web.AppKey("storage_root", tuple)
+
 OpHandler = Callable[[web.Request, Entry], Awaitable[web.StreamResponse]]
 
 
@@ -263,6 +266,15 @@ OPS: dict[str, dict[str, OpHandler]] = {
 }
 
 
+def _root(app: web.Application) -> str:
+    """The resolved storage root; the project folder is made again if it was
+    removed meanwhile (it must stat as a dir)."""
+    project, root = app[_ROOT]
+    if not os.path.isdir(project):
+        storage_root(app[SETTINGS].paths.storage_dir, (ORG, PROJECT))
+    return root
+
+
 def _no_handler(method: str, op: str) -> StorageError:
     for other, handlers in OPS.items():
         if op in handlers:
@@ -280,8 +292,7 @@ async def storage(request: web.Request) -> web.StreamResponse:
     try:
         if handler is None:
             raise _no_handler(request.method, op)
-        root = storage_root(request.app[SETTINGS].paths.storage_dir, (ORG, PROJECT))
-        entry = locate(root, request.match_info.get("path", ""))
+        entry = locate(_root(request.app), request.match_info.get("path", ""))
         api_path = entry.api_path
         return await handler(request, entry)
     except StorageError as exc:
@@ -302,6 +313,9 @@ async def storage(request: web.Request) -> web.StreamResponse:
 
 
 def add_storage_routes(app: web.Application) -> None:
+    storage_dir = app[SETTINGS].paths.storage_dir
+    project = os.path.join(storage_dir, ORG, PROJECT)
+    app[_ROOT] = (project, storage_root(storage_dir, (ORG, PROJECT)))
     app.router.add_route("*", "/api/v1/storage", storage)
     # [\s\S]: any character, newlines included (a file name may hold one)
     app.router.add_route("*", r"/api/v1/storage/{path:[\s\S]*}", storage)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import os
 import stat
 from collections.abc import Iterator, Sequence
@@ -74,12 +73,16 @@ def inside(path: str, root: str) -> bool:
 
 @dataclass(frozen=True)
 class Entry:
-    """A checked storage path: its parts and its host path as written (nothing
+    """A checked storage path: the resolved root and the parts under it (nothing
     resolved yet)."""
 
     root: str
     parts: tuple[str, ...]
-    host: str
+
+    @property
+    def host(self) -> str:
+        """The host path as written (symlinks not resolved)."""
+        return os.path.join(self.root, *self.parts)
 
     @property
     def api_path(self) -> str:
@@ -112,7 +115,7 @@ def locate(root: str, raw: str) -> Entry:
     if any(part in (".", "..") for part in parts):
         shown = "/" + "/".join(parts)
         raise refused(shown, "has '.' or '..' parts, which are not allowed")
-    return Entry(root, parts, os.path.join(root, *parts))
+    return Entry(root, parts)
 
 
 def open_dirs(root: str, parts: Sequence[str]) -> int:
@@ -243,15 +246,8 @@ def target_of(entry: Entry) -> Iterator[tuple[int, str, os.stat_result | None]]:
         yield fd, name, _lstat(name, fd)
 
 
-@functools.lru_cache(maxsize=16)
-def _resolved(storage_dir: str) -> str:
-    return os.path.realpath(storage_dir)
-
-
 def storage_root(storage_dir: Path, project_dirs: tuple[str, ...]) -> str:
-    """The resolved root, with the project folder created (it must stat as a dir).
-    Called on every request: a folder that exists costs one ``stat``."""
-    project = os.path.join(storage_dir, *project_dirs)
-    if not os.path.isdir(project):
-        Path(project).mkdir(parents=True, exist_ok=True)
-    return _resolved(str(storage_dir))
+    """The resolved root, with the project folder created (it must stat as a dir)."""
+    project = storage_dir.joinpath(*project_dirs)
+    project.mkdir(parents=True, exist_ok=True)
+    return os.path.realpath(storage_dir)
