@@ -255,14 +255,16 @@ class Storage:
                         f"the platform ignored the byte range of {uri} "
                         f"(status {resp.status}, Content-Range {rng!r})"
                     )
-            async for data in resp.content.iter_any():
+            # The pieces as they came (iter_any would join what is buffered:
+            # one more copy of every byte).
+            async for data, _ in resp.content.iter_chunks():
                 yield data
 
-    async def _read_whole(self, uri: URL) -> bytes:
-        """All the bytes of a (small) file, in one request."""
+    async def _read_whole(self, uri: URL) -> list[bytes]:
+        """All the bytes of a (small) file, in one request, as they came."""
         url = self._url(self._normalize(uri)).with_query(op="OPEN")
         async with self._core.request("GET", url, timeout=TRANSFER_TIMEOUT) as resp:
-            return await resp.read()
+            return [data async for data, _ in resp.content.iter_chunks()]
 
     async def upload_file(
         self,

@@ -20,15 +20,16 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from ._errors import ConnectionDropped
+from ._hops import Hops
 from ._storage_models import FileStatus
 from ._storage_progress import Reporter
 from ._storage_transfer import (
     CHUNK,
-    Hops,
     OnBytes,
     download_stream,
     resume_offset,
     upload_stream,
+    write_blocks,
 )
 
 if TYPE_CHECKING:
@@ -158,12 +159,15 @@ async def send_file(
         await asyncio.to_thread(stream.close)
 
 
-def _write_whole(path: Path, data: bytes) -> None:
+def _open_unbuffered(path: Path, keep: bool) -> BinaryIO:
+    """For ``download_stream``, which writes to its fd: no buffer in the way."""
+    return path.open("r+b", buffering=0) if keep else path.open("wb", buffering=0)
+
+
+def _write_whole(path: Path, blocks: list[bytes]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_blocks(fd, blocks)
     finally:
         os.close(fd)
 
@@ -186,18 +190,18 @@ async def fetch_file(
     report.start(src, dst, size)
     if not offset and size < CHUNK:  # one request, then one thread hop to disk
         try:
-            data = await storage._read_whole(src) if size else b""
+            blocks = await storage._read_whole(src) if size else []
         except ConnectionDropped:
             pass  # the file is written as a stream below, which resumes
         else:
             if hops is not None:
-                await hops.run(_write_whole, path, data)
+                await hops.run(_write_whole, path, blocks)
             else:
-                await asyncio.to_thread(_write_whole, path, data)
-            report.step(src, dst, len(data), size)
+                await asyncio.to_thread(_write_whole, path, blocks)
+            report.step(src, dst, sum(map(len, blocks)), size)
             report.complete(src, dst, size)
             return
-    stream = await asyncio.to_thread(path.open, "r+b" if offset else "wb")
+    stream = await asyncio.to_thread(_open_unbuffered, path, bool(offset))
     try:
         done = offset
 

@@ -13,11 +13,11 @@ are in, so a file of the full size is a complete one (``resume_offset``).
 from __future__ import annotations
 
 import asyncio
-import functools
+import os
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import BinaryIO
 
 from yarl import URL
 
@@ -28,70 +28,7 @@ CHUNK = 1 << 20
 UPLOAD_WINDOW = 4
 
 OnBytes = Callable[[int], None]
-T = TypeVar("T")
-
-
-class Hops:
-    """Short blocking calls run in a thread, many per hop: the calls made while a
-    hop runs all go in the next one. A folder's small files each need one such
-    call (open-read-close up, create-write-close down), and a thread hop of its
-    own would cost more than the file (two wake-ups and a handover of the GIL);
-    with a few files in flight, one hop serves several of them."""
-
-    def __init__(self) -> None:
-        self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
-        self._running = False
-
-    async def run(self, func: Callable[..., T], *args: Any) -> T:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((functools.partial(func, *args), future))
-        if not self._running:
-            self._running = True
-            _background(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    outcomes = await asyncio.to_thread(
-                        _run_each, [call for call, _ in batch]
-                    )
-                except BaseException:  # cancelled (the loop is closing)
-                    for _, future in batch + self._pending:
-                        future.cancel()
-                    self._pending = []
-                    raise
-                for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-                    if future.done():  # its caller was cancelled
-                        continue
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(value)
-        finally:
-            self._running = False
-
-
-def _run_each(calls: list[Callable[[], Any]]) -> list[tuple[bool, Any]]:
-    outcomes: list[tuple[bool, Any]] = []
-    for call in calls:
-        try:
-            outcomes.append((True, call()))
-        except BaseException as exc:  # raised again by its caller
-            outcomes.append((False, exc))
-    return outcomes
-
-
-_TASKS: set[asyncio.Task[None]] = set()
-
-
-def _background(coro: Awaitable[None]) -> None:
-    """A task kept alive until it ends (the loop holds only weak references)."""
-    task: asyncio.Task[None] = asyncio.ensure_future(coro)
-    _TASKS.add(task)
-    task.add_done_callback(_TASKS.discard)
+IOV_MAX = 1024
 
 
 def local_path(path: URL | Path | str) -> Path:
@@ -155,8 +92,21 @@ async def upload_stream(
         await asyncio.gather(*writing, return_exceptions=True)
 
 
+def write_blocks(fd: int, blocks: list[bytes]) -> None:
+    """All of ``blocks`` at the file position, with as few calls as it takes."""
+    views = [memoryview(block) for block in blocks if block]
+    while views:
+        done = os.writev(fd, views[:IOV_MAX])
+        while views and done >= len(views[0]):
+            done -= len(views[0])
+            views.pop(0)
+        if done:
+            views[0] = views[0][done:]
+
+
 def _write_all(stream: BinaryIO, blocks: list[bytes]) -> None:
-    stream.writelines(blocks)
+    stream.flush()  # nothing, for the unbuffered files fetch_file opens
+    write_blocks(stream.fileno(), blocks)
 
 
 async def download_stream(
