@@ -61,27 +61,41 @@ async def send(request: web.Request, fd: int, offset: int, count: int) -> None:
         stream.close()
 
 
-async def read_body(request: web.Request) -> bytes:
-    """The whole body (the caller has checked its Content-Length)."""
-    chunks = []
-    while data := await request.content.readany():
-        chunks.append(data)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+async def _piece(request: web.Request) -> bytes:
+    """The body's next piece as it was received, b"" at its end (``readany``
+    would join all that is buffered: one more copy of every byte). A request
+    without a body shares aiohttp's one empty reader, whose ``readchunk`` says
+    "end of an HTTP chunk", not "end", once anyone has read it: so ``at_eof``
+    is asked first."""
+    content = request.content
+    while not content.at_eof():
+        data, end_of_http_chunk = await content.readchunk()
+        if data or not end_of_http_chunk:
+            return data
+    return b""
 
 
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+async def read_body(request: web.Request) -> list[bytes]:
+    """The whole body, in the pieces it came in (the caller has checked its
+    Content-Length)."""
+    pieces = []
+    while data := await _piece(request):
+        pieces.append(data)
+    return pieces
 
 
-def _pwrite_all(fd: int, buffers: list[bytes], offset: int) -> None:
+def write_all(fd: int, buffers: list[bytes], offset: int | None = None) -> None:
+    """All of ``buffers``, at ``offset`` or at the file position, with as few
+    calls as it takes."""
     if len(buffers) > MAX_BUFFERS:
         buffers = [b"".join(buffers)]
-    views = [memoryview(b) for b in buffers]
+    views = [memoryview(b) for b in buffers if b]
     while views:
-        done = os.pwritev(fd, views, offset)
-        offset += done
+        if offset is None:
+            done = os.writev(fd, views)
+        else:
+            done = os.pwritev(fd, views, offset)
+            offset += done
         while views and done >= len(views[0]):
             done -= len(views[0])
             views.pop(0)
@@ -98,7 +112,7 @@ async def receive(request: web.Request, fd: int, offset: int) -> int:
     writing: asyncio.Future[None] | None = None
     try:
         while True:
-            data = await request.content.readany()
+            data = await _piece(request)
             if data:
                 pending.append(data)
                 size += len(data)
@@ -106,7 +120,7 @@ async def receive(request: web.Request, fd: int, offset: int) -> int:
                 if writing is not None:
                     await writing
                 writing = asyncio.ensure_future(
-                    asyncio.to_thread(_pwrite_all, fd, pending, offset + total)
+                    asyncio.to_thread(write_all, fd, pending, offset + total)
                 )
                 total += size
                 pending, size = [], 0

@@ -154,7 +154,7 @@ def new_version(entry: Entry) -> Iterator[tuple[int, Callable[[], None]]]:
                     os.unlink(temp, dir_fd=folder)
 
 
-def write_new(entry: Entry, data: bytes) -> None:
+def write_new(entry: Entry, data: list[bytes]) -> None:
     """CREATE with the whole body at hand: resolve, write and rename in one go
     (one thread hop for a small file)."""
     with new_version(entry) as (fd, commit):
