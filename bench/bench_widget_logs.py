@@ -1,4 +1,5 @@
-"""What the kernel sends the browser while an attached job floods its log.
+"""What the kernel sends the browser while an attached job floods its log, and
+while a quiet job runs (its status view's resource sparkline).
 
 A real kernel runs ``%apolo_run`` of a job that prints ``--mb`` MiB of 100-byte
 lines (1 GiB by default); the cell shows the job's status view. Every message
@@ -12,18 +13,26 @@ the log rate, their ratio, and how long after the job ended the cell returned
 redraws the last 200 lines at most 5 times a second, within ~200 kB/s),
 independent of how fast the job prints.
 
-Run: .venv/bin/python bench/bench_widget_logs.py [--mb 1024]
+Then, in the same kernel, two status views follow one quiet running job for
+``--seconds`` (90 by default, so the sparkline's 60-sample window fills): ours,
+whose updates carry only the new samples, and a baseline view that differs only
+in sending the whole window with every update. The bytes of each view's updates
+on IOPub (envelopes included) are counted apart, by comm id.
+
+Run: .venv/bin/python bench/bench_widget_logs.py [--mb 1024] [--seconds 90]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import zmq
 from jupyter_client.manager import KernelManager
@@ -37,8 +46,36 @@ PRINTER = (
 )
 
 
+USAGE_CELL = """
+import anywidget
+from apolo_jupyter.kernel._bridge import Attachment
+from apolo_jupyter.kernel._runtime import runtime
+from apolo_jupyter.widgets import JobStatusView
+
+class WholeWindow(JobStatusView):  # the baseline: the whole window every update
+    def get_state(self, key=None, drop_defaults=False):
+        return anywidget.AnyWidget.get_state(self, key, drop_defaults)
+
+rt = runtime()
+client = rt.client()
+quiet = rt.run(client.jobs.start(
+    image=client.parse.remote_image("ubuntu"), preset_name="cpu-small",
+    command="sleep 3600"))
+views = {"ours": JobStatusView(), "whole window": WholeWindow()}
+watchers = [Attachment(rt, client, quiet.id, v) for v in views.values()]
+print(json.dumps({v.model_id: name for name, v in views.items()}))
+"""
+STOP_CELL = """
+for w in watchers:
+    w.stop()
+rt.run(client.jobs.kill(quiet.id))
+print(views["ours"].spark.get("seq", 0))
+"""
+
+
 class IOPubMeter:
-    """Counts the bytes of every IOPub message, with arrival times."""
+    """Counts the bytes of every IOPub message, with arrival times and the comm
+    it updates (if any)."""
 
     def __init__(self, url: str) -> None:
         self._ctx = zmq.Context()
@@ -46,6 +83,7 @@ class IOPubMeter:
         self._socket.setsockopt(zmq.SUBSCRIBE, b"")
         self._socket.connect(url)
         self.samples: list[tuple[float, int]] = []
+        self.comms: list[tuple[float, int, str]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -56,7 +94,14 @@ class IOPubMeter:
         while not self._stop.is_set():
             if poller.poll(100):
                 frames = self._socket.recv_multipart(copy=True)
-                self.samples.append((time.monotonic(), sum(len(f) for f in frames)))
+                now, size = time.monotonic(), sum(len(f) for f in frames)
+                self.samples.append((now, size))
+                # Frames: idents, <IDS|MSG>, signature, header, parent, metadata,
+                # content, buffers.
+                at = frames.index(b"<IDS|MSG>")
+                if b'"comm_msg"' in frames[at + 2]:
+                    comm = json.loads(frames[at + 5]).get("comm_id", "")
+                    self.comms.append((now, size, comm))
 
     def close(self) -> None:
         self._stop.set()
@@ -95,7 +140,36 @@ async def _job_times(url: str, token: str, name: str) -> tuple[float, int]:
     ).total_seconds(), history.exit_code or 0
 
 
-def main(mb: int) -> None:
+def _execute(kc: Any, code: str) -> str:
+    out: list[str] = []
+
+    def hook(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+
+    reply = kc.execute_interactive(code, timeout=120, output_hook=hook)
+    assert reply["content"]["status"] == "ok", (reply["content"], out)
+    return "".join(out)
+
+
+def usage_phase(
+    kc: Any, meter: IOPubMeter, seconds: float
+) -> tuple[float, dict[str, int], int]:
+    """Two views of one quiet job for ``seconds``: (seconds, bytes of updates
+    per view name, samples shown)."""
+    names = json.loads(_execute(kc, "import json\n" + USAGE_CELL))
+    start = time.monotonic()
+    time.sleep(seconds)
+    end = time.monotonic()
+    samples = int(_execute(kc, STOP_CELL))
+    sent = dict.fromkeys(names.values(), 0)
+    for t, n, comm in meter.comms:
+        if start <= t <= end and comm in names:
+            sent[names[comm]] += n
+    return end - start, sent, samples
+
+
+def main(mb: int, seconds: float) -> None:
     blocks = max(mb * 2**20 // (100 * 10486), 1)
     log_bytes = blocks * 100 * 10486
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -127,6 +201,7 @@ def main(mb: int) -> None:
                 assert reply["content"]["status"] == "ok", reply["content"]
                 time.sleep(0.5)
                 sent = meter.between(start, end + 0.5)
+                usage_s, usage, samples = usage_phase(kc, meter, seconds)
             finally:
                 meter.close()
                 kc.stop_channels()
@@ -158,9 +233,17 @@ def main(mb: int) -> None:
         f"(the kernel sent 1 byte per {log_rate / frontend:,.0f} bytes of log)"
     )
     print(f"cell returned {max(cell_s - run_s, 0):.2f} s after the job's run time")
+    ours, whole = usage["ours"] / usage_s, usage["whole window"] / usage_s
+    print(
+        f"sparkline of a running job ({samples} samples in {usage_s:.0f} s): "
+        f"ours {ours:,.0f} B/s, whole window each update {whole:,.0f} B/s, "
+        f"ratio {ours / whole:.3f}"
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=1024)
-    main(parser.parse_args().mb)
+    parser.add_argument("--seconds", type=float, default=90)
+    args = parser.parse_args()
+    main(args.mb, args.seconds)

@@ -73,11 +73,13 @@ CASES = {
         [rf"rounds: platform {NUMBER} jobs/s; bare {NUMBER} spawns/s"],
     ),
     "bench_widget_logs.py": (
-        ["--mb", "2"],
+        ["--mb", "2", "--seconds", "3"],
         [
             rf"log: {NUMBER} MB/s",
             rf"frontend: {NUMBER} kB/s on average",
             rf"ratio frontend/log = {NUMBER}",
+            rf"sparkline of a running job .* ours {NUMBER} B/s, whole window "
+            rf"each update {NUMBER} B/s, ratio {NUMBER}",
         ],
     ),
     "bench_sync.py": (

@@ -106,6 +106,27 @@ def test_help_has_an_example(shell: InteractiveShell) -> None:
     assert "%%apolo_job" in (shell.find_cell_magic("apolo_job").__doc__ or "")
 
 
+def test_every_option_of_the_job_magics_comes_from_the_option_table(
+    shell: InteractiveShell,
+) -> None:
+    from apolo_jupyter.kernel._run_options import CELL, MAGIC, options_for
+
+    def flags(*where: str) -> set[str]:
+        return {f for o in options_for(*where) for f in (*o.flags, *o.negative)}
+
+    def accepted(magic: object) -> set[str]:
+        parser = magic.parser  # type: ignore[attr-defined]
+        return {f for action in parser._actions for f in action.option_strings}
+
+    run = shell.find_line_magic("apolo_run")
+    job = shell.find_cell_magic("apolo_job")
+    # Besides the table: only the cell's stand-ins for IMAGE and -- CMD.
+    assert accepted(run) == flags(MAGIC)
+    assert accepted(job) == flags(MAGIC, CELL) | {"--image", "--python"}
+    assert {"--sync", "--result", "--push", "--keep"} <= accepted(job)
+    assert {"--result", "--push", "--keep"}.isdisjoint(accepted(run))
+
+
 def test_run_attached_prints_text_and_returns_the_description(
     shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:

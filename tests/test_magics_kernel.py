@@ -213,6 +213,51 @@ async def test_in_a_kernel_a_view_detaches_on_interrupt_and_ends_in_the_outcome(
     )
 
 
+async def test_a_running_job_s_view_gets_its_usage_one_sample_at_a_time(
+    kernel: tuple[KernelManager, BlockingKernelClient],
+) -> None:
+    """What the browser is sent for the sparkline: the new samples only, about
+    once a second, nothing else with them; then the end, with no sparkline."""
+    _, kc = kernel
+    _execute(kc, "%load_ext apolo_jupyter")
+    kc.execute("job = %apolo_run --detach ubuntu -- sh -c 'while :; do :; done'")
+
+    def sparks(ms: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [s for s in _comm_states(ms) if s.get("spark")]
+
+    def busy(ms: list[dict[str, Any]]) -> bool:
+        rows = [r for s in sparks(ms) for r in s["spark"]["rows"]]
+        return len(rows) >= 3 and any(r[0] > 0.5 for r in rows)
+
+    msgs = _iopub_until(kc, busy)
+    shown = [m for m in msgs if m["msg_type"] == "display_data"]
+    job_id = _job_id(shown[0]["content"]["data"]["text/plain"])
+    updates = [
+        m["content"]["data"]["state"]
+        for m in msgs
+        if m["msg_type"] == "comm_msg" and "spark" in m["content"]["data"]["state"]
+    ]
+    seqs = [u["spark"]["seq"] for u in updates]
+    assert seqs == sorted(set(seqs)) and len(updates) >= 2, seqs
+    previous = 0
+    for update in updates:  # each update brings only the samples since the last
+        assert len(update["spark"]["rows"]) == update["spark"]["seq"] - previous
+        assert len(update["spark"]["rows"]) <= 2, update
+        previous = update["spark"]["seq"]
+    alone = [u for u in updates if set(u) == {"spark"}]
+    assert len(alone) >= len(updates) - 1  # a sample re-sends no status or log
+    assert max(len(json.dumps(u)) for u in alone) < 200
+    async with get(quiet=True) as client:
+        await client.jobs.kill(job_id)
+    msgs = _iopub_until(
+        kc, lambda ms: any(m["msg_type"] == "update_display_data" for m in ms)
+    )
+    assert {} in [s["spark"] for s in _comm_states(msgs) if "spark" in s]
+    (final,) = [m for m in msgs if m["msg_type"] == "update_display_data"]
+    plain = final["content"]["data"]["text/plain"]
+    assert plain.startswith(f"{job_id}  cancelled") and "  peak CPU " in plain
+
+
 def test_headless_runs_save_the_outcome_as_text() -> None:
     """nbclient, as papermill, nbconvert and jupyter-scheduler run it, from any
     parent process: no guessing, every job output ends in its final state."""
@@ -225,22 +270,18 @@ def test_headless_runs_save_the_outcome_as_text() -> None:
             nbformat.v4.new_code_cell("print(job.status, job.history.exit_code)"),
             nbformat.v4.new_code_cell(
                 "d = %apolo_run --detach ubuntu -- sleep 60\n"
-                "from apolo_jupyter.kernel._attach import VIEWS\n"
+                "from apolo_jupyter.kernel._attach import ATTACHMENTS, VIEWS\n"
                 "VIEWS[d.id].click_kill()  # what Kill does without a Jupyter server\n"
-                "import time\n"
-                "while not VIEWS[d.id].snapshot.finished:  # recorded by this cell\n"
-                "    time.sleep(0.05)"
+                "# Its final output is published while this cell runs (recorded).\n"
+                "_ = ATTACHMENTS[d.id].future.result(60)"
             ),
             nbformat.v4.new_code_cell("k = %apolo_status {d.id}\nprint(k.status)"),
             nbformat.v4.new_code_cell(
                 "late = %apolo_run --detach ubuntu -- sh -c 'sleep 1; echo late'"
             ),
             nbformat.v4.new_code_cell(
-                "import time\n"
-                "from apolo_jupyter.kernel._attach import VIEWS\n"
-                "while not VIEWS[late.id].snapshot.finished:\n"
-                "    time.sleep(0.1)\n"
-                "time.sleep(0.5)"
+                "from apolo_jupyter.kernel._attach import ATTACHMENTS\n"
+                "_ = ATTACHMENTS[late.id].future.result(60)"
             ),
             # Last: nothing runs after it to record a late update.
             nbformat.v4.new_code_cell("again = %apolo_status --detach {job.id}"),
@@ -277,7 +318,11 @@ def test_headless_runs_save_the_outcome_as_text() -> None:
     assert nb.cells[4].outputs[-1]["text"] == "cancelled\n"
     late = outcome(5).splitlines()
     assert late[0].split()[1] == "succeeded" and "late" in late
-    assert outcome(7).splitlines() == failed  # a finished job, shown detached
+    # A finished job, shown detached: the same, but for the peak figures of its
+    # run, which only a view that followed it while it ran has.
+    assert outcome(7).splitlines() == [
+        line for line in failed if not line.startswith("  peak CPU ")
+    ]
     # The widget state nbclient saved also ends in the final states.
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     heads = json.dumps([m["state"].get("head", "") for m in state.values()])

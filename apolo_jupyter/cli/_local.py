@@ -84,6 +84,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"local platform running at {info.url}\n"
         f"  pid:     {info.pid}\n"
         f"  sandbox: {info.sandbox}\n"
+        f"  gpus:    {info.gpus or 'unknown'}\n"
         f"  data:    {paths.home}\n"
         f"  jobs:    {summary}"
     )
@@ -123,7 +124,11 @@ def register(sub: Any) -> None:
     for name, func, text in (
         ("start", cmd_start, "start the daemon (no-op if it runs)"),
         ("stop", cmd_stop, "stop the daemon; running jobs are cancelled"),
-        ("status", cmd_status, "say whether it runs, where, with which sandbox"),
+        (
+            "status",
+            cmd_status,
+            "say whether it runs, where, with which sandbox and GPUs",
+        ),
         (
             "env",
             cmd_env,

@@ -93,6 +93,7 @@ class DaemonInfo:
     url: str  # the API url, e.g. http://127.0.0.1:PORT/api/v1
     token: str
     sandbox: str
+    gpus: str = ""  # the NVIDIA GPUs jobs may use, or why there are none
 
 
 def is_running(paths: LocalPaths) -> bool:
@@ -124,6 +125,7 @@ def read_info(paths: LocalPaths) -> DaemonInfo | None:
         url=str(data["url"]),
         token=token,
         sandbox=str(data.get("sandbox", "")),
+        gpus=str(data.get("gpus", "")),
     )
 
 

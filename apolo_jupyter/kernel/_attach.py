@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 
 POLL = 0.2
 # Views shown in this kernel, by job id (newest wins): lets code reach a view's
-# state and Kill, e.g. in tests of headless runs.
+# state and Kill, e.g. in tests of headless runs; and their attachments, whose
+# ``future`` is done once the job's final output has replaced the live one.
 VIEWS: dict[str, JobStatusView] = {}
+ATTACHMENTS: dict[str, Attachment] = {}
 
 
 def _detached_note(job_id: str) -> str:
@@ -73,6 +75,7 @@ def _follow_widget(
     view = JobStatusView(on_kill=lambda: holder[0].kill())
     VIEWS[job.id] = view
     att = Attachment(rt, client, job.id, view, job=job, display=True)
+    ATTACHMENTS[job.id] = att
     holder.append(att)
     if o.detach and not job.status.is_finished:
         att.set_note(_detached_note(job.id))

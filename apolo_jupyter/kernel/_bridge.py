@@ -10,6 +10,13 @@ comes (the feed keeps only a tail) but shown at most every ``LOG_INTERVAL``, and
 less often when a tail is large, so the kernel sends the browser no more than
 about ``LOG_RATE`` bytes per second of log however fast a job prints.
 
+While the job runs, a view also gets its resource use: one ``client.jobs.top``
+stream per attachment, opened when the job is seen running, closed when it ends
+or the attachment stops following. A sample is shown as it comes (about once a
+second; at most every ``USAGE_INTERVAL``) and costs the browser only that sample.
+A platform without the top route, or a stream that fails, leaves the view as it
+was: no sparkline, nothing else changes.
+
 A displayed attachment owns its output (a display id): when the job has finished
 it replaces the output with the final status and log tail as text and HTML, so a
 saved, exported or reopened notebook tells the outcome. Live JupyterLab routes
@@ -21,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import dataclasses
 import queue
 import uuid
 from datetime import UTC, datetime
@@ -36,6 +45,7 @@ from ._runtime import Runtime
 
 LOG_INTERVAL = 0.2  # seconds between log redraws, at least
 LOG_RATE = 200_000  # bytes of log state per second the browser gets, at most
+USAGE_INTERVAL = 0.5  # seconds between resource samples shown, at least
 
 
 class Attachment:
@@ -60,6 +70,11 @@ class Attachment:
         self.display_id: str | None = None
         self._feed: StatusFeed | None = None
         self._due = 0.0  # loop time before which the log is not redrawn
+        # The resource stream (widget mode, while the job runs) and why it ended
+        # if it failed; read by tests.
+        self.top_task: asyncio.Task[None] | None = None
+        self.top_error = ""
+        self._usage_due = 0.0
         if view is not None:
             platform = register_client(client)
             self._feed = StatusFeed(
@@ -113,8 +128,6 @@ class Attachment:
     def stop(self) -> None:
         self.future.cancel()
 
-    # -- the watcher ------------------------------------------------------------------
-
     def _push(self) -> None:
         if self.view is None or self._feed is None:
             return
@@ -123,6 +136,58 @@ class Attachment:
         loop = asyncio.get_running_loop()
         cost = log_state_size(self.view.log)
         self._due = loop.time() + max(LOG_INTERVAL, cost / LOG_RATE)
+
+    # -- the resource stream -----------------------------------------------------------
+
+    def _track_usage(self, job: JobDescription) -> None:
+        """Open the top stream when the job runs, close it when it has ended."""
+        if self._feed is None:
+            return
+        task = self.top_task
+        if job.status.is_finished:
+            if task is not None:
+                task.cancel()
+            return
+        if not job.status.is_running or self.top_error:
+            return
+        if job.history.finished_at is not None:
+            return  # the job as it stood before its end (``_follow.as_of``): over
+        if task is None or task.done():  # a job restarted after a suspension
+            self.top_task = asyncio.create_task(
+                self._watch_usage(), name=f"apolo-top-{self.job_id}"
+            )
+
+    async def _watch_usage(self) -> None:
+        feed = self._feed
+        assert feed is not None
+        loop = asyncio.get_running_loop()
+        try:
+            async with self._client.jobs.top(self.job_id) as samples:
+                async for sample in samples:
+                    feed.sample(sample)
+                    if loop.time() >= self._usage_due:  # else shown with the next
+                        self._show_usage()
+                        self._usage_due = loop.time() + USAGE_INTERVAL
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # no route, no permission, the job just ended
+            self.top_error = str(exc) or type(exc).__name__
+
+    def _show_usage(self) -> None:
+        """The view as last shown, with the new samples: only they change."""
+        if self.view is None or self._feed is None:
+            return
+        shown = self.view.snapshot
+        self.view.show(dataclasses.replace(shown, usage=self._feed.usage.freeze()))
+
+    async def _stop_usage(self) -> None:
+        task = self.top_task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- the watcher ------------------------------------------------------------------
 
     async def _follow(self) -> JobDescription:
         loop = asyncio.get_running_loop()
@@ -150,10 +215,12 @@ class Attachment:
                         dirty = True
                     elif event.job is not None:
                         self.last = event.job
-                        feed.update(event.job)
+                        if feed.update(event.job):
+                            self._track_usage(event.job)
                         self._push()
                         dirty = False
         finally:
+            await self._stop_usage()
             if feed is not None:
                 self._push()
                 self._finish()

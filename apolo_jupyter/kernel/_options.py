@@ -56,6 +56,10 @@ class JobOptions:
     raise_: bool = False
     out: str | None = None
     local: bool = False
+    sync: str | None = None  # a folder; "." is the notebook's (see magics._code)
+    result: str | None = None
+    push: str | None = None
+    keep: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -7,7 +7,10 @@ spellings, the same meanings, the same defaults. Each entry says which
 it; what the local platform cannot honour is refused there with a message that
 says so (never dropped silently), and passed as is to a real cluster.
 
-Ours-only options (``ours=True``) never reuse a spelling of ``apolo run``.
+Ours-only options (``ours=True``) never reuse a spelling of ``apolo run``;
+among them are the magics' ``--sync [DIR]`` (code to the job) and
+``%%apolo_job``'s ``--result``, ``--push`` and ``--keep`` (values back and forth),
+so every option of every entry point is in this one table.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-# Where an option exists: in the magics, in ``apolo-jupyter run``, or both.
-MAGIC, CLI = "magic", "cli"
+# Where an option exists: in the magics, in ``apolo-jupyter run``, or both;
+# CELL: in ``%%apolo_job`` only (it works on the cell's Python).
+MAGIC, CLI, CELL = "magic", "cli", "cell"
 BOTH = frozenset({MAGIC, CLI})
 
 
@@ -28,9 +32,10 @@ class RunOption:
     flags: tuple[str, ...]
     dest: str  # the JobOptions field it sets
     help: str
-    kind: str = "value"  # value | append | flag | toggle
+    kind: str = "value"  # value | optional | append | flag | toggle
     metavar: str | None = None
     default: Any = None
+    const: Any = None  # an optional value's value when the flag stands alone
     choices: tuple[str, ...] = ()
     negative: tuple[str, ...] = ()  # a toggle's off spellings, e.g. --no-extshm
     fills: str = ""  # the jobs.start parameter (or what it drives)
@@ -82,6 +87,8 @@ class RunOption:
         else:
             if self.kind == "append":
                 kwargs.update(action="append", default=[])
+            elif self.kind == "optional":
+                kwargs.update(nargs="?", const=self.const, default=self.default)
             else:
                 kwargs["default"] = self.default
             kwargs["metavar"] = self.metavar
@@ -198,18 +205,34 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     _opt("--local", dest="local", kind="flag", ours=True, where=frozenset({CLI}),
          fills="(client side)",
          help="use the embedded local platform even if a login exists"),
+    _opt("--sync", dest="sync", kind="optional", const=".", metavar="DIR",
+         ours=True, where=frozenset({MAGIC}),
+         fills="(client side: volumes, working_dir; magics._code)",
+         help="upload what changed in DIR (default: the notebook's folder) and "
+         "mount it read-only as the job's working directory"),
+    _opt("--result", dest="result", metavar="VAR", ours=True,
+         where=frozenset({CELL}), fills="(client side: magics._code)",
+         help="with --python: store the value of the cell's last expression in "
+         "VAR here"),
+    _opt("--push", dest="push", metavar="A,B", ours=True, where=frozenset({CELL}),
+         fills="(client side: magics._code)",
+         help="with --python: send these notebook variables to the job as globals"),
+    _opt("--keep", dest="keep", kind="flag", ours=True, where=frozenset({CELL}),
+         fills="(client side: magics._code)",
+         help="keep the --result/--push files in storage after reading them"),
 )  # fmt: skip
 
 BY_DEST = {o.dest: o for o in RUN_OPTIONS}
 
 
-def options_for(where: str) -> tuple[RunOption, ...]:
-    return tuple(o for o in RUN_OPTIONS if where in o.where)
+def options_for(*where: str) -> tuple[RunOption, ...]:
+    """The options of an entry point that is each of ``where``, in table order."""
+    return tuple(o for o in RUN_OPTIONS if o.where & set(where))
 
 
-def add_run_options(add: Callable[..., Any], where: str) -> None:
+def add_run_options(add: Callable[..., Any], *where: str) -> None:
     """Declare the options of ``where`` through an ``add_argument``-like callable."""
-    for option in options_for(where):
+    for option in options_for(*where):
         for flags, kwargs in option.argparse_calls():
             add(*flags, **kwargs)
 

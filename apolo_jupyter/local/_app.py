@@ -42,6 +42,33 @@ def _base(request: web.Request) -> str:
     return f"http://{request.host}/api/v1"
 
 
+def _pools(settings: Settings) -> list[dict[str, Any]]:
+    """This machine as the SDK's resource pools: CPU ones, and GPU ones when it
+    has NVIDIA GPUs (``nvidia_gpu``: how many, the model, memory of one)."""
+    pools = []
+    gpu = settings.gpus.common() or next(iter(settings.gpus.found), None)
+    kinds = ("cpu", "gpu") if gpu is not None else ("cpu",)
+    for kind in kinds:
+        for preemptible in (False, True):
+            pool: dict[str, Any] = {
+                "name": f"local-{kind}" + ("-p" if preemptible else ""),
+                "min_size": 1,
+                "max_size": 1,
+                "cpu": settings.capacity.cpu,
+                "memory": settings.capacity.memory,
+                "disk_size": 0,
+                "is_preemptible": preemptible,
+            }
+            if kind == "gpu" and gpu is not None:
+                pool["nvidia_gpu"] = {
+                    "count": settings.gpus.count,
+                    "model": gpu.model,
+                    "memory": gpu.memory,
+                }
+            pools.append(pool)
+    return pools
+
+
 async def get_config(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     api = _base(request)
@@ -55,18 +82,7 @@ async def get_config(request: web.Request) -> web.Response:
         "secrets_url": f"{api}/secrets",
         "disks_url": f"{api}/disk",
         "buckets_url": f"{api}/buckets",
-        "resource_pool_types": [
-            {
-                "name": name,
-                "min_size": 1,
-                "max_size": 1,
-                "cpu": settings.capacity.cpu,
-                "memory": settings.capacity.memory,
-                "disk_size": 0,
-                "is_preemptible": preemptible,
-            }
-            for name, preemptible in (("local-cpu", False), ("local-cpu-p", True))
-        ],
+        "resource_pool_types": _pools(settings),
         "resource_presets": [p.to_api() for p in settings.presets],
     }
     data: dict[str, Any] = {

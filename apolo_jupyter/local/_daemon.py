@@ -19,6 +19,7 @@ from ._app import make_app
 from ._auth import load_or_create
 from ._bwrap import detect
 from ._executor import Executor
+from ._gpu import detect as detect_gpus
 from ._service import JobService
 from ._settings import ConfigError, Settings
 from ._store import StateError, Store
@@ -58,6 +59,8 @@ async def serve(paths: LocalPaths, port: int = 0) -> None:
     os.chdir("/")
     lock_fd = _hold_lock(paths)
     settings = Settings.load(paths)
+    # nvidia-smi may take seconds (driver start-up): not on the event loop.
+    settings = settings.with_gpus(await asyncio.to_thread(detect_gpus, settings.nvidia))
     secret, token = load_or_create(paths, settings.owner)
     store = Store(paths.db_file)
     detection = detect()
@@ -87,12 +90,19 @@ async def serve(paths: LocalPaths, port: int = 0) -> None:
         loop.add_signal_handler(sig, stop.set)
     _write_atomic(
         paths.daemon_file,
-        {"pid": os.getpid(), "url": service.api_url, "port": bound, "sandbox": sandbox},
+        {
+            "pid": os.getpid(),
+            "url": service.api_url,
+            "port": bound,
+            "sandbox": sandbox,
+            "gpus": settings.gpus.sentence,
+        },
     )
     log.info(
-        "serving %s (sandbox: %s; %d lost job(s) marked failed)",
+        "serving %s (sandbox: %s; GPUs: %s; %d lost job(s) marked failed)",
         service.api_url,
         sandbox,
+        settings.gpus.sentence,
         lost,
     )
     try:

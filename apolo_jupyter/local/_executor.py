@@ -341,7 +341,7 @@ class Executor:
             return list(spec.argv), env, workdir, []
         env = job_env(spec.env, self._path_head, HOME)
         mounts = [_opened(mount, fds) for mount in spec.mounts]
-        view = build_view(mounts, self._prefixes, self._hidden)
+        view = build_view(mounts, self._prefixes, self._hidden, spec.devices)
         chdir = view.workdir_args(workdir)
         find_executable(spec.argv[0], env["PATH"], workdir, view.host_path)
         # The job's variables are set inside the sandbox, through a memfd of

@@ -69,18 +69,22 @@ async def send_signal(request: web.Request) -> web.Response:
 
 
 async def capacity(request: web.Request) -> web.Response:
-    """Per preset, how many more such jobs would start now (none wait)."""
-    free_cpu, free_memory = request.app[SERVICE].free_capacity()
-    counts = {
-        preset.name: max(
-            0,
-            min(
-                int(free_cpu // preset.cpu) if preset.cpu > 0 else 0,
-                int(free_memory // preset.memory) if preset.memory > 0 else 0,
-            ),
-        )
-        for preset in request.app[SETTINGS].presets
-    }
+    """Per preset, how many more such jobs would start now (none wait): CPU,
+    memory and, for GPU presets, free GPUs of the preset's model."""
+    free = request.app[SERVICE].free_capacity()
+    models = request.app[SETTINGS].capacity.gpus
+    counts = {}
+    for preset in request.app[SETTINGS].presets:
+        fits = [
+            int(free.cpu // preset.cpu) if preset.cpu > 0 else 0,
+            int(free.memory // preset.memory) if preset.memory > 0 else 0,
+        ]
+        if preset.nvidia_gpu:
+            gpus = sum(
+                1 for s in free.gpus if preset.nvidia_gpu_model in (None, models[s])
+            )
+            fits.append(gpus // preset.nvidia_gpu)
+        counts[preset.name] = max(0, min(fits))
     return web.json_response(counts)
 
 

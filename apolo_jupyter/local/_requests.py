@@ -55,6 +55,15 @@ _IMAGE_RE = re.compile(
 _NAME_RE = re.compile(r"^[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 _TAG_RE = re.compile(r"^\S+$")
+# Accelerators the local platform has no way to hand to a job.
+_OTHER_ACCELERATORS = (
+    "amd_gpu",
+    "amd_gpu_model",
+    "intel_gpu",
+    "intel_gpu_model",
+    "tpu",
+)
+MAX_GPUS = 1024
 # What the local platform cannot honour: refused, never silently dropped.
 _REFUSED = {
     "privileged": "its jobs run in a sandbox with every capability dropped",
@@ -290,6 +299,7 @@ def _resources(
             known = ", ".join(p.name for p in settings.presets)
             raise BadRequest(f"Preset {name!r} does not exist: choose one of {known}")
         cpu, memory = preset.cpu, preset.memory
+        gpus, model = preset.nvidia_gpu, preset.nvidia_gpu_model
         shm = flag(raw, "shm", False, "resources.shm")
     else:
         name = None
@@ -305,8 +315,35 @@ def _resources(
                 raw["memory_mb"], "resources.memory_mb", 16, MAX_MEMORY >> 20
             )
         shm = flag(raw, "shm", True, "resources.shm")
-    resources = {"cpu": cpu, "memory": memory, "memory_mb": memory // 2**20, "shm": shm}
+        gpus, model = _nvidia(raw)
+    resources: dict[str, Any] = {
+        "cpu": cpu,
+        "memory": memory,
+        "memory_mb": memory // 2**20,
+        "shm": shm,
+    }
+    if gpus:
+        resources["nvidia_gpu"] = gpus
+        if model:
+            resources["nvidia_gpu_model"] = model
     return resources, name
+
+
+def _nvidia(raw: Mapping[str, Any]) -> tuple[int, str | None]:
+    """``nvidia_gpu`` (a whole number) and ``nvidia_gpu_model``; other
+    accelerators are refused (whether the machine has the GPUs is the
+    service's check, as for CPU)."""
+    for key in _OTHER_ACCELERATORS:
+        if raw.get(key):
+            raise BadRequest(
+                f"resources.{key} is refused by the local platform: it hands jobs "
+                "NVIDIA GPUs only (found with nvidia-smi); drop it to run here (a "
+                "real cluster honours it)"
+            )
+    value = raw.get("nvidia_gpu")
+    gpus = 0 if value is None else whole(value, "resources.nvidia_gpu", 0, MAX_GPUS)
+    model = text(raw, "nvidia_gpu_model", 255, "resources.nvidia_gpu_model")
+    return gpus, model if gpus else None
 
 
 def _tags(raw: Any) -> list[str]:

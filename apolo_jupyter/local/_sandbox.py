@@ -28,6 +28,12 @@ What a job must never see or steer (the security model, see the README):
   to ``/oldroot/...``), and there is no way to hand bwrap a mount point as a file
   descriptor, so no check we could make would still hold when bwrap resolves the
   path. Side-by-side volumes (``/mnt/a`` and ``/mnt/b``) work as before.
+- **Devices by path, from root's folders only.** A GPU job gets its own
+  ``/dev/nvidiaN`` and the shared control nodes (``--dev-bind``, the only bind
+  that keeps a device usable: ``--bind-fd`` mounts ``nodev``). Their folder is the
+  host's ``/dev`` (or the one ``config.json`` names, never inside the data
+  directory), which no job can write, so the path bwrap resolves is the node
+  that was checked. Every other job's ``/dev`` is the fresh minimal one.
 - **A clean bwrap.** bwrap itself starts with a fixed environment; the job's
   variables are set inside the sandbox (``--clearenv``/``--setenv``) through an
   ``--args`` file descriptor, so a request's ``LD_PRELOAD`` never loads into a host
@@ -40,6 +46,7 @@ import os
 import posixpath
 import shutil
 import site
+import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -87,6 +94,7 @@ class JobSpec:
     mounts: Sequence[Mount]
     log_path: Path  # stdout and stderr are appended here, interleaved
     tty: bool = False  # stdio is a terminal the platform holds (attach)
+    devices: Sequence[Path] = ()  # host device nodes, bound at /dev/<name> (GPUs)
 
 
 class SandboxMode(StrEnum):
@@ -246,10 +254,12 @@ def build_view(
     mounts: Sequence[Mount],
     python_prefixes: Sequence[Path],
     hidden: Sequence[str | Path] = (),
+    devices: Sequence[Path] = (),
 ) -> SandboxView:
-    """The view of a job with ``mounts`` (each with its ``fd``); PreflightError
-    for mounts that cannot work. ``hidden`` host folders are masked wherever a
-    bound host folder would show them."""
+    """The view of a job with ``mounts`` (each with its ``fd``) and ``devices``
+    (character device nodes, bound at ``/dev/<name>``); PreflightError for
+    mounts or devices that cannot work. ``hidden`` host folders are masked
+    wherever a bound host folder would show them."""
     layers = [_bind(Path("/usr"), "/usr", True)]
     aliases: dict[str, str] = {}
     for name in _USR_ALIASES:
@@ -264,6 +274,7 @@ def build_view(
         _bind(Path("/etc"), "/etc", True),
         _Layer("/proc", None, True, ("--proc", "/proc")),
         _Layer("/dev", None, True, ("--dev", "/dev")),
+        *_devices(devices),
         _Layer("/tmp", None, False, ("--tmpfs", "/tmp")),  # noqa: S108 (in the job)
         _Layer(HOME, None, False, ("--dir", HOME)),
     ]
@@ -328,6 +339,24 @@ def _masks(layers: Sequence[_Layer], hidden: Sequence[str | Path]) -> list[_Laye
         if binds and os.path.isdir(path):
             args = ("--perms", "0555", "--tmpfs", path, "--remount-ro", path)
             out.append(_Layer(path, None, True, args))
+    return out
+
+
+def _devices(devices: Sequence[Path]) -> list[_Layer]:
+    out: list[_Layer] = []
+    for host in devices:
+        try:
+            is_device = stat.S_ISCHR(os.stat(host).st_mode)
+        except OSError:
+            is_device = False
+        if not is_device:
+            raise PreflightError(
+                f"the GPU device node {host} is missing or not a device: is the "
+                "NVIDIA driver loaded? `apolo-jupyter local status` shows the GPUs "
+                "found at start; restart the platform after a driver change"
+            )
+        target = f"/dev/{host.name}"
+        out.append(_Layer(target, host, False, ("--dev-bind", str(host), target)))
     return out
 
 

@@ -8,6 +8,10 @@ policy is testable without processes:
   ones of its class);
 - a regular job that does not fit preempts running preemptible jobs, newest first,
   when that frees enough room; a preemptible job never preempts anything.
+
+GPUs are a dimension of room like CPU and memory, but not interchangeable: each
+started job gets specific GPUs (slots, the lowest free ones of the model it asks
+for), and no two jobs hold the same one.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ _GiB = 2**30
 class Capacity:
     cpu: float
     memory: int
+    gpus: tuple[str, ...] = ()  # the model of each NVIDIA GPU (slot)
 
     @classmethod
     def of_machine(cls) -> Capacity:
@@ -46,6 +51,9 @@ class Demand:
     preemptible: bool
     created: str
     priority: int = 0  # higher starts first among waiting jobs of its class
+    nvidia_gpu: int = 0
+    gpu_model: str | None = None  # None: any model
+    gpus: tuple[int, ...] = ()  # the slots a started job holds
 
 
 @dataclass
@@ -53,56 +61,139 @@ class Plan:
     start: list[str] = field(default_factory=list)
     preempt: list[tuple[str, str]] = field(default_factory=list)  # (victim, for job)
     waiting: dict[str, str] = field(default_factory=dict)  # job id -> why
+    gpus: dict[str, tuple[int, ...]] = field(default_factory=dict)  # of started jobs
 
 
-def describe_wait(job: Demand, free_cpu: float, free_memory: int, cap: Capacity) -> str:
-    used_cpu, used_memory = cap.cpu - free_cpu, cap.memory - free_memory
+@dataclass(frozen=True)
+class Room:
+    """What is free: CPU, memory and the free GPU slots."""
+
+    cpu: float
+    memory: int
+    gpus: frozenset[int] = frozenset()
+
+    def pick(self, job: Demand, cap: Capacity) -> tuple[int, ...] | None:
+        """The GPU slots ``job`` would get, or None if it does not fit."""
+        if job.cpu > self.cpu + 1e-9 or job.memory > self.memory:
+            return None
+        if job.nvidia_gpu <= 0:
+            return ()
+        matching = sorted(s for s in self.gpus if job.gpu_model in (None, cap.gpus[s]))
+        if len(matching) < job.nvidia_gpu:
+            return None
+        return tuple(matching[: job.nvidia_gpu])
+
+    def free_of(self, job: Demand, cap: Capacity) -> int:
+        return sum(1 for s in self.gpus if job.gpu_model in (None, cap.gpus[s]))
+
+    def short_of_gpus_only(self, job: Demand, cap: Capacity) -> bool:
+        """CPU and memory are there for ``job``; only GPUs are missing."""
+        return (
+            job.cpu <= self.cpu + 1e-9
+            and job.memory <= self.memory
+            and self.free_of(job, cap) < job.nvidia_gpu
+        )
+
+    def helped_by(self, victim: Demand, job: Demand, cap: Capacity) -> bool:
+        """Whether stopping ``victim`` gives ``job`` some of what it lacks."""
+        return bool(
+            (job.cpu > self.cpu + 1e-9 and victim.cpu > 0)
+            or (job.memory > self.memory and victim.memory > 0)
+            or (
+                self.free_of(job, cap) < job.nvidia_gpu
+                and any(job.gpu_model in (None, cap.gpus[s]) for s in victim.gpus)
+            )
+        )
+
+    def take(self, job: Demand, gpus: tuple[int, ...]) -> Room:
+        return Room(self.cpu - job.cpu, self.memory - job.memory, self.gpus - set(gpus))
+
+    def give(self, job: Demand) -> Room:
+        return Room(
+            self.cpu + job.cpu, self.memory + job.memory, self.gpus | set(job.gpus)
+        )
+
+
+def _gpu_words(count: int) -> str:
+    return f"{count} NVIDIA GPU" + ("" if count == 1 else "s")
+
+
+def describe_wait(job: Demand, room: Room, cap: Capacity) -> str:
+    """What ``job`` waits for, and how much of each is in use."""
+    used_cpu, used_memory = cap.cpu - room.cpu, cap.memory - room.memory
+    needs = [f"{job.cpu:g} CPU", f"{job.memory / _GiB:.1f} GiB"]
+    in_use = [
+        f"{used_cpu:g} of {cap.cpu:g} CPU",
+        f"{used_memory / _GiB:.1f} of {cap.memory / _GiB:.1f} GiB",
+    ]
+    short = []
+    if job.cpu > room.cpu + 1e-9:
+        short.append("CPU")
+    if job.memory > room.memory:
+        short.append("memory")
+    if job.nvidia_gpu:
+        model = f" {job.gpu_model}" if job.gpu_model else ""
+        needs.append(_gpu_words(job.nvidia_gpu) + model)
+        total = sum(1 for m in cap.gpus if job.gpu_model in (None, m))
+        free = room.free_of(job, cap)
+        in_use.append(f"{total - free} of {_gpu_words(total)}{model}")
+        if free < job.nvidia_gpu:
+            short.append("NVIDIA GPUs")
+    what = f" ({' and '.join(short)})" if short else ""
     return (
-        f"waiting for room: needs {job.cpu:g} CPU and {job.memory / _GiB:.1f} GiB; "
-        f"in use {used_cpu:g} of {cap.cpu:g} CPU and {used_memory / _GiB:.1f} of "
-        f"{cap.memory / _GiB:.1f} GiB"
+        f"waiting for room{what}: needs {', '.join(needs[:-1])} and {needs[-1]}; "
+        f"in use {', '.join(in_use[:-1])} and {in_use[-1]}"
     )
 
 
 def plan(
     queue: list[Demand], holding: list[Demand], stopping: set[str], cap: Capacity
 ) -> Plan:
-    """Decide starts and preemptions; ``stopping`` jobs still hold their room."""
+    """Decide starts, GPU slots and preemptions; ``stopping`` jobs still hold
+    their room. A job waiting only for GPUs holds up later GPU jobs of its class,
+    not the CPU-only ones (they cannot take what it waits for)."""
     result = Plan()
-    free_cpu = cap.cpu - sum(j.cpu for j in holding)
-    free_memory = cap.memory - sum(j.memory for j in holding)
+    room = Room(
+        cap.cpu - sum(j.cpu for j in holding),
+        cap.memory - sum(j.memory for j in holding),
+        frozenset(range(len(cap.gpus))) - {s for j in holding for s in j.gpus},
+    )
     victims = sorted(
         (j for j in holding if j.preemptible and j.id not in stopping),
         key=lambda j: j.created,
         reverse=True,
     )
-    blocked = {False: False, True: False}
+    blocked: set[tuple[bool, bool]] = set()  # (preemptible, GPU jobs only)
     for job in sorted(queue, key=lambda j: (j.preemptible, -j.priority, j.created)):
-        if blocked[job.preemptible]:
+        if (job.preemptible, False) in blocked or (
+            job.nvidia_gpu and (job.preemptible, True) in blocked
+        ):
             result.waiting[job.id] = "waiting for earlier jobs to start"
             continue
-        if job.cpu <= free_cpu + 1e-9 and job.memory <= free_memory:
+        gpus = room.pick(job, cap)
+        if gpus is not None:
             result.start.append(job.id)
-            free_cpu -= job.cpu
-            free_memory -= job.memory
+            result.gpus[job.id] = gpus
+            room = room.take(job, gpus)
             continue
         if not job.preemptible:
-            chosen, cpu, memory = [], free_cpu, free_memory
+            chosen, freed = [], room
             for victim in victims:
-                if job.cpu <= cpu + 1e-9 and job.memory <= memory:
+                if freed.pick(job, cap) is not None:
                     break
-                chosen.append(victim)
-                cpu += victim.cpu
-                memory += victim.memory
-            if chosen and job.cpu <= cpu + 1e-9 and job.memory <= memory:
+                if freed.helped_by(victim, job, cap):
+                    chosen.append(victim)
+                    freed = freed.give(victim)
+            reserved = freed.pick(job, cap)
+            if chosen and reserved is not None:
                 result.preempt += [(v.id, job.id) for v in chosen]
                 victims = [v for v in victims if v not in chosen]
                 # The room is reserved for this job; it starts once they have stopped.
-                free_cpu, free_memory = cpu - job.cpu, memory - job.memory
+                room = freed.take(job, reserved)
                 result.waiting[job.id] = (
                     f"preempting {len(chosen)} preemptible job(s) to make room"
                 )
                 continue
-        result.waiting[job.id] = describe_wait(job, free_cpu, free_memory, cap)
-        blocked[job.preemptible] = True
+        result.waiting[job.id] = describe_wait(job, room, cap)
+        blocked.add((job.preemptible, room.short_of_gpus_only(job, cap)))
     return result

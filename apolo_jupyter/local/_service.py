@@ -22,7 +22,7 @@ from ._executor import Executor, JobSpec, Mount, PreflightError, RunningJob
 from ._logs import index_log
 from ._records import JobRecord, TransitionRefused
 from ._requests import BadRequest, volume_parts
-from ._scheduler import Demand, plan
+from ._scheduler import Demand, Room, plan
 from ._secrets import SecretStore
 from ._settings import Settings
 from ._store import Store
@@ -52,7 +52,7 @@ def _wait_reason(why: str) -> str:
     return "WaitingForCapacity"
 
 
-def _demand(job: JobRecord) -> Demand:
+def _demand(job: JobRecord, gpus: tuple[int, ...] = ()) -> Demand:
     resources = job.container["resources"]
     return Demand(
         id=job.id,
@@ -61,6 +61,9 @@ def _demand(job: JobRecord) -> Demand:
         preemptible=job.preemptible_node,
         created=job.created_at,
         priority={"low": -1, "high": 1}.get(job.priority, 0),
+        nvidia_gpu=int(resources.get("nvidia_gpu") or 0),
+        gpu_model=resources.get("nvidia_gpu_model"),
+        gpus=gpus,
     )
 
 
@@ -80,6 +83,7 @@ class JobService:
         self._subscribers: dict[str, set[asyncio.Queue[str]]] = defaultdict(set)
         self._queue: dict[str, JobRecord] = {}  # pending or suspended, not started
         self._holding: dict[str, JobRecord] = {}  # started: they hold their room
+        self._gpus: dict[str, tuple[int, ...]] = {}  # the GPU slots each one holds
         self._life_timers: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[Any]] = set()
         home = settings.paths.home
@@ -121,13 +125,17 @@ class JobService:
             )
         return job, proc
 
-    def free_capacity(self) -> tuple[float, int]:
-        """(CPU, memory bytes) not held by started jobs."""
-        held = [_demand(j) for j in self._holding.values()]
+    def _held(self) -> list[Demand]:
+        return [_demand(j, self._gpus.get(i, ())) for i, j in self._holding.items()]
+
+    def free_capacity(self) -> Room:
+        """CPU, memory and GPUs not held by started jobs."""
+        held = self._held()
         cap = self._settings.capacity
-        return (
+        return Room(
             cap.cpu - sum(d.cpu for d in held),
             cap.memory - sum(d.memory for d in held),
+            frozenset(range(len(cap.gpus))) - {s for d in held for s in d.gpus},
         )
 
     async def send_signal(self, id_or_name: str) -> None:
@@ -223,12 +231,15 @@ class JobService:
                 f"{cap.memory / 2**30:.1f} GiB): choose a smaller preset, or raise "
                 "capacity in config.json in the platform's data directory"
             )
+        refusal = self._settings.gpus.refusal(need.nvidia_gpu, need.gpu_model)
+        if refusal:
+            raise BadRequest(refusal)
 
     def _schedule(self) -> None:
         """Start what fits, preempt what must yield, say why the rest waits."""
         decision = plan(
             [_demand(j) for j in self._queue.values()],
-            [_demand(j) for j in self._holding.values()],
+            self._held(),
             set(self._stopping),
             self._settings.capacity,
         )
@@ -249,6 +260,7 @@ class JobService:
         for job_id in decision.start:
             job = self._queue.pop(job_id)
             self._holding[job_id] = job
+            self._gpus[job_id] = decision.gpus.get(job_id, ())
             self._tasks[job_id] = asyncio.create_task(
                 self._run(job), name=f"job {job_id}"
             )
@@ -352,6 +364,8 @@ class JobService:
         container = job.container
         argv = split(container.get("entrypoint") or "") + split(container["command"])
         env = dict(container.get("env") or {})
+        gpus = self._gpus.get(job.id, ())
+        env.update(self._settings.gpus.env(gpus))  # the platform's choice wins
         if job.pass_config:
             passed = base64.b64encode(
                 json.dumps(
@@ -389,6 +403,7 @@ class JobService:
                 mounts,
                 log_path,
                 tty=bool(container.get("tty")),
+                devices=self._settings.gpus.nodes(gpus),
             )
 
     async def _run(self, job: JobRecord) -> None:
@@ -402,6 +417,7 @@ class JobService:
             self._tasks.pop(job.id, None)
             self._procs.pop(job.id, None)
             self._holding.pop(job.id, None)
+            self._gpus.pop(job.id, None)
             timer = self._life_timers.pop(job.id, None)
             if timer is not None:
                 timer.cancel()

@@ -31,7 +31,7 @@ from ..client._stream_models import JobTelemetry
 from ._executor import RunningJob, SandboxMode
 from ._logs import drain
 from ._service import JobNotFound, JobNotRunning, JobService
-from ._web import SERVICE, json_error
+from ._web import SERVICE, SETTINGS, json_error
 
 INTERVAL = 1.0
 FIRST_AFTER = 0.25  # the first frame comes early, so a chart starts at once
@@ -126,9 +126,10 @@ def parse_nvidia_smi(
     return duty, memory
 
 
-def gpu_usage(pids: Sequence[int]) -> tuple[int, int] | None:
-    """The GPU use of ``pids`` through nvidia-smi (NVML), or None; blocking."""
-    smi = shutil.which("nvidia-smi")
+def gpu_usage(pids: Sequence[int], smi: str | None = None) -> tuple[int, int] | None:
+    """The GPU use of ``pids`` through nvidia-smi (``smi``, else the one on
+    PATH), or None; blocking."""
+    smi = smi or shutil.which("nvidia-smi")
     if smi is None or not pids:
         return None
     fmt = "--format=csv,noheader,nounits"
@@ -158,10 +159,10 @@ def job_pids(pid_ns: str | None, pgid: int | None) -> list[int]:
 
 
 def _telemetry(
-    sampler: TreeSampler, pid_ns: str | None, pgid: int | None
+    sampler: TreeSampler, pid_ns: str | None, pgid: int | None, smi: str | None
 ) -> JobTelemetry:
     cpu, rss = sampler.sample(job_pids(pid_ns, pgid))
-    gpu = gpu_usage(sampler.last_pids)
+    gpu = gpu_usage(sampler.last_pids, smi)
     return JobTelemetry(
         cpu=round(cpu, 4),
         memory_bytes=rss,
@@ -202,7 +203,8 @@ async def top_ws(request: web.Request) -> web.StreamResponse:
                 _, running = service.running(job.id)
             except JobNotRunning:
                 continue  # between a suspension and its restart
-            await _stream(ws, service, job.id, running)
+            smi = request.app[SETTINGS].nvidia.smi
+            await _stream(ws, service, job.id, running, smi)
         reason = f"the job is {service.get(job.id).status.value}"
     finally:
         reader.cancel()
@@ -216,6 +218,7 @@ async def _stream(
     service: JobService,
     job_id: str,
     running: RunningJob,
+    smi: str | None,
 ) -> None:
     """Send a frame about every INTERVAL while this run of the job lasts."""
 
@@ -234,7 +237,7 @@ async def _stream(
         delay = INTERVAL
         if service.get(job_id).status != JobStatus.RUNNING:
             return
-        sample = await asyncio.to_thread(_telemetry, sampler, *where())
+        sample = await asyncio.to_thread(_telemetry, sampler, *where(), smi)
         try:
             await ws.send_str(json.dumps(_wire.telemetry_to_api(sample)))
         except ConnectionError:

@@ -45,11 +45,13 @@ def _declared(add_all: Any) -> Any:
     return decorate
 
 
-def _run_options(func: Any) -> Any:
-    """The options of `apolo run`, from the one option table (plus ours)."""
-    from ..kernel._run_options import MAGIC, add_run_options
+def _run_options(*, cell: bool) -> Any:
+    """The options of `apolo run`, and ours (with ``cell``, those of a cell's
+    Python too: --result, --push, --keep), from the one option table."""
+    from ..kernel._run_options import CELL, MAGIC, add_run_options
 
-    return _declared(lambda add: add_run_options(add, MAGIC))(func)
+    where = (MAGIC, CELL) if cell else (MAGIC,)
+    return _declared(lambda add: add_run_options(add, *where))
 
 
 def _job_options(command: str) -> Any:
@@ -83,54 +85,10 @@ def _split_argv(line: str, name: str) -> tuple[list[str], list[str] | None]:
     return argv[:at], argv[at + 1 :]
 
 
-def _code_options(cell: bool) -> Any:
-    """Ours (not `apolo run`'s): the notebook's folder to the job, and for a
-    Python cell, values in and out."""
-    options = [
-        argument(
-            "--sync",
-            nargs="?",
-            const=".",
-            default=None,
-            metavar="DIR",
-            help="upload what changed in DIR (default: the notebook's folder) and "
-            "mount it read-only as the job's working directory",
-        )
-    ]
-    if cell:
-        options += [
-            argument(
-                "--result",
-                metavar="VAR",
-                help="with --python: store the value of the cell's last expression "
-                "in VAR here",
-            ),
-            argument(
-                "--push",
-                metavar="A,B",
-                help="with --python: send these notebook variables to the job as "
-                "globals",
-            ),
-            argument(
-                "--keep",
-                action="store_true",
-                help="keep the --result/--push files in storage after reading them",
-            ),
-        ]
-
-    def decorate(func: Any) -> Any:
-        for option in reversed(options):
-            func = option(func)
-        return func
-
-    return decorate
-
-
 @magics_class
 class ApoloMagics(Magics):
     @magic_arguments()
-    @_run_options
-    @_code_options(cell=False)
+    @_run_options(cell=False)
     @argument("image", nargs="?", help="image, e.g. ubuntu:latest or python:3.11")
     @argument("command", nargs="*", help="-- CMD...: the job's command (no shell)")
     @line_magic
@@ -160,8 +118,7 @@ class ApoloMagics(Magics):
         return self._start(options, self._code(args, None))
 
     @magic_arguments()
-    @_run_options
-    @_code_options(cell=True)
+    @_run_options(cell=True)
     @argument("--image", default="python:3.11", help="image (default python:3.11)")
     @argument("--python", action="store_true", help="run the cell with python3 -c")
     @cell_magic

@@ -1,9 +1,10 @@
 """A status snapshot as HTML and as text.
 
 ``head_html`` and ``bars_html`` are what the live view shows (it adds the Kill
-button and the log pane in the browser); ``status_html`` and ``status_text`` are
-the saved forms: what GitHub, nbviewer, nbconvert, a reopened notebook or a
-terminal show. Every value from the job is escaped.
+button, the resource sparkline and the log pane in the browser); ``status_html``
+and ``status_text`` are the saved forms: what GitHub, nbviewer, nbconvert, a
+reopened notebook or a terminal show. They say the resource figures in words in
+place of the sparkline. Every value from the job is escaped.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ._log_pane import LogTail, Progress
 from ._static import style
 from ._status_model import StatusSnapshot
 from ._status_text import GLYPH, clock, outcome_line, status_line, steps
+from ._usage import usage_text
 
 e = html.escape
 
@@ -68,10 +70,20 @@ def _meta_html(s: StatusSnapshot) -> str:
     return f'<div class="apolo-meta">{" · ".join(parts)}</div>'
 
 
-def head_html(s: StatusSnapshot) -> str:
-    """The status row, identity, reason, note and error: all but bars and logs."""
+def _usage_html(s: StatusSnapshot) -> str:
+    text = usage_text(s.usage, finished=s.finished)
+    if not text:
+        return ""
+    title = "sampled about once a second while this view followed the job"
+    return f'<span class="apolo-usage" title="{title}">{e(text)}</span>'
+
+
+def head_html(s: StatusSnapshot, *, saved: bool = False) -> str:
+    """The status row, identity, reason, note and error: all but bars and logs.
+    ``saved``: with the resource figures in words (the live view draws them)."""
+    usage = _usage_html(s) if saved else ""
     row = (
-        f'<div class="apolo-head">{_steps_html(s)}{_clock_html(s)}'
+        f'<div class="apolo-head">{_steps_html(s)}{_clock_html(s)}{usage}'
         '<span class="apolo-actions"></span></div>'
     )
     out = [row, _meta_html(s)]
@@ -155,7 +167,8 @@ def status_html(s: StatusSnapshot) -> str:
     foot = f'<div class="apolo-asof">{e(as_of)}</div>' if as_of else ""
     return (
         f'<div class="apolo-w apolo-status">{style("status.css")}'
-        f"{head_html(s)}{bars_html(s.bars)}{_log_html(s.tail, s.hint)}{foot}</div>"
+        f"{head_html(s, saved=True)}{bars_html(s.bars)}"
+        f"{_log_html(s.tail, s.hint)}{foot}</div>"
     )
 
 
@@ -168,6 +181,8 @@ def status_text(s: StatusSnapshot) -> str:
     c = clock(job, s.now)
     if c.text:
         lines.append(f"  {c.text}")
+    if usage := usage_text(s.usage, finished=s.finished):
+        lines.append(f"  {usage}")
     if as_of := _as_of(s):
         lines.append(f"  ({as_of})")
     for extra in (s.note, s.error):

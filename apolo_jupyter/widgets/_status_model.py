@@ -1,5 +1,6 @@
 """The state behind a job's status view: a ``StatusFeed`` accumulates what the
-bridge learns (status snapshots, output, notes, kill requests) and hands out frozen
+bridge learns (status snapshots, output, resource samples, notes, kill requests)
+and hands out frozen
 ``StatusSnapshot`` values, which views render and saved outputs are made of.
 Nothing here touches a widget or does I/O."""
 
@@ -9,8 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..client import JobDescription, JobStatus
+from ..client._stream_models import JobTelemetry
 from ._log_pane import LogBuffer, LogTail, Progress
 from ._status_text import exit_code
+from ._usage import NO_USAGE, Usage, UsageLog
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class StatusSnapshot:
     killing: bool = False
     can_kill: bool = False  # a Kill control is offered (the job still runs)
     kill_path: str = ""  # the Jupyter server route that kills it, below base_url
+    usage: Usage = NO_USAGE  # resource samples taken while the view followed it
 
     @property
     def status(self) -> JobStatus | None:
@@ -35,6 +39,10 @@ class StatusSnapshot:
     @property
     def finished(self) -> bool:
         return self.job is not None and self.job.status.is_finished
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None and self.job.status.is_running
 
     @property
     def exit_code(self) -> int | None:
@@ -60,6 +68,7 @@ class StatusFeed:
         kill_path: str = "",
     ) -> None:
         self.log = LogBuffer(max_lines)
+        self.usage = UsageLog()
         self.hint = hint
         self.job: JobDescription | None = None
         self.note = ""
@@ -87,6 +96,10 @@ class StatusFeed:
     def feed(self, text: str) -> None:
         self.log.feed(text)
 
+    def sample(self, sample: JobTelemetry) -> None:
+        """Take a resource sample (``client.jobs.top``)."""
+        self.usage.add(sample)
+
     def kill_requested(self) -> None:
         self.killing, self.error = True, ""
 
@@ -106,4 +119,5 @@ class StatusFeed:
             killing=self.killing and not finished,
             can_kill=self.can_kill and not finished,
             kill_path="" if finished else self.kill_path,
+            usage=self.usage.freeze(),
         )

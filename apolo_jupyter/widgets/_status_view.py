@@ -1,10 +1,16 @@
-"""``JobStatusView``: a job's live status, elapsed time, tqdm bars, output and Kill.
+"""``JobStatusView``: a job's live status, elapsed time, resource sparkline, tqdm
+bars, output and Kill.
 
 A thin anywidget view with no I/O and no threads: the bridge hands it frozen
 ``StatusSnapshot`` values through ``show``, from one thread. The browser side
 (``static/status.js``) ticks the clock, follows the log's tail and sends Kill to
 the Jupyter server's kill route, so Kill works while a cell waits; where no
 server route is available it reports the click here, through ``on_kill``.
+
+While the job runs, the view draws its last minute of CPU and memory (and GPU) as a
+sparkline beside the status, from the snapshot's ``usage``. Each update carries
+only the new samples; a browser that opens the view gets the whole window (see
+``get_state``), and the browser keeps the window whole (``static/status.js``).
 
 ``bundle()`` is what a notebook saves: the live widget plus ``text/plain`` and
 ``text/html`` of the same snapshot, or, once the job has finished, only those
@@ -25,6 +31,7 @@ from ._static import WIDGET_MIME, asset, widget_view
 from ._status_html import bars_html, head_html, status_html, status_text
 from ._status_model import StatusSnapshot, empty_snapshot
 from ._status_text import status_line
+from ._usage import spark_delta, spark_state
 
 __all__ = ["JobStatusView", "status_line"]
 
@@ -53,8 +60,10 @@ class JobStatusView(anywidget.AnyWidget):
     bars = t.Unicode("").tag(sync=True)
     log = t.Dict().tag(sync=True)
     ui = t.Dict().tag(sync=True)
+    spark = t.Dict().tag(sync=True)  # _usage.spark_state; {} when not drawn
 
     def __init__(self, *, on_kill: Callable[[], None] | None = None) -> None:
+        self._spark_seq = 0  # the samples the browser has, before this update
         super().__init__()
         self._on_kill = on_kill
         self._snapshot = empty_snapshot()
@@ -71,13 +80,30 @@ class JobStatusView(anywidget.AnyWidget):
             "killing": snapshot.killing,
             "kill_path": snapshot.kill_path,
             "finished": snapshot.finished,
+            "running": snapshot.running,
             "now_ms": snapshot.now.timestamp() * 1000,
         }
+        # The sparkline is for a running job only; an ended one says its peaks
+        # in words (the saved forms).
+        spark = spark_state(snapshot.usage) if snapshot.running else {}
         with self.hold_sync():
+            self._spark_seq = self.spark.get("seq", 0)
             self.head = head_html(snapshot)
             self.bars = bars_html(snapshot.bars)
             self.log = _log_state(snapshot)
             self.ui = ui
+            self.spark = spark
+
+    def get_state(
+        self, key: str | list[str] | set[str] | None = None, drop_defaults: bool = False
+    ) -> dict[str, Any]:
+        """ipywidgets asks for the whole state (``key`` None) when a browser opens
+        the view and for the changed traits on an update: an update of ``spark``
+        carries only the samples the browser does not have yet."""
+        state: dict[str, Any] = super().get_state(key, drop_defaults)
+        if key is not None and "spark" in state:
+            state["spark"] = spark_delta(self.spark, self._spark_seq)
+        return state
 
     # -- user actions -----------------------------------------------------------------
 

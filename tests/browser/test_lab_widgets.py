@@ -11,6 +11,8 @@ its cells once; the tests then act on its outputs in order, as a user would:
   fallback (also for a detached job that ended after its cell), and a reopened
   notebook shows that outcome, not "Error displaying widget";
 - JobsPanel's status column lines up across rows;
+- a running job's view draws its CPU and memory as a sparkline in the status row,
+  fed live, and a reopened notebook's view gets the whole window back;
 - status text meets WCAG AA (4.5:1) in the light, dark and dark high-contrast
   themes, computed from the colours the browser rendered.
 
@@ -70,7 +72,8 @@ SHOTS = ARTIFACTS / "screenshots"
 DOCS_SHOTS = REPO / "docs" / "screenshots"
 # The ones the README shows (all of them go to artifacts/).
 README_SHOTS = {
-    "status-tqdm-light",
+    "status-usage-light",
+    "status-usage-dark",
     "status-failed-dark",
     "jobs-panel-light",
     "jobs-panel-dark",
@@ -82,6 +85,22 @@ TQDM_JOB = (
     "    for step in tqdm.tqdm(range(40), desc='batch', position=1, leave=False):\n"
     "        time.sleep(0.1)\n"
     "    tqdm.tqdm.write(f'epoch {epoch}: loss {1 / (epoch + 1):.3f}')\n"
+)
+# A training-like job for the sparkline (the "spare" cell): busy steps (about half
+# a core), a pause after each epoch (CPU drops), memory growing by epoch; tqdm
+# bars and a log.
+TRAIN_JOB = (
+    "import time, tqdm\n"
+    "kept = []\n"
+    "for epoch in tqdm.tqdm(range(100), desc='epoch', position=0):\n"
+    "    for step in tqdm.tqdm(range(100), desc='batch', position=1, leave=False):\n"
+    "        end = time.time() + 0.04\n"
+    "        while time.time() < end:\n"
+    "            pass\n"
+    "        time.sleep(0.04)\n"
+    "    kept.append(bytearray(12_000_000) if len(kept) < 12 else b'')\n"
+    "    tqdm.tqdm.write(f'epoch {epoch}: loss {1 / (epoch + 1):.3f}')\n"
+    "    time.sleep(2)\n"
 )
 CELLS = {
     "setup": (
@@ -116,7 +135,8 @@ CELLS = {
         "toggle"
     ),
     "launcher": "launcher = JobLauncher()\nlauncher",
-    "spare": "spare = %apolo_run --detach --no-wait-start -n spare-@RUN@ ubuntu -- sleep 300",
+    # Runs from here to test 8 (which kills it); waits for room while it is full.
+    "spare": f"spare = %apolo_run --detach --no-wait-start -n spare-@RUN@ python:3.11 -- python3 -u -c {{shlex.quote({TRAIN_JOB!r})}}",
     "picker": (
         "MountPicker(mounts=['storage:datasets/mnist:/var/data:ro', "
         "'storage:checkpoints:/var/checkpoints'])"
@@ -276,6 +296,7 @@ CONTRAST_JS = r"""(selectors) => {
 STATUS_TEXT = [
     ".apolo-badge",
     ".apolo-status .apolo-clock",
+    ".apolo-spark-value",
     ".apolo-status .apolo-meta",
     ".apolo-status .apolo-reason",
     ".apolo-step-done",
@@ -547,14 +568,62 @@ def test_5_launcher_errors_under_fields_and_one_job_per_launch(page: Page) -> No
     expect(out.locator(".apolo-status")).to_be_visible(timeout=60_000)
     expect(out).to_contain_text(re.compile(r"Started job-\S+\. Change the form"))
     expect(run).to_be_disabled()
-    page.wait_for_timeout(1500)  # a second click, had it gone through, has started
+    # The kernel handles the form's messages in order: once it has answered an
+    # edit made after the double click, a second click, had it gone through,
+    # has started its job already.
+    env = out.locator("textarea[placeholder='NAME=value, one per line']")
+    env.fill("AFTER_THE_CLICKS=1")
+    same_as = out.locator(
+        "code", has_text="AFTER_THE_CLICKS=1"
+    )  # "Same as %apolo_run …"
+    expect(same_as).to_be_visible(timeout=60_000)
     assert _sync(_count_named(f"from-launcher-{RUN}")) == 1
+
+
+def _points(line: Locator) -> int:
+    """How many points a sparkline's polyline has (0 if it is not there)."""
+    if not line.count():
+        return 0
+    return len((line.first.get_attribute("points") or "").split())
+
+
+def test_5b_a_running_job_draws_its_usage_in_the_status_row(page: Page) -> None:
+    out = output(page, "spare")
+    view = out.locator(".apolo-status")
+    spark = view.locator(".apolo-head .apolo-spark")
+    expect(spark).to_be_visible(timeout=90_000)
+    expect(view.locator(".apolo-badge")).to_have_text(re.compile("running"))
+    cpu = spark.locator(".apolo-spark-cpu polyline")
+    # Half a window (the README's screenshot shows a line, not a dot).
+    wait_for(page, lambda: _points(cpu) >= 25, 90, "25 samples in the sparkline")
+    # Fed live: the line grows by a point a second, up to its window.
+    before = _points(cpu)
+    wait_for(page, lambda: _points(cpu) > before, 20, "a new sample drawn")
+    assert _points(spark.locator(".apolo-spark-mem polyline")) == _points(cpu)
+    expect(spark.locator(".apolo-spark-cpu .apolo-spark-value")).to_have_text(
+        re.compile(r"^CPU \d+\.\d\d$")
+    )
+    expect(spark.locator(".apolo-spark-mem .apolo-spark-value")).to_have_text(
+        re.compile(r"^\d+(\.\d)? (kB|MB|GB)$")
+    )
+    expect(spark.locator(".apolo-spark-gpu")).to_be_hidden()  # no GPU here
+    expect(spark).to_have_attribute("aria-label", re.compile(r"^CPU \S+ cores, memory"))
+    # In the status row, centred on it, between the clock and Kill.
+    badge, line = view.locator(".apolo-badge").bounding_box(), spark.bounding_box()
+    clock = view.locator(".apolo-clock").bounding_box()
+    kill = view.locator(".apolo-kill").bounding_box()
+    assert badge and line and clock and kill
+    middle = badge["y"] + badge["height"] / 2
+    assert abs(line["y"] + line["height"] / 2 - middle) <= 2, (badge, line)
+    assert clock["x"] + clock["width"] < line["x"] < kill["x"], (clock, line, kill)
+    assert line["height"] <= badge["height"] + 4, (badge, line)
 
 
 def _shots(page: Page, theme: str) -> None:
     for key, name in (
         ("panel", "jobs-panel"),
         ("tqdm", "status-tqdm"),
+        ("spare", "status-usage"),
         ("failed", "status-failed"),
         ("stream", "status-log-finished"),
         ("launcher", "launcher"),
@@ -610,6 +679,7 @@ def test_7_dark_themes_contrast_and_screenshots(page: Page) -> None:
     page.wait_for_timeout(500)
     low = _low_contrast(page, "high-contrast")
     assert not low, low
+    save_shot(output(page, "spare"), "status-usage-high-contrast")
     menu(page, "Settings", "Theme", "JupyterLab Light")
     expect(page.locator("body[data-jp-theme-light='true']")).to_have_count(
         1, timeout=30_000
@@ -646,6 +716,10 @@ def test_9_a_reopened_notebook_shows_outcomes_not_widget_errors(
     page.locator(".jp-Notebook").click(position={"x": 5, "y": 5})
     menu(page, "File", "Save Notebook")
     expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=30_000)
+    web_spark = output(page, "toggle").locator(".apolo-status .apolo-spark")
+    web_line = web_spark.locator(".apolo-spark-cpu polyline")
+    wait_for(page, lambda: _points(web_line) >= 5, 30, "the web job's sparkline")
+    drawn = _points(web_line)
     page.reload()
     open_notebook(page, server, NOTEBOOK)
     for key, status in (
@@ -659,5 +733,9 @@ def test_9_a_reopened_notebook_shows_outcomes_not_widget_errors(
     expect(output(page, "failed").locator(".apolo-log-body")).to_contain_text(
         "about to fail"
     )
+    # A running job's view (the web server's, shown by its --detach run) comes
+    # back from the kernel with its whole window of samples, not only the last.
+    expect(web_spark).to_be_visible(timeout=30_000)
+    assert _points(web_line) >= drawn
     save_shot(output(page, "failed"), "status-failed-reopened-light")
     save_shot(output(page, "stream"), "status-log-reopened-light")

@@ -1,8 +1,90 @@
 // JobStatusView: the Python model sends the status row as HTML it renders (the
 // same HTML a saved notebook keeps), tqdm bars as HTML, the log tail as lines,
-// and a few flags. This module adds what needs a browser: the ticking clock,
-// the Kill button (a POST to the Jupyter server, so it works while the cell
-// waits), and a log pane that follows the tail unless the user scrolled up.
+// resource samples as numbers, and a few flags. This module adds what needs a
+// browser: the ticking clock, the Kill button (a POST to the Jupyter server, so
+// it works while the cell waits), a sparkline of the last minute of CPU and
+// memory (and GPU) while the job runs, and a log pane that follows the tail
+// unless the user scrolled up.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const SPARK_W = 36; // the sparkline's size in CSS pixels (status.css says the same)
+const SPARK_H = 16;
+
+// The kernel sends a browser that opens the view the whole window of samples,
+// then only the new rows ({seq, window, rows}: seq numbers the last row). This
+// keeps the model's value whole, once per model, so every view of it (and one
+// rendered later) reads the full window.
+function initialize({ model }) {
+  let seq = 0;
+  let rows = [];
+  function merge() {
+    const spark = model.get("spark") || {};
+    if (!spark.seq) {
+      seq = 0;
+      rows = [];
+      return;
+    }
+    const fresh = spark.rows || [];
+    rows = spark.seq - fresh.length === seq ? rows.concat(fresh) : fresh.slice();
+    rows = rows.slice(-(spark.window || 60));
+    seq = spark.seq;
+    spark.rows = rows;
+  }
+  merge();
+  model.on("change:spark", merge);
+}
+
+function apoloSize(bytes) {
+  for (const [unit, scale] of [["GB", 1e9], ["MB", 1e6], ["kB", 1e3]]) {
+    if (bytes >= scale) {
+      const value = bytes / scale;
+      return `${value < 10 ? value.toFixed(1) : value.toFixed(0)} ${unit}`;
+    }
+  }
+  return `${bytes} B`;
+}
+
+function sparkItem(kind) {
+  const item = apoloEl("span", `apolo-spark-item apolo-spark-${kind}`);
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${SPARK_W} ${SPARK_H}`);
+  svg.setAttribute("width", String(SPARK_W));
+  svg.setAttribute("height", String(SPARK_H));
+  svg.setAttribute("aria-hidden", "true");
+  const shape = (tag, cls) => {
+    const node = document.createElementNS(SVG_NS, tag);
+    node.setAttribute("class", cls);
+    svg.append(node);
+    return node;
+  };
+  const area = shape("path", "apolo-spark-area");
+  const line = shape("polyline", "apolo-spark-line");
+  const dot = shape("circle", "apolo-spark-dot");
+  dot.setAttribute("r", "1.75");
+  const value = apoloEl("span", "apolo-spark-value");
+  item.append(svg, value);
+  return { item, area, line, dot, value };
+}
+
+// Draw values (oldest first) right-aligned in a window of `window` slots, so
+// the newest sample is always at the right edge, beside its figure.
+function drawSpark(p, values, top, window) {
+  const n = values.length;
+  const x0 = 1;
+  const x1 = SPARK_W - 2;
+  const step = (x1 - x0) / Math.max(window - 1, 1);
+  const points = values.map((v, i) => {
+    const x = x1 - (n - 1 - i) * step;
+    const y = SPARK_H - 1.5 - Math.min(Math.max(v / top, 0), 1) * (SPARK_H - 4);
+    return [x.toFixed(1), y.toFixed(1)];
+  });
+  p.line.setAttribute("points", points.map(([x, y]) => `${x},${y}`).join(" "));
+  const [fx] = points[0];
+  const [lx, ly] = points[n - 1];
+  p.area.setAttribute("d", `M${fx},${SPARK_H}L${points.join("L")}L${lx},${SPARK_H}Z`);
+  p.dot.setAttribute("cx", lx);
+  p.dot.setAttribute("cy", ly);
+}
 
 function render({ model, el }) {
   el.classList.add("apolo-w", "apolo-status");
@@ -20,6 +102,13 @@ function render({ model, el }) {
   more.hidden = true;
   log.append(logHead, body, more);
   el.append(head, message, bars, log);
+
+  const spark = apoloEl("span", "apolo-spark");
+  spark.setAttribute("role", "img");
+  const cpu = sparkItem("cpu");
+  const mem = sparkItem("mem");
+  const gpu = sparkItem("gpu");
+  spark.append(cpu.item, mem.item, gpu.item);
 
   const kill = apoloEl("button", "apolo-button apolo-kill", "■ Kill");
   const killHint = apoloEl("span", "apolo-hint");
@@ -86,7 +175,45 @@ function render({ model, el }) {
       showMessage("");
     }
     renderKill();
+    renderSpark();
     tick();
+  }
+
+  // The last minute of CPU (cores), memory and GPU (when the samples have it),
+  // at the right of the status row, before Kill, while the job runs. They wrap
+  // together: on a narrow page both go under the steps and the clock.
+  function renderSpark() {
+    const rows = (model.get("spark") || {}).rows || [];
+    const slot = head.querySelector(".apolo-actions");
+    if (!ui().running || !rows.length || !slot) {
+      spark.remove();
+      return;
+    }
+    const window = (model.get("spark") || {}).window || 60;
+    const last = rows[rows.length - 1];
+    const column = (i) => rows.map((r) => r[i]);
+    const peak = (values) => Math.max(...values);
+    const cpus = column(0);
+    drawSpark(cpu, cpus, Math.max(1, peak(cpus)), window);
+    cpu.value.textContent = `CPU ${last[0].toFixed(2)}`;
+    const mems = column(1);
+    drawSpark(mem, mems, Math.max(peak(mems) * 1.1, 1), window);
+    mem.value.textContent = apoloSize(last[1]);
+    const duty = rows.filter((r) => r[2] !== null && r[2] !== undefined).map((r) => r[2]);
+    gpu.item.hidden = last[2] === null || last[2] === undefined;
+    let label = `CPU ${last[0].toFixed(2)} cores, memory ${apoloSize(last[1])}`;
+    if (!gpu.item.hidden) {
+      drawSpark(gpu, duty, 100, window);
+      let text = `GPU ${last[2]}%`;
+      if (last[3] !== null && last[3] !== undefined) text += ` · ${apoloSize(last[3])}`;
+      gpu.value.textContent = text;
+      label += `, ${text}`;
+    }
+    spark.setAttribute("aria-label", label);
+    spark.title =
+      `${label}. Drawn: the last ${rows.length} sample${rows.length === 1 ? "" : "s"} ` +
+      `(one a second), peak CPU ${peak(cpus).toFixed(2)} · ${apoloSize(peak(mems))}`;
+    if (slot.firstChild !== spark) slot.prepend(spark);
   }
 
   function tick() {
@@ -179,8 +306,9 @@ function render({ model, el }) {
   model.on("change:ui", renderHead);
   model.on("change:bars", renderBars);
   model.on("change:log", renderLog);
+  model.on("change:spark", renderSpark);
   const timer = setInterval(tick, 1000);
   return () => clearInterval(timer);
 }
 
-export default { render };
+export default { initialize, render };
