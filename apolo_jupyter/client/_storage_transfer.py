@@ -32,18 +32,17 @@ OnBytes = Callable[[int], None]
 IOV_MAX = 1024
 
 
-async def pieces(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """A response body in the pieces it came in (``iter_any`` would join all
-    that is buffered: one more copy of every byte). A response that has no body
-    at all (a 204) gets aiohttp's one shared empty reader, whose ``readchunk``
-    says "end of an HTTP chunk", not "end", once anyone has read it: so
-    ``at_eof`` is asked first."""
+async def next_piece(content: aiohttp.StreamReader) -> bytes:
+    """A response body's next piece as it came in, b"" at its end (``iter_any``
+    would join all that is buffered: one more copy of every byte). A response
+    that has no body at all (a 204) gets aiohttp's one shared empty reader, whose
+    ``readchunk`` says "end of an HTTP chunk", not "end", once anyone has read
+    it: so ``at_eof`` is asked first."""
     while not content.at_eof():
         data, end_of_http_chunk = await content.readchunk()
-        if data:
-            yield data
-        elif not end_of_http_chunk:
-            return
+        if data or not end_of_http_chunk:
+            return data
+    return b""
 
 
 def local_path(path: URL | Path | str) -> Path:

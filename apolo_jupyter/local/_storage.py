@@ -2,8 +2,9 @@
 
 The storage lives in ``settings.paths.storage_dir``, laid out ``<org>/<project>/
 <path>`` as on the real platform (jobs mount the same folders, see
-``_volume_fs``). Paths are checked by ``_storage_fs.locate`` before
-anything is touched and reached through folder fds (``_storage_ops``). A small
+``_volume_fs``). A path's parts are checked before anything is touched
+(``_storage_fs.locate``), and its folder is reached from the root through folder
+fds that follow no symlink on the way (``_storage_fs.parent_of``). A small
 file (up to ``SMALL_FILE``) costs one request handled in one go: its body read
 whole and written with one call, or its bytes read with one call and sent with
 the headers. Larger bodies are streamed both ways (``_storage_io``): whole-chunk

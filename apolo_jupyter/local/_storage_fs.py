@@ -217,7 +217,7 @@ def parent_of(entry: Entry) -> Iterator[int]:
         os.close(fd)
 
 
-def _lstat(name: str, fd: int) -> os.stat_result | None:
+def _lstat_at(name: str, fd: int) -> os.stat_result | None:
     try:
         return os.stat(name, dir_fd=fd, follow_symlinks=False)
     except FileNotFoundError:
@@ -234,7 +234,7 @@ def target_of(entry: Entry) -> Iterator[tuple[int, str, os.stat_result | None]]:
         raise IsADirectoryError(errno.EISDIR, "Is a directory")
     name = entry.parts[-1]
     with parent_of(entry) as fd:
-        st = _lstat(name, fd)
+        st = _lstat_at(name, fd)
         if st is None or not stat.S_ISLNK(st.st_mode):
             yield fd, name, st
             return
@@ -243,7 +243,7 @@ def target_of(entry: Entry) -> Iterator[tuple[int, str, os.stat_result | None]]:
         raise IsADirectoryError(errno.EISDIR, "Is a directory")
     name = os.path.basename(real)
     with folder_of(entry, real) as fd:
-        yield fd, name, _lstat(name, fd)
+        yield fd, name, _lstat_at(name, fd)
 
 
 def storage_root(storage_dir: Path, project_dirs: tuple[str, ...]) -> str:
