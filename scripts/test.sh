@@ -9,6 +9,8 @@ need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # A second Python (3.9) for the test of a job whose Python differs from the notebook's.
 command -v pypy3 >/dev/null 2>&1 || need_apt+=(pypy3)
+# strace: the security test that lists what the privileged part of exec opens.
+command -v strace >/dev/null 2>&1 || need_apt+=(strace)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq

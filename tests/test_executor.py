@@ -246,9 +246,11 @@ async def test_preflight_errors(executor: Executor, jobs: Jobs, tmp_path: Path) 
     else:
         missing = Mount(tmp_path / "missing", "/var/data", read_only=False)
         inside_usr = Mount(tmp_path, "/usr/no-such-dir", read_only=False)
+        in_prefix = Mount(tmp_path, f"{sys.prefix}/no-such-dir", read_only=False)
         cases += [
             (jobs.spec(["true"], mounts=[missing]), "does not exist"),
-            (jobs.spec(["true"], mounts=[inside_usr]), "/usr is read-only in the job"),
+            (jobs.spec(["true"], mounts=[inside_usr]), "/usr is a system folder"),
+            (jobs.spec(["true"], mounts=[in_prefix]), "is read-only in the job"),
             (
                 jobs.spec([str(tmp_path / "x")]),
                 "does not exist in the job's filesystem",

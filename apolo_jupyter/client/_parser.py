@@ -26,7 +26,7 @@ ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ACCESS_MODES = {"ro": True, "rw": False}
 
 _VOLUME_FORM = "storage:<path>:<container path>[:ro|rw], e.g. storage:data:/var/data:ro"
-_SECRET_FORM = "secret:<key>:<container path>, e.g. secret:key:/etc/key"  # noqa: S105
+_SECRET_FORM = "secret:<key>:<container path>, e.g. secret:key:/var/secrets/key"  # noqa: S105
 _DISK_FORM = "disk:<disk>:<container path>[:ro|rw], e.g. disk:my-disk:/mnt/disk"
 _REMOVED_VOLUMES = ("HOME", "ALL")
 

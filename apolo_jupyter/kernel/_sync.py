@@ -11,7 +11,11 @@ folder goes, and any kernel, on any machine, syncing the same folder sees it.
 What is left out: anything ``.gitignore`` or ``.apoloignore`` files exclude (in
 the folder, below it, and above it, as git reads them), and ``DEFAULT_EXCLUDES``
 (``.git/``, ``.ipynb_checkpoints/``, ``__pycache__/``, ``.venv/``), which an
-ignore file may re-include with ``!``. Symlinked folders are not followed. A
+ignore file may re-include with ``!``. Symlinked folders are not followed.
+Only regular files go: a symlink is sent as its target's contents only if that
+target is a file inside the folder; one that leads out of it (``creds ->
+~/.aws/credentials``, ``env -> /proc/self/environ``), a broken one, and anything
+not a file (a FIFO, a device) are skipped, and the summary line names them. A
 folder over the size limit (``DEFAULT_LIMIT``, or ``APOLO_JUPYTER_SYNC_LIMIT``)
 is refused with a message that says how to leave things out or raise it.
 No Jupyter imports.
@@ -45,6 +49,7 @@ DEFAULT_EXCLUDES = (".git/", ".ipynb_checkpoints/", "__pycache__/", ".venv/")
 DEFAULT_LIMIT = 256 * 10**6
 LIMIT_VAR = "APOLO_JUPYTER_SYNC_LIMIT"
 MOUNT_ROOT = "/apolo/sync"
+_SHOWN_SKIPS = 5  # skipped entries named in the summary line
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 
 
@@ -61,6 +66,7 @@ class SyncResult:
     uploaded: tuple[str, ...]  # relative paths sent this time
     uploaded_bytes: int
     removed: tuple[str, ...]  # relative paths removed from storage this time
+    skipped: tuple[str, ...] = ()  # "path (why)": never sent, see the module
 
     @property
     def up_to_date(self) -> bool:
@@ -73,13 +79,22 @@ class SyncResult:
         what = f"{self.files} file{'' if self.files == 1 else 's'}, "
         what += format_size(self.total_bytes)
         if self.up_to_date:
-            return f"sync {self.local} ({what}): up to date, 0 files uploaded"
+            return f"sync {self.local} ({what}): up to date, 0 files uploaded" + (
+                self._skipped()
+            )
         removed = f", {len(self.removed)} removed" if self.removed else ""
         sent = len(self.uploaded)
         return (
             f"sync {self.local} ({what}): {sent} file{'' if sent == 1 else 's'} "
-            f"uploaded ({format_size(self.uploaded_bytes)}){removed}"
+            f"uploaded ({format_size(self.uploaded_bytes)}){removed}{self._skipped()}"
         )
+
+    def _skipped(self) -> str:
+        if not self.skipped:
+            return ""
+        shown = ", ".join(self.skipped[:_SHOWN_SKIPS])
+        more = len(self.skipped) - _SHOWN_SKIPS
+        return f"; skipped {shown}" + (f" and {more} more" if more > 0 else "")
 
 
 def parse_size(text: str) -> int:
@@ -113,6 +128,7 @@ def remote_folder(local: Path) -> URL:
 class Listing:
     files: dict[str, tuple[int, int]]  # relative path -> (size, mtime_ns)
     dirs: frozenset[str]  # relative paths, "a/b"
+    skipped: tuple[str, ...] = ()  # "a/b (why)"
 
     @property
     def total(self) -> int:
@@ -135,6 +151,8 @@ def scan(local: Path, limit: int, names: AbstractSet[str] = IGNORE_FILES) -> Lis
     files: dict[str, tuple[int, int]] = {}
     dirs: set[str] = set()
     sizes: dict[str, int] = {}  # top-level entry -> bytes, for the limit message
+    skipped: list[str] = []
+    root = os.path.realpath(local)
     total = 0
     stack: list[tuple[Path, str, FileFilter]] = [(local, "", _base_rules(local, names))]
     while stack:
@@ -153,19 +171,37 @@ def scan(local: Path, limit: int, names: AbstractSet[str] = IGNORE_FILES) -> Lis
                     dirs.add(child)
                     stack.append((Path(entry.path), child + "/", rules))
                 continue
-            try:
-                st = entry.stat()
-            except OSError:  # a dangling symlink
+            if not rules.match_now(child):
                 continue
-            if not stat.S_ISREG(st.st_mode) or not rules.match_now(child):
+            why = _not_sent(entry, root)
+            if why:
+                skipped.append(f"{child} ({why})")
                 continue
+            st = entry.stat()
             files[child] = (st.st_size, st.st_mtime_ns)
             top = child.split("/", 1)[0] + ("/" if "/" in child else "")
             sizes[top] = sizes.get(top, 0) + st.st_size
             total += st.st_size
             if total > limit:
                 raise SyncError(_too_big(local, limit, sizes))
-    return Listing(files, frozenset(dirs))
+    return Listing(files, frozenset(dirs), tuple(skipped))
+
+
+def _not_sent(entry: os.DirEntry[str], root: str) -> str:
+    """Why ``entry`` (not a folder) is not sent, or "" if it is a file to send."""
+    if entry.is_symlink():
+        target = os.path.realpath(entry.path)
+        if not target.startswith(root.rstrip("/") + "/"):
+            return "a symlink out of the folder"
+    try:
+        st = entry.stat()
+    except OSError:
+        return "a broken symlink"
+    if stat.S_ISDIR(st.st_mode):
+        return "a symlinked folder, not followed"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    return ""
 
 
 def _too_big(local: Path, limit: int, sizes: dict[str, int]) -> str:
@@ -248,6 +284,7 @@ async def sync_folder(
         uploaded=tuple(send),
         uploaded_bytes=sum(listing.files[rel][0] for rel in send),
         removed=tuple(gone + gone_dirs),
+        skipped=listing.skipped,
     )
 
 

@@ -2,10 +2,18 @@
 jobs that mount them (``-v disk:NAME:/path``) share and which outlives them.
 
 A disk's size is recorded as asked; the folder is not capped at that size.
+
+A disk a job wrote may hold millions of files, so nothing on the event loop ever
+walks or removes one: looking a disk up (``get``, used when a job is created and
+started) reads its record only; its usage (``usage``, for ``disks.get``) is
+measured by a walk in a thread, one at a time per disk (concurrent requests share
+it), and ``disks.list`` shows the last measured figure; removal deletes the
+folder in a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -28,10 +36,31 @@ class DiskNotFound(LookupError):
     pass
 
 
+def _used_bytes(folder: Path) -> int:
+    """The sizes of the files under ``folder`` (blocking: run it in a thread)."""
+    used, stack = 0, [str(folder)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        else:
+                            used += entry.stat(follow_symlinks=False).st_size
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return used
+
+
 class DiskStore:
     def __init__(self, folder: Path, owner: str) -> None:
         self._folder = folder
         self._owner = owner
+        self._walks: dict[str, asyncio.Future[int]] = {}  # disk id -> walk in a thread
+        self._measured: dict[str, int] = {}  # disk id -> last measured usage
 
     def _meta(self, disk_id: str) -> Path:
         return self._folder / f"{disk_id}.json"
@@ -46,6 +75,7 @@ class DiskStore:
         except FileNotFoundError:
             return []
         items = [json.loads(path.read_text()) for path in files]
+        items = [{**d, "used_bytes": self._measured.get(d["id"], 0)} for d in items]
         return sorted(items, key=lambda d: str(d["created_at"]))
 
     def create(self, storage: Any, name: Any, life_span: Any) -> dict[str, Any]:
@@ -82,39 +112,49 @@ class DiskStore:
         return disk
 
     def get(self, id_or_name: str) -> dict[str, Any]:
+        """The disk's record (its usage as last measured): no walk of its files."""
         if _ID.fullmatch(id_or_name):
             try:
                 disk: dict[str, Any] = json.loads(self._meta(id_or_name).read_text())
-                return self._with_usage(disk)
             except FileNotFoundError:
                 pass
+            else:
+                return {**disk, "used_bytes": self._measured.get(disk["id"], 0)}
         for disk in self.all():
             if disk.get("name") == id_or_name:
-                return self._with_usage(disk)
+                return disk
         raise DiskNotFound(
             f"Disk {id_or_name!r} not found: list them with apolo-jupyter disk ls"
         )
 
-    def _with_usage(self, disk: dict[str, Any]) -> dict[str, Any]:
-        used = 0
-        for root, _, files in os.walk(self.data_dir(disk["id"])):
-            for name in files:
-                try:
-                    used += os.lstat(os.path.join(root, name)).st_size
-                except OSError:
-                    continue
+    async def with_usage(self, id_or_name: str) -> dict[str, Any]:
+        """The disk's record with its usage measured now (a walk in a thread,
+        shared with concurrent requests for the same disk)."""
+        disk = self.get(id_or_name)
+        disk_id = disk["id"]
+        walk = self._walks.get(disk_id)
+        if walk is None:
+            walk = asyncio.ensure_future(
+                asyncio.to_thread(_used_bytes, self.data_dir(disk_id))
+            )
+            self._walks[disk_id] = walk
+            walk.add_done_callback(lambda _: self._walks.pop(disk_id, None))
+        used = await asyncio.shield(walk)
+        self._measured[disk_id] = used
         return {**disk, "used_bytes": used}
 
     def touch(self, disk_id: str) -> None:
         """Record that a job mounted the disk now."""
-        disk = self.get(disk_id)
+        disk = json.loads(self._meta(disk_id).read_text())
         disk["last_usage"] = now_iso()
         self._meta(disk_id).write_text(json.dumps(disk))
 
-    def remove(self, id_or_name: str) -> None:
-        disk = self.get(id_or_name)
-        self._meta(disk["id"]).unlink()
-        shutil.rmtree(self.data_dir(disk["id"]), ignore_errors=True)
+    async def remove(self, id_or_name: str) -> None:
+        """Forget the disk, then delete its folder in a thread."""
+        disk_id = self.get(id_or_name)["id"]
+        self._meta(disk_id).unlink()
+        self._measured.pop(disk_id, None)
+        await asyncio.to_thread(shutil.rmtree, self.data_dir(disk_id), True)
 
     def id_of(self, uri: str) -> str:
         """The id of the disk a ``disk://local/local/default/ID`` URI names."""

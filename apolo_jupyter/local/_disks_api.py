@@ -44,7 +44,8 @@ async def create_disk(request: web.Request) -> web.Response:
 async def get_disk(request: web.Request) -> web.Response:
     _scope(request.query.get("org_name"), request.query.get("project_name"))
     try:
-        return web.json_response(_store(request).get(request.match_info["disk"]))
+        disk = await _store(request).with_usage(request.match_info["disk"])
+        return web.json_response(disk)
     except DiskNotFound as exc:
         return json_error(404, str(exc))
 
@@ -52,7 +53,7 @@ async def get_disk(request: web.Request) -> web.Response:
 async def remove_disk(request: web.Request) -> web.Response:
     _scope(request.query.get("org_name"), request.query.get("project_name"))
     try:
-        _store(request).remove(request.match_info["disk"])
+        await _store(request).remove(request.match_info["disk"])
     except DiskNotFound as exc:
         return json_error(404, str(exc))
     return web.Response(status=204)

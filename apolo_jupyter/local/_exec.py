@@ -8,6 +8,34 @@ every capability as bubblewrap did for the job. So it sees what the job sees
 job's pid namespace goes. In PLAIN mode it is a plain process in the job's
 working directory.
 
+**Nothing the job can write runs with privileges.** When the platform runs as
+root, ``nsenter`` holds every capability, and so does what it starts inside the
+job until ``setpriv`` has dropped them: ``setsid`` (tty) and ``setpriv``
+themselves, their ELF interpreter (``/lib64/ld-linux-x86-64.so.2``), what the
+loader reads (``/etc/ld.so.preload``, ``/etc/ld.so.cache``, the libraries it
+names under ``/lib``), and what libc and setpriv open (locale and gconv files
+under ``/usr``, ``/proc/sys/kernel/cap_last_cap``, ``/proc/self/status``). These
+are resolved in the job's root, a tmpfs the job may write. So every one of them
+lies in a folder the job cannot change: the host's ``/usr`` and ``/etc`` and the
+merged-/usr aliases ``/bin``, ``/sbin``, ``/lib*`` (read-only binds) or the
+kernel's ``/proc`` (a fresh procfs, its knobs read-only). Each is a mount point
+in every job, which cannot be renamed, removed or replaced from inside, and no
+volume of any kind may be mounted at or under one, nor under ``/dev`` (the
+job's own tmpfs, which nothing of the chain opens): ``_sandbox.SYSTEM_FOLDERS``,
+refused with a 400 when the job is created, and by the sandbox. The aliases used
+to be symlinks on the job's root: a job renamed ``/lib`` to a folder of its own,
+and its ``libcap-ng`` ran inside setpriv with every capability.
+``tests/security/test_exec_chain.py`` traces the chain and checks that every
+path it opens before the drop lies in those folders. (A helper that drops every
+capability before it touches the job's filesystem would not need this
+argument, but costs a process start of its own per exec; the command line is
+built in ``_exec_command``.)
+
+The program to run is looked up before anything starts, in the job's own root
+(``openat2`` with ``RESOLVE_IN_ROOT`` from an fd of ``/proc/<init>/root``, in a
+thread): a job's absolute symlink resolves against the job's root, never the
+host's, so the answer ("not found" or not) tells nothing of the host's files.
+
 The host programs that enter the job (``nsenter``) start with a fixed
 environment, so nothing of the job's request (``LD_PRELOAD``, say) loads into a
 host process. The job's environment reaches the command through a memfd that a
@@ -27,17 +55,13 @@ import ctypes
 import fcntl
 import os
 import pty
-import shutil
 import signal
 import struct
-import sys
 import termios
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Sequence, Set
 
-from ._sandbox import PreflightError, SandboxMode, find_executable
+from ._exec_command import HOST_ENV, ExecError, ExecTarget, command_line, env_file
 
 _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 _PR_SET_PDEATHSIG = 1
@@ -46,178 +70,6 @@ READ_CHUNK = 1 << 16
 
 # Receives output: (1, bytes) for stdout and the terminal, (2, bytes) for stderr.
 Sink = Callable[[int, bytes], Awaitable[None]]
-
-
-class ExecError(ValueError):
-    """The command cannot run in the job; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class ExecTarget:
-    """Where an exec'd command runs: the job's namespaces, env and directory."""
-
-    job_id: str
-    mode: SandboxMode
-    init: int | None  # host pid of the sandbox's init (BWRAP)
-    enter_user_ns: bool
-    env: Mapping[str, str]
-    workdir: str
-
-
-def _user_ns(pid: int) -> str | None:
-    with contextlib.suppress(OSError):
-        return os.readlink(f"/proc/{pid}/ns/user")
-    return None
-
-
-def sandbox_ready(init: int) -> bool:
-    """Whether bubblewrap finished building the sandbox of ``init``: its init
-    forks the payload only after every mount is in place (bwrap reports the
-    init's pid before that)."""
-    try:
-        with open(f"/proc/{init}/task/{init}/children", "rb") as fh:
-            return bool(fh.read().split())
-    except OSError:
-        return False
-
-
-async def wait_ready(init: Callable[[], int | None], timeout: float = 10.0) -> None:
-    """Wait until the job's sandbox is built (BWRAP: a payload exists)."""
-    deadline = time.monotonic() + timeout
-    while (pid := init()) is None or not sandbox_ready(pid):
-        if time.monotonic() > deadline:
-            return  # make_target says what is wrong
-        await asyncio.sleep(0.005)
-
-
-def make_target(
-    job_id: str,
-    mode: SandboxMode,
-    init: int | None,
-    env: Mapping[str, str],
-    workdir: str,
-) -> ExecTarget:
-    """The target of a running job; ExecError if its sandbox is not up yet."""
-    if mode is SandboxMode.BWRAP:
-        if init is None or _user_ns(init) is None or not sandbox_ready(init):
-            raise ExecError(
-                f"job {job_id} is still setting up its sandbox; try again in a moment"
-            )
-        other_ns = _user_ns(init) != _user_ns(os.getpid())
-        return ExecTarget(job_id, mode, init, other_ns, dict(env), workdir)
-    return ExecTarget(job_id, mode, None, False, dict(env), workdir)
-
-
-def _root(target: ExecTarget) -> str:
-    """The host path of the job's root directory ("" in PLAIN mode)."""
-    return f"/proc/{target.init}/root" if target.init is not None else ""
-
-
-# The environment of the programs that enter a job: nothing from the job.
-HOST_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-# Inside the job, before the command: enter the working directory ($0, else the
-# root), export each NAME=value read (NUL-separated) from the fd $1, close it,
-# and become the command with the job's environment. No shell parses argv.
-ENV_LOADER = (
-    'cd -- "$0" 2>/dev/null || cd /; fd=$1; shift; '
-    'while IFS= read -r -d "" -u "$fd" kv; do export "$kv" 2>/dev/null; done; '
-    'exec {fd}<&-; exec "$@"'
-)
-_PY_LOADER = (
-    "import os, sys\n"
-    "try:\n    os.chdir(sys.argv[1])\nexcept OSError:\n    os.chdir('/')\n"
-    "f = os.fdopen(int(sys.argv[2]), 'rb')\n"
-    "env = dict(e.split(b'=', 1) for e in f.read().split(b'\\0') if e)\n"
-    "f.close()\nos.execvpe(sys.argv[3], sys.argv[3:], env)\n"
-)
-
-
-def _loader(env_fd: int, workdir: str) -> list[str]:
-    """The loader's command line (bash from the host's /usr, seen read-only by
-    the job; else the platform's Python, also bound into every job)."""
-    if os.path.exists("/usr/bin/bash"):
-        return ["/usr/bin/bash", "-c", ENV_LOADER, workdir, str(env_fd)]
-    return [sys.executable, "-I", "-S", "-c", _PY_LOADER, workdir, str(env_fd)]
-
-
-def env_file(env: Mapping[str, str]) -> int:
-    """A memfd of ``NAME=value`` entries, NUL-separated, at offset 0."""
-    fd = os.memfd_create("exec-env", os.MFD_CLOEXEC)
-    try:
-        data = b"".join(f"{k}={v}".encode() + b"\0" for k, v in env.items())
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.lseek(fd, 0, os.SEEK_SET)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def command_line(
-    target: ExecTarget,
-    argv: Sequence[str],
-    *,
-    tty: bool = False,
-    env_fd: int | None = None,
-) -> list[str]:
-    """The host command line that runs ``argv`` in the job; ExecError if the
-    program is not found there or the working directory is gone. In BWRAP mode
-    ``env_fd`` (an ``env_file``) gives the command the job's environment."""
-    if not argv or not argv[0]:
-        raise ExecError("the command is empty: give the program to run, e.g. `ls -l`")
-    root = _root(target)
-    workdir = target.workdir
-    if target.init is None and not os.path.isdir(workdir):
-        workdir = "/"  # removed by the job since it started: begin at its root
-    try:
-        find_executable(
-            argv[0],
-            target.env.get("PATH", ""),
-            workdir,
-            lambda path: Path(root + path),
-        )
-    except PreflightError as exc:
-        raise ExecError(f"cannot exec in job {target.job_id}: {exc}") from None
-    if target.init is None:
-        return list(argv)
-    nsenter, setpriv = shutil.which("nsenter"), shutil.which("setpriv")
-    if nsenter is None or setpriv is None:
-        raise ExecError(
-            "exec needs nsenter and setpriv from util-linux on the platform's host "
-            "(apt-get install util-linux), then restart the local platform"
-        )
-    enter = [nsenter, f"--target={target.init}", "--mount", "--pid"]
-    if target.enter_user_ns:
-        enter += ["--user", "--preserve-credentials"]
-    # nsenter opens --wd on the host before it enters the job, following any
-    # symlink the job planted there to a host folder; so it starts at the job's
-    # root (the magic link /proc/<init>/root) and the shell below changes to the
-    # working directory inside the job, where paths resolve in the job's view.
-    enter += ["--root", f"--wd={root}/"]
-    # Inside the job's mount namespace: its /usr/bin/setpriv (the host's, bound
-    # read-only). No capabilities, none regained by exec, as the job itself.
-    drop = [
-        "/usr/bin/setpriv",
-        "--no-new-privs",
-        "--inh-caps=-all",
-        "--ambient-caps=-all",
-        "--bounding-set=-all",
-    ]
-    # With a tty, the session (and its terminal) begins inside the job's pid
-    # namespace, as a container runtime's exec does: shells restore the
-    # terminal's process group on exit, and nsenter's is not visible there.
-    session = ["/usr/bin/setsid", "--ctty", "--"] if tty else []
-    if env_fd is None:
-        return [*enter, "--", *session, *drop, "--", *_CHDIR, workdir, *argv]
-    start = _loader(env_fd, workdir)
-    return [*enter, "--", *session, *drop, "--", *start, *argv]
-
-
-# Inside the job: enter its working directory ($0), or its root if the job has
-# removed it since it started, then become the command. No shell parses argv.
-_CHDIR = ("/bin/sh", "-c", 'cd -- "$0" 2>/dev/null || cd /; exec "$@"')
 
 
 def exit_code(returncode: int) -> int:
@@ -291,7 +143,11 @@ class ExecProcess:
         stdout: bool,
         stderr: bool,
     ) -> ExecProcess:
-        cmd = command_line(target, argv, tty=tty, env_fd=keep[0] if keep else None)
+        # In a thread: the lookups in the job's filesystem may wait on a slow
+        # volume, never the platform's event loop.
+        cmd = await asyncio.to_thread(
+            command_line, target, argv, tty=tty, env_fd=keep[0] if keep else None
+        )
         cwd = "/" if target.init is not None else target.workdir
         if not os.path.isdir(cwd):  # noqa: ASYNC240 (one stat)
             cwd = "/"

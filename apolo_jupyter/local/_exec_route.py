@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import WSMsgType, web
 
 from ..client import _wire
-from ._exec import ExecError, ExecProcess, make_target, wait_ready
+from ._exec import ExecProcess
+from ._exec_command import ExecError, make_target, wait_ready
 from ._executor import SandboxMode
 from ._port_forward import _job_stopped
 from ._service import JobNotFound, JobService

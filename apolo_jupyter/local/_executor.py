@@ -16,15 +16,14 @@ import fcntl
 import json
 import os
 import pwd
-import select
 import signal
 import termios
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from ._bwrap import candidates, detect, detect_sandbox
+from ._proc_table import group_alive, kill_tagged, ns_members, running
 from ._sandbox import (
     HOME,
     JobSpec,
@@ -34,9 +33,11 @@ from ._sandbox import (
     build_view,
     default_python_prefixes,
     find_executable,
+    host_program,
     job_env,
     normalize_abs,
 )
+from ._sandbox_masks import private_entries
 from ._terminal import CTTY_WRAPPER, JobTerminal, open_pty
 
 __all__ = [
@@ -184,7 +185,7 @@ class RunningJob:
         init = None if self._sandbox is None else self._sandbox.poll()
         members: list[int] = []
         if init is not None and self._sandbox and sig != signal.SIGKILL:
-            members = await asyncio.to_thread(_ns_members, self._sandbox.pid_ns, init)
+            members = await asyncio.to_thread(ns_members, self._sandbox.pid_ns, init)
         elif init is not None:
             _kill(init, sig)  # the kernel then kills the whole pid namespace
         for pid in members:
@@ -196,13 +197,13 @@ class RunningJob:
         """After the job process has exited: wait until nothing of the job is left."""
         if self._sandbox is None:
             if _killpg(self.pid, signal.SIGKILL):
-                await _until(lambda: not _group_alive(self.pid), in_thread=True)
+                await _until(lambda: not group_alive(self.pid), in_thread=True)
             return
         init, pid_ns = self._sandbox.poll(), self._sandbox.pid_ns
         self._sandbox.close()
-        if init is not None and _running(init, pid_ns):
+        if init is not None and running(init, pid_ns):
             _kill(init, signal.SIGKILL)  # normally dying already (--die-with-parent)
-            await _until(lambda: not _running(init, pid_ns), in_thread=False)
+            await _until(lambda: not running(init, pid_ns), in_thread=False)
 
 
 class Executor:
@@ -249,6 +250,9 @@ class Executor:
         self._prefixes = [Path(p) for p in python_prefixes]
         self._path_head = [str(p / "bin") for p in self._prefixes[:1]]
         self._tag = sandbox_tag
+        # A root platform's jobs are uid 0: they see of /etc what any user may.
+        root = mode is SandboxMode.BWRAP and os.geteuid() == 0
+        self._private = private_entries() if root else []
 
     def reap_orphans(self) -> list[int]:
         """SIGKILL sandboxes a crashed predecessor with the same tag left behind;
@@ -263,7 +267,7 @@ class Executor:
         if self.mode is not SandboxMode.BWRAP or not self._tag:
             return []
         entry = f"{SANDBOX_TAG_VAR}={self._tag}".encode()
-        return _kill_tagged(entry)
+        return kill_tagged(entry)
 
     async def start(self, spec: JobSpec) -> RunningJob:
         """Start the job; PreflightError (before anything runs) if it cannot."""
@@ -337,13 +341,15 @@ class Executor:
                 )
             if not os.path.isdir(workdir):
                 raise PreflightError(f"working directory {workdir} does not exist")
-            find_executable(spec.argv[0], env["PATH"], workdir, Path)
+            find_executable(spec.argv[0], env["PATH"], workdir, host_program)
             return list(spec.argv), env, workdir, []
         env = job_env(spec.env, self._path_head, HOME)
         mounts = [_opened(mount, fds) for mount in spec.mounts]
-        view = build_view(mounts, self._prefixes, self._hidden, spec.devices)
+        view = build_view(
+            mounts, self._prefixes, self._hidden, spec.devices, self._private
+        )
         chdir = view.workdir_args(workdir)
-        find_executable(spec.argv[0], env["PATH"], workdir, view.host_path)
+        find_executable(spec.argv[0], env["PATH"], workdir, view.is_program)
         # The job's variables are set inside the sandbox, through a memfd of
         # NUL-separated arguments: bwrap's own environment stays clean, and no
         # value appears in a command line (`ps`, /proc/PID/cmdline).
@@ -458,79 +464,3 @@ async def _until(done: Callable[[], bool], in_thread: bool) -> None:
         await asyncio.sleep(delay)
         waited += delay
         delay = min(delay * 1.25, 0.02)
-
-
-# /proc readers (psutil is not a runtime dependency). Zombies count as gone: they
-# are dead, and on hosts whose pid 1 does not reap orphans they stay for a while.
-
-
-def _stat(pid: int) -> tuple[int, bool] | None:
-    """(process group, is a zombie) of ``pid``; None if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            data = stat.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(b")") + 2 :].split()  # the comm may contain spaces
-    return int(fields[2]), fields[0] in (b"Z", b"X")
-
-
-def _pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def _pid_ns(pid: int) -> str | None:
-    with contextlib.suppress(OSError):
-        return os.readlink(f"/proc/{pid}/ns/pid")
-    return None
-
-
-def _running(pid: int, pid_ns: str | None) -> bool:
-    return (st := _stat(pid)) is not None and not st[1] and _pid_ns(pid) == pid_ns
-
-
-def _group_alive(pgid: int) -> bool:
-    return any((st := _stat(pid)) and st[0] == pgid and not st[1] for pid in _pids())
-
-
-def _ns_members(pid_ns: str | None, init: int) -> list[int]:
-    return [pid for pid in _pids() if pid != init and _pid_ns(pid) == pid_ns]
-
-
-def _environ_has(pid: int, entry: bytes) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as environ:
-            return entry in environ.read().split(b"\0")
-    except OSError:  # gone, or not ours to read
-        return False
-
-
-def _kill_tagged(entry: bytes) -> list[int]:
-    """SIGKILL every process whose initial environment holds ``entry``, through
-    pidfds checked again after opening (a reused pid is never hit), all found
-    before any is killed; wait up to _SETTLE_TIMEOUT seconds for them to exit."""
-    found: list[tuple[int, int]] = []
-    for pid in _pids():
-        if pid == os.getpid() or not _environ_has(pid, entry):
-            continue
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            continue
-        if _environ_has(pid, entry):
-            found.append((pid, pidfd))
-        else:
-            os.close(pidfd)
-    poller = select.poll()
-    for _, pidfd in found:
-        with contextlib.suppress(OSError):  # already exited
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        poller.register(pidfd, select.POLLIN)
-    deadline, pending = time.monotonic() + _SETTLE_TIMEOUT, len(found)
-    while pending and (left := deadline - time.monotonic()) > 0:
-        for pidfd, _ in poller.poll(left * 1000):
-            poller.unregister(pidfd)
-            pending -= 1
-    for _, pidfd in found:
-        os.close(pidfd)
-    return [pid for pid, _ in found]

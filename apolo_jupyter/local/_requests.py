@@ -18,6 +18,7 @@ from yarl import URL
 from ..client._models import JobStatus
 from ._command import split
 from ._records import JobRecord, StatusItem, now_iso
+from ._sandbox import system_folder_refusal
 from ._settings import CLUSTER, ORG, PROJECT, Settings
 from ._validate import (
     MAX_COMMAND,
@@ -220,8 +221,9 @@ def _mounts(raw: Any, kind: str) -> list[dict[str, Any]]:
 
 
 def _check_targets(groups: Sequence[Sequence[Mapping[str, Any]]]) -> None:
-    """Mount points of every kind (storage, secret, disk): none at /, no two at
-    one path, none inside another volume (see ``_sandbox``: a job writing to the
+    """Mount points of every kind (storage, secret, disk): none at /, none in a
+    system folder (``_sandbox.SYSTEM_FOLDERS``), no two at one path, none
+    inside another volume (see ``_sandbox``: a job writing to the
     outer one could redirect the inner mount)."""
     targets: dict[str, str] = {}
     for group in groups:
@@ -232,6 +234,9 @@ def _check_targets(groups: Sequence[Sequence[Mapping[str, Any]]]) -> None:
                 raise BadRequest(
                     f"a volume cannot be mounted at {dst!r}; use a path like /var/data"
                 )
+            refusal = system_folder_refusal(target)
+            if refusal is not None:
+                raise BadRequest(refusal)
             if target in targets:
                 raise BadRequest(
                     f"two volumes are mounted at {dst!r}; give each its own path"

@@ -3,12 +3,19 @@
 Pure data and checks; nothing here starts a process (that is ``_executor``).
 
 The bubblewrap view is a tmpfs root holding the host's ``/usr`` and ``/etc``
-read-only, the merged-/usr symlinks (``/bin -> usr/bin`` ...), fresh ``/proc``,
-``/dev``, ``/tmp`` and ``/root``, the platform's Python interpreter read-only at
-its host paths, and the job's mounts at their container paths.
+read-only, the merged-/usr aliases (``/bin``, ``/lib`` ... as read-only binds of
+``/usr/bin``, ``/usr/lib`` ..., never symlinks on the job's writable root), fresh
+``/proc``, ``/dev``, ``/tmp`` and ``/root``, the platform's Python interpreter
+read-only at its host paths, and the job's mounts at their container paths.
 
 What a job must never see or steer (the security model, see the README):
 
+- **System folders take no volume.** ``SYSTEM_FOLDERS`` (``/usr``, ``/etc``,
+  the aliases, ``/proc``, ``/dev``) are mount points in every job, which it
+  cannot rename or replace, all read-only but ``/dev`` (the job's own tmpfs), and
+  no volume of any kind goes at or under one: programs load their libraries
+  from there, also the platform's own that enter a job with privileges
+  (``_exec``).
 - **Only the interpreter.** Of the platform's Python, only its prefixes and
   site-packages are bound, never ``sys.path`` as such (``python -m`` puts the
   working directory there, editable installs their source tree). Nothing that
@@ -28,6 +35,12 @@ What a job must never see or steer (the security model, see the README):
   to ``/oldroot/...``), and there is no way to hand bwrap a mount point as a file
   descriptor, so no check we could make would still hold when bwrap resolves the
   path. Side-by-side volumes (``/mnt/a`` and ``/mnt/b``) work as before.
+- **Lookups stay in the job's filesystem.** Before a job starts, its program
+  and working directory are looked up in the view: in a volume, beneath the
+  volume's fd (``_resolve``), so a symlink the job planted there never makes the
+  platform look at a host path; one that leaves the volume is left to the
+  sandbox to find (bwrap's error then says what is missing). What a job learns
+  never depends on which host paths exist.
 - **Devices by path, from root's folders only.** A GPU job gets its own
   ``/dev/nvidiaN`` and the shared control nodes (``--dev-bind``, the only bind
   that keeps a device usable: ``--bind-fd`` mounts ``nodev``). Their folder is the
@@ -44,7 +57,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import shutil
 import site
 import stat
 import sys
@@ -53,13 +65,22 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 
+from ._resolve import executable_beneath, folder_beneath
+from ._sandbox_masks import cover, proc_covers
+
 HOME = "/root"
 SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 # Top-level directories that a merged-/usr host (Debian 12) makes symlinks into /usr.
 _USR_ALIASES = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 _KERNEL_FS = ("/proc", "/dev")
+# Where programs, the dynamic loader and its configuration come from, and the
+# kernel's folders: the host's, read-only. No volume of any kind goes there: its
+# files would be what the privileged part of exec loads (see ``_exec``).
+SYSTEM_FOLDERS = ("/usr", "/etc", *(f"/{name}" for name in _USR_ALIASES), *_KERNEL_FS)
 _ISOLATION = (
     "--unshare-pid",
+    "--unshare-uts",
+    "--unshare-ipc",
     "--die-with-parent",
     "--new-session",
     "--cap-drop",
@@ -118,6 +139,19 @@ def normalize_abs(path: str, what: str) -> str:
     return posixpath.normpath("/" + path.lstrip("/"))
 
 
+def system_folder_refusal(target: str) -> str | None:
+    """Why no volume can be mounted at ``target`` (normalized, absolute), or None."""
+    folder = next((f for f in SYSTEM_FOLDERS if _within(target, f)), None)
+    if folder is None:
+        return None
+    return (
+        f"a volume cannot be mounted at {target}: {folder} is a system folder the "
+        "job shares read-only with the host (programs and their libraries load "
+        "from it, also those of the platform that enter the job); mount it "
+        f"elsewhere, e.g. at /mnt/{PurePosixPath(target).name or 'data'}"
+    )
+
+
 def default_python_prefixes(hidden: Sequence[str | Path] = ()) -> list[Path]:
     """The running interpreter: its prefixes (``sys.prefix`` first: its ``bin``
     leads a job's PATH), its site-packages folders and the ``apolo_jupyter``
@@ -161,30 +195,35 @@ def job_env(
 
 
 def find_executable(
-    argv0: str, path: str, cwd: str, to_host: Callable[[str], Path | None]
-) -> Path:
-    """The host file that ``argv0`` runs, as execvp inside the job would find it.
-
-    ``to_host`` maps a container path to the host path behind it (None: nothing
-    there). Raises PreflightError when it is not found or not executable.
-    """
+    argv0: str, path: str, cwd: str, is_program: Callable[[str], bool | None]
+) -> str:
+    """The container path that ``argv0`` runs, as execvp inside the job would
+    find it. ``is_program(container_path)`` says whether an executable file is
+    there, looked up in the job's filesystem (None: it cannot tell from outside,
+    and the job will find out). Raises PreflightError when it is not found."""
     if "/" in argv0:
-        host = to_host(posixpath.normpath(posixpath.join(cwd, argv0)))
-        if host is not None and host.is_file() and os.access(host, os.X_OK):
-            return host
+        where = posixpath.join(cwd, argv0)
+        if is_program(where) is not False:
+            return where
         raise PreflightError(
             f"executable {argv0!r} does not exist in the job's filesystem or is not "
             "executable; a job sees only /usr, /etc, the platform's Python "
             "environment and its own volumes"
         )
-    dirs = [str(h) for d in path.split(":") if d.startswith("/") and (h := to_host(d))]
-    found = shutil.which(argv0, path=os.pathsep.join(dirs))
-    if found is None:
-        raise PreflightError(
-            f"executable {argv0!r} was not found on the job's PATH ({path}); the "
-            "local platform runs host programs, images are not pulled"
-        )
-    return Path(found)
+    for folder in path.split(":"):
+        if folder.startswith("/"):
+            where = posixpath.join(folder, argv0)
+            if is_program(where) is not False:
+                return where
+    raise PreflightError(
+        f"executable {argv0!r} was not found on the job's PATH ({path}); the "
+        "local platform runs host programs, images are not pulled"
+    )
+
+
+def host_program(path: str) -> bool:
+    """PLAIN mode, where the job's filesystem is the host's: an executable file."""
+    return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
 @dataclass(frozen=True)
@@ -194,6 +233,7 @@ class _Layer:
     read_only: bool
     args: tuple[str, ...]  # the bwrap options that create it
     volume: bool = False  # one of the job's mounts
+    fd: int | None = None  # a volume's open fd: looked up beneath it, never by path
 
 
 def _bind(host: Path, container: str, read_only: bool, volume: bool = False) -> _Layer:
@@ -204,21 +244,14 @@ def _bind(host: Path, container: str, read_only: bool, volume: bool = False) -> 
 class SandboxView:
     """The bubblewrap filesystem of one job, and the host paths behind it."""
 
-    def __init__(self, layers: Sequence[_Layer], aliases: Mapping[str, str]) -> None:
+    def __init__(self, layers: Sequence[_Layer]) -> None:
         self._layers = tuple(layers)  # in bwrap order: later and deeper layers win
-        self._aliases = dict(aliases)  # "/bin" -> "/usr/bin"
-        self._dirs = {
-            "/",
-            *(lay.container for lay in layers if lay.container not in aliases),
-        }
+        self._dirs = {"/", *(lay.container for lay in layers)}
         for layer in self._layers:  # bwrap creates the parents of every mountpoint
             self._dirs.update(str(p) for p in PurePosixPath(layer.container).parents)
 
     def _locate(self, container: str) -> tuple[str, _Layer | None]:
         path = posixpath.normpath(container)
-        for alias, target in self._aliases.items():
-            if _within(path, alias):
-                path = target + path[len(alias) :]
         found = [lay for lay in self._layers if _within(path, lay.container)]
         # The deepest layer wins; of equally deep ones, the last one mounted.
         return path, max(
@@ -232,13 +265,33 @@ class SandboxView:
             return None
         return layer.host / path[len(layer.container) :].lstrip("/")
 
+    def _lookup(self, container: str, want_dir: bool) -> bool | None:
+        """Whether a program (or a folder) is at ``container`` when the job
+        starts; None when that cannot be told from outside. In a volume, the
+        walk stays beneath the volume's fd (a symlink the job planted there
+        never leads the platform to a host path); the other binds are host
+        folders no job can change, looked up by path."""
+        path, layer = self._locate(container)
+        if layer is None or layer.host is None:
+            return want_dir and path in self._dirs
+        rest = path[len(layer.container) :].lstrip("/")
+        if layer.fd is not None:
+            lookup = folder_beneath if want_dir else executable_beneath
+            return lookup(layer.fd, rest)
+        host = layer.host / rest
+        return host.is_dir() if want_dir else host_program(str(host))
+
+    def is_program(self, container: str) -> bool | None:
+        """For ``find_executable``: an executable file at ``container``?"""
+        return self._lookup(container, want_dir=False)
+
     def workdir_args(self, working_dir: str) -> list[str]:
         """bwrap options to start in ``working_dir`` (made on the tmpfs if missing)."""
-        path = self._locate(working_dir)[0]
-        host = self.host_path(path)
-        if path in self._dirs or (host is not None and host.is_dir()):
-            return ["--chdir", working_dir]
-        if host is not None or any(_within(path, k) for k in _KERNEL_FS):
+        path, layer = self._locate(working_dir)
+        if path in self._dirs or self._lookup(path, want_dir=True) is not False:
+            return ["--chdir", working_dir]  # None: bwrap says if it is missing
+        from_host = layer is not None and layer.host is not None
+        if from_host or any(_within(path, k) for k in _KERNEL_FS):
             raise PreflightError(
                 f"working directory {working_dir} does not exist in the job's "
                 "filesystem; create it in the volume or choose another one"
@@ -255,33 +308,41 @@ def build_view(
     python_prefixes: Sequence[Path],
     hidden: Sequence[str | Path] = (),
     devices: Sequence[Path] = (),
+    private: Sequence[tuple[str, bool]] = (),
 ) -> SandboxView:
     """The view of a job with ``mounts`` (each with its ``fd``) and ``devices``
     (character device nodes, bound at ``/dev/<name>``); PreflightError for
     mounts or devices that cannot work. ``hidden`` host folders are masked
-    wherever a bound host folder would show them."""
+    wherever a bound host folder would show them; so are the ``private``
+    entries of /etc ((path, is a folder), see ``_sandbox_masks``)."""
     layers = [_bind(Path("/usr"), "/usr", True)]
-    aliases: dict[str, str] = {}
     for name in _USR_ALIASES:
         host = Path("/", name)
         if host.is_symlink():
-            link = os.readlink(host)
-            aliases[str(host)] = posixpath.normpath(posixpath.join("/", link))
-            layers.append(_Layer(str(host), None, True, ("--symlink", link, str(host))))
+            # A read-only bind of the folder it leads to, never a symlink: the
+            # root is the job's tmpfs, where a symlink could be renamed away and
+            # replaced (and the loader of every program, also of the platform's
+            # own that enter the job, follows /lib64 and /lib). A mount point
+            # cannot be renamed or removed from inside.
+            target = os.path.realpath(host)
+            if os.path.isdir(target):
+                layers.append(_bind(Path(target), str(host), True))
         elif host.is_dir():
             layers.append(_bind(host, str(host), True))
     layers += [
         _bind(Path("/etc"), "/etc", True),
+        *(_Layer(path, None, True, cover(path, d)) for path, d in private),
         _Layer("/proc", None, True, ("--proc", "/proc")),
+        *(_Layer(path, None, True, args) for path, args in proc_covers()),
         _Layer("/dev", None, True, ("--dev", "/dev")),
         *_devices(devices),
         _Layer("/tmp", None, False, ("--tmpfs", "/tmp")),  # noqa: S108 (in the job)
         _Layer(HOME, None, False, ("--dir", HOME)),
     ]
-    volumes = _volumes(mounts, [*aliases, *_KERNEL_FS])
+    volumes = _volumes(mounts)
     # Python paths already visible (system binds), hidden, or shadowed by a volume:
     covered = [lay.container for lay in (*layers, *volumes) if lay.host is not None]
-    covered += [*aliases, *_KERNEL_FS]
+    covered += list(SYSTEM_FOLDERS)
     for prefix in sorted({os.path.normpath(p) for p in python_prefixes}):
         if (
             prefix.startswith("/")
@@ -320,7 +381,7 @@ def build_view(
                     "directory; choose another path"
                 )
     masks = _masks([*layers, *ordered], hidden)
-    return SandboxView([*layers, *ordered, *masks], aliases)
+    return SandboxView([*layers, *ordered, *masks])
 
 
 def _masks(layers: Sequence[_Layer], hidden: Sequence[str | Path]) -> list[_Layer]:
@@ -360,15 +421,18 @@ def _devices(devices: Sequence[Path]) -> list[_Layer]:
     return out
 
 
-def _volumes(mounts: Sequence[Mount], forbidden: Sequence[str]) -> list[_Layer]:
+def _volumes(mounts: Sequence[Mount]) -> list[_Layer]:
     out: list[_Layer] = []
     targets: set[str] = set()
     for mount in mounts:
         target = normalize_abs(mount.container_path, "volume mount path")
-        if target == "/" or any(_within(target, f) for f in forbidden):
+        if target == "/":
             raise PreflightError(
                 f"a volume cannot be mounted at {target}; use a path like /var/data"
             )
+        refusal = system_folder_refusal(target)
+        if refusal is not None:
+            raise PreflightError(refusal)
         if target in targets:
             raise PreflightError(f"two volumes are mounted at {target}")
         targets.add(target)
@@ -377,5 +441,6 @@ def _volumes(mounts: Sequence[Mount], forbidden: Sequence[str]) -> list[_Layer]:
         option = "--ro-bind-fd" if mount.read_only else "--bind-fd"
         host = Path(f"/proc/self/fd/{mount.fd}")  # the very folder that was opened
         args = (option, str(mount.fd), target)
-        out.append(_Layer(target, host, mount.read_only, args, volume=True))
+        layer = _Layer(target, host, mount.read_only, args, True, mount.fd)
+        out.append(layer)
     return out

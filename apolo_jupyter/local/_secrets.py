@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from yarl import URL
 from ._requests import BadRequest
 from ._settings import CLUSTER, ORG, PROJECT
 
-_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")
+MAX_KEY = 253  # characters, as the real platform (a Kubernetes secret's data key)
+_KEY = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_.-]{{0,{MAX_KEY - 1}}}")
 MAX_VALUE = 1 << 20  # bytes
 
 
@@ -28,6 +30,11 @@ class SecretStore:
         self._owner = owner
 
     def _path(self, key: str) -> Path:
+        if len(key) > MAX_KEY:
+            raise BadRequest(
+                f"secret key {key[:40]!r}... is {len(key)} characters; a key has at "
+                f"most {MAX_KEY}: choose a shorter one"
+            )
         if not _KEY.fullmatch(key) or ".." in key:
             raise BadRequest(
                 f"secret key {key!r} is invalid: use letters, digits, '_', '-' and "
@@ -36,22 +43,31 @@ class SecretStore:
         return self._folder / key
 
     def list_keys(self) -> list[str]:
+        """Every stored key (never a temporary file of ``add``)."""
         try:
-            return sorted(p.name for p in self._folder.iterdir() if p.is_file())
+            names = [p.name for p in self._folder.iterdir() if p.is_file()]
         except FileNotFoundError:
             return []
+        return sorted(n for n in names if _KEY.fullmatch(n) and ".." not in n)
 
     def add(self, key: str, value: bytes) -> None:
         path = self._path(key)
         self._folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{key}.new")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        # A short name of its own (a key may be as long as a file name can be);
+        # the leading "." is never a key, so list_keys never shows it.
+        tmp = path.with_name(f".new-{secrets.token_hex(8)}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        fd = os.open(tmp, flags, 0o600)
         try:
-            os.write(fd, value)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            try:
+                os.write(fd, value)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def get(self, key: str) -> bytes | None:
         try:
