@@ -94,6 +94,9 @@ CASES = {
         [
             rf"upload_dir +best +{NUMBER} MB/s .* ratio {NUMBER}",
             rf"download_dir +best +{NUMBER} MB/s .* ratio {NUMBER}",
+            rf"bare upload +best +{NUMBER} MB/s .* ratio {NUMBER}",
+            rf"bare download +best +{NUMBER} MB/s .* ratio {NUMBER}",
+            rf"one-file upload +best +{NUMBER} MB/s .* ratio {NUMBER}",
             rf"second sync, one file changed: {NUMBER} s, 1 file uploaded",
             rf"--result x +{NUMBER} ms; %%apolo_job --python +{NUMBER} ms: ratio",
         ],
