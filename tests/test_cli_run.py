@@ -103,3 +103,28 @@ def test_after_dashes_everything_is_the_jobs_command(
     done = _cli(env, "run", "ubuntu", "--", "echo", "--life-spn", "--detach", "-s")
     assert done.returncode == 0, done.stderr
     assert "--life-spn --detach -s\n" in done.stdout, done.stdout
+
+
+def test_only_run_says_which_platform_it_uses(
+    one_cpu: Platform, tmp_path: Path
+) -> None:
+    env = _env(one_cpu, tmp_path)
+    started = _cli(env, "run", "--detach", "ubuntu", "--", "sleep 300")
+    assert started.returncode == 0, started.stderr
+    assert "apolo_jupyter: embedded local platform at http" in started.stderr
+    job = started.stdout.split()[2]
+    (tmp_path / "notes.txt").write_text("notes")
+    for args in (
+        ("ps",),
+        ("ps", "--format", "{id}"),
+        ("status", job),
+        ("logs", job),
+        ("generate-run-command", job),
+        ("cp", str(tmp_path / "notes.txt"), "storage:notes.txt"),
+        ("kill", job),
+    ):
+        done = _cli(env, *args)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "platform" not in done.stdout + done.stderr, (args, done)
+    listed = _cli(env, "ps", "--all", "--format", "{id}")
+    assert listed.stdout.split() == ["ID", job], listed  # the table, nothing else

@@ -11,7 +11,9 @@ def cmd_cp(args: argparse.Namespace) -> int:
     from IPython.core.error import UsageError
 
     from ..magics._cp import copy
+    from ._jobs import quiet_runtime
 
+    quiet_runtime()
     try:
         copy(
             args.src,

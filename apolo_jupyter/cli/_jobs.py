@@ -161,12 +161,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
 
 
+def quiet_runtime() -> None:
+    """The platform in use is said by `run` only: other commands print what they
+    were asked for (a job list, a log), nothing else."""
+    from ..kernel._runtime import runtime
+
+    runtime().announce = False
+
+
 def _as_cli(func: Callable[[], None]) -> int:
     """Run one of the magics' commands from the shell: the same resolution of
     the platform (a login, else the local platform) and the same messages, with
     the magic names turned into commands."""
     from IPython.core.error import UsageError
 
+    quiet_runtime()
     try:
         func()
     except UsageError as exc:
