@@ -62,7 +62,13 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 class Terminal:
     """The CLI running in a pseudo-terminal, as in JupyterLab's terminal."""
 
-    def __init__(self, *args: str, rows: int = 24, cols: int = 80) -> None:
+    def __init__(
+        self,
+        *args: str,
+        rows: int = 24,
+        cols: int = 80,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.master, slave = pty.openpty()
         self.resize(rows, cols)
         self.proc = subprocess.Popen(
@@ -71,6 +77,7 @@ class Terminal:
             stdout=slave,
             stderr=slave,
             start_new_session=True,
+            env=env,
         )
         os.close(slave)
         self.seen = b""
