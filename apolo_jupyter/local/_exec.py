@@ -62,6 +62,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence, Set
 
 from ._exec_command import HOST_ENV, ExecError, ExecTarget, command_line, env_file
+from ._userns import UserNs, open_owner
 
 _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 _PR_SET_PDEATHSIG = 1
@@ -74,6 +75,14 @@ Sink = Callable[[int, bytes], Awaitable[None]]
 
 def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
+
+
+def _open_owner(target: ExecTarget) -> int:
+    """The user namespace that owns the job's pid namespace (``_userns``)."""
+    try:
+        return open_owner(target.init or 0)
+    except OSError:
+        raise ExecError(f"job {target.job_id} is no longer running") from None
 
 
 def _set_winsize(fd: int, rows: int, cols: int) -> None:
@@ -121,21 +130,33 @@ class ExecProcess:
         env = dict(target.env)
         if tty:
             env.setdefault("TERM", "xterm")
-        keep: tuple[int, ...] = ()
-        if target.init is not None:  # the env goes in through a memfd
-            keep = (env_file(env),)
-            env = dict(HOST_ENV)
+        env_fd = owner_fd = None
         try:
-            return await cls._spawn(target, argv, env, keep, tty, stdin, stdout, stderr)
+            if target.init is not None:  # the env goes in through a memfd
+                env_fd = env_file(env)
+                env = dict(HOST_ENV)
+                if target.user_ns is not UserNs.SHARED:
+                    owner_fd = _open_owner(target)
+            keep = tuple(fd for fd in (env_fd, owner_fd) if fd is not None)
+            # In a thread: the lookups in the job's filesystem may wait on a
+            # slow volume, never the platform's event loop.
+            cmd = await asyncio.to_thread(
+                command_line, target, argv, tty=tty, env_fd=env_fd, owner_fd=owner_fd
+            )
+            return await cls._spawn(
+                target, argv, cmd, env, keep, tty, stdin, stdout, stderr
+            )
         finally:
-            for fd in keep:
-                os.close(fd)
+            for fd in (env_fd, owner_fd):
+                if fd is not None:
+                    os.close(fd)
 
     @classmethod
     async def _spawn(
         cls,
         target: ExecTarget,
         argv: Sequence[str],
+        cmd: Sequence[str],
         env: dict[str, str],
         keep: tuple[int, ...],
         tty: bool,
@@ -143,11 +164,6 @@ class ExecProcess:
         stdout: bool,
         stderr: bool,
     ) -> ExecProcess:
-        # In a thread: the lookups in the job's filesystem may wait on a slow
-        # volume, never the platform's event loop.
-        cmd = await asyncio.to_thread(
-            command_line, target, argv, tty=tty, env_fd=keep[0] if keep else None
-        )
         cwd = "/" if target.init is not None else target.workdir
         if not os.path.isdir(cwd):  # noqa: ASYNC240 (one stat)
             cwd = "/"
