@@ -1,9 +1,10 @@
 """Run a command inside a running job: ``exec`` (reference §4.4).
 
 In BWRAP mode the command enters the namespaces of the job's sandbox (mount and
-pid, and the user namespace when bubblewrap made one) through util-linux
-``nsenter``, with the job's root and working directory, then ``setpriv`` drops
-every capability as bubblewrap did for the job. So it sees what the job sees
+pid, and the user namespaces bubblewrap made for a normal user's platform,
+``_userns``) through util-linux ``nsenter``, with the job's root and working
+directory, then ``setpriv`` drops every capability as bubblewrap did for the
+job. So it sees what the job sees
 (its ``/tmp``, its volumes, its processes), and the kernel kills it when the
 job's pid namespace goes. In PLAIN mode it is a plain process in the job's
 working directory.
@@ -30,6 +31,19 @@ path it opens before the drop lies in those folders. (A helper that drops every
 capability before it touches the job's filesystem would not need this
 argument, but costs a process start of its own per exec; the command line is
 built in ``_exec_command``.)
+
+**As a normal user** the platform holds no capability on the host; bubblewrap's
+user namespaces give it rights over the job's namespaces only. The first
+``nsenter`` runs on the host as the user: it enters the outer user namespace
+(which owns the job's mounts) and the job's pid namespace. The second, the
+host's binary started before any of the job's mounts is entered, enters the
+job's mount namespace and root, and last the job's own user namespace, where
+the user is not root: from its exec of ``setsid`` or ``setpriv`` on, nothing
+holds a capability, so nothing of the job's loads with one (the same trace
+runs as a normal user in ``tests/test_nonroot.py``). There ``setpriv`` cannot
+empty the bounding set, which takes a capability; with ``no_new_privs`` set,
+and no root mapped in the job's user namespace, no exec could raise a
+capability that the bounding set would have to stop.
 
 The program to run is looked up before anything starts, in the job's own root
 (``openat2`` with ``RESOLVE_IN_ROOT`` from an fd of ``/proc/<init>/root``, in a

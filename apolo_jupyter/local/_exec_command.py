@@ -188,10 +188,10 @@ def command_line(
     # terminal's process group on exit, and nsenter's is not visible there.
     session = ["/usr/bin/setsid", "--ctty", "--"] if tty else []
     start = _loader(env_fd, owner_fd, workdir)
-    return [*_enter(nsenter, target, owner_fd), *session, *drop, "--", *start, *argv]
+    return [*enter_job(nsenter, target, owner_fd), *session, *drop, "--", *start, *argv]
 
 
-def _enter(nsenter: str, target: ExecTarget, owner_fd: int | None) -> list[str]:
+def enter_job(nsenter: str, target: ExecTarget, owner_fd: int | None) -> list[str]:
     """The nsenter command line(s) that put what follows into the job: its
     pid and mount namespaces, its root, and its user namespace (``_userns``).
 
