@@ -151,6 +151,29 @@ async def test_jobs_volumes_secrets_and_disks_as_a_normal_user(
     await client.disks.rm(disk.id)
 
 
+async def test_a_read_only_volume_stays_so_in_a_user_namespace_of_the_jobs(
+    client: Client, nonroot: NonRootPlatform
+) -> None:
+    """The job's mounts belong to the outer user namespace: a job that makes a
+    user namespace of its own (and is root there) cannot remount one rw."""
+    folder = f"nr-{uuid.uuid4().hex[:8]}"
+    await client.storage.mkdir(URL(f"storage:{folder}"), parents=True)
+    job = await client.jobs.start(
+        image=client.parse.remote_image(UBUNTU),
+        preset_name="cpu-small",
+        command="sh -c 'touch /mnt/ro/a 2>/dev/null || echo refused; "
+        'unshare -rm sh -c "id -u; mount -o remount,rw,bind /mnt/ro 2>/dev/null '
+        "|| echo no-remount; touch /mnt/ro/b 2>/dev/null || echo refused\"'",
+        volumes=client.parse.volumes([f"storage:{folder}:/mnt/ro:ro"]).volumes,
+    )
+    done = await wait_finished(client, job.id)
+    log = await _log(client, job.id)
+    assert log.split() == ["refused", "0", "no-remount", "refused"], log
+    assert done.status == JobStatus.SUCCEEDED, done.history
+    host = nonroot.paths.storage_dir / "local" / "default" / folder
+    assert list(host.iterdir()) == []
+
+
 async def test_exec_runs_inside_the_job_as_the_job(
     client: Client, nonroot: NonRootPlatform, sleeper: tuple[JobDescription, str]
 ) -> None:
