@@ -6,8 +6,17 @@ notebooks (nbval) run against a local platform of their own.
   environment, and ``HOME`` points at an empty temporary directory, so no test, kernel
   or notebook can start a job on a real cluster, even inside an Apolo job or after
   ``apolo login``.
-- The kernels nbval starts inherit this environment, so their ``get()`` starts a
-  platform in a temporary data directory, which is stopped when the run ends.
+- ``APOLO_JUPYTER_HOME`` always points at the run's scratch directory, even when
+  it was set before: a developer's own local platform (their jobs, secrets and
+  storage) never receives the tests' jobs and secrets. The kernels nbval starts
+  inherit this environment, so their ``get()`` starts a platform there.
+- ``TMPDIR`` points inside the scratch directory too, so what notebooks and other
+  subprocesses leave in temporary folders goes with it at exit.
+- When the run ends, every platform daemon whose ``--home`` lies in the scratch
+  directory or in pytest's base temporary directory is stopped (SIGTERM, then
+  SIGKILL): a test that fails between a start and its stop leaves none behind.
+  They are found by that argument only, never by name, so other runs' daemons
+  on the same machine are left alone.
 - With ``APOLO_JUPYTER_NO_SKIPS=1`` (set by ``scripts/test.sh``), any skipped test
   fails the run: in CI every dependency is installed, so a skip means one is
   missing, not that the test does not apply.
@@ -16,9 +25,13 @@ notebooks (nbval) run against a local platform of their own.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
+import signal
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -46,20 +59,79 @@ def pytest_configure(config: pytest.Config) -> None:
     user_home = Path(scratch) / "user-home"
     user_home.mkdir()
     os.environ["HOME"] = str(user_home)
-    if not os.environ.get(_HOME_VAR):
-        home = Path(scratch) / "platform"
-        os.environ[_HOME_VAR] = str(home)
-        config.stash[_home_key] = str(home)
+    home = Path(scratch) / "platform"
+    os.environ[_HOME_VAR] = str(home)
+    tmp = Path(scratch) / "tmp"
+    tmp.mkdir()
+    os.environ["TMPDIR"] = str(tmp)
+    config.stash[_scratch_key] = scratch
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    home = config.stash.get(_home_key, None)
-    if home is not None:
-        from apolo_jupyter.client._local_home import LocalPaths, read_info
-        from tests.conftest import stop_daemon
+    scratch = config.stash.get(_scratch_key, None)
+    if scratch is None:
+        return
+    roots = [Path(scratch)]
+    factory = getattr(config, "_tmp_path_factory", None)
+    basetemp = getattr(factory, "_basetemp", None)
+    if basetemp is not None:
+        roots.append(Path(basetemp))
+    # The notebooks' platform is expected to run until now; any other is a leak.
+    notebooks = (Path(scratch) / "platform").resolve()
+    left = [home for home in _stop_daemons_under(roots) if home != notebooks]
+    if left:
+        sys.stderr.write(
+            f"conftest: stopped {len(left)} platform daemon(s) a test left "
+            f"running: {', '.join(map(str, left))}\n"
+        )
 
-        paths = LocalPaths(Path(home))
-        stop_daemon(paths, read_info(paths))
+
+def _daemon_home(pid: int) -> Path | None:
+    """The ``--home`` of a ``python -m apolo_jupyter.local serve`` process."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    if b"serve" not in argv or b"--home" not in argv[:-1]:
+        return None
+    return Path(os.fsdecode(argv[argv.index(b"--home") + 1])).resolve()
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 :][:1] != b"Z"
+
+
+def _stop_daemons_under(roots: list[Path], grace: float = 30.0) -> list[Path]:
+    """Stop every daemon whose ``--home`` lies under one of ``roots``: SIGTERM
+    (it cancels its jobs), SIGKILL after ``grace``. Returns the homes of those
+    that still held their lock (one that let go is already on its way out)."""
+    from apolo_jupyter.client._local_home import LocalPaths, is_running
+
+    resolved = [root.resolve() for root in roots]
+    found: dict[int, Path] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != os.getpid():
+            home = _daemon_home(int(name))
+            if home is not None and any(home.is_relative_to(r) for r in resolved):
+                found[int(name)] = home
+    held = {home: is_running(LocalPaths(home)) for home in found.values()}
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(_alive(pid) for pid in found) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in found:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return [home for home in found.values() if held[home]]
 
 
 def _skipped(session: pytest.Session) -> list[pytest.TestReport]:
@@ -82,4 +154,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
-_home_key = pytest.StashKey[str]()
+_scratch_key = pytest.StashKey[str]()

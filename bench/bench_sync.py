@@ -2,10 +2,13 @@
 baseline measured in the same run.
 
 (a) ``storage.upload_dir`` and ``download_dir`` of a folder of mixed sizes
-    (default 1,000 files, 200 MB: 10 of 10 MB, 90 of 1 MB, the rest small),
+    (default 1,000 files, 200 MB: 10 of 10 MB, 90 of 200 kB, the rest small),
     against ``cp -r`` of the same folder on the same disk (target: >= 0.5x its
-    speed). Rounds are interleaved (cp, upload, download), each after an
-    ``os.sync()``; every copy is checked file by file.
+    speed). Rounds are interleaved (cp, upload, download, then the ceiling
+    below), each after an ``os.sync()``; every copy is checked file by file.
+    The ceiling, in the same rounds: the same requests (sizes, files in flight)
+    against a bare aiohttp server that reads and writes no disk
+    (``_http_floor.py``), and the same bytes as one file over it.
 (b) A second ``--sync`` of that folder with one file changed (target: <= 0.5 s,
     one file uploaded), against the first, full sync.
 (c) A trivial cell's round trip with ``--result`` (``%%apolo_job --python
@@ -36,6 +39,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from _http_floor import Floor
 from yarl import URL
 
 from apolo_jupyter import Client, get
@@ -86,53 +90,102 @@ def check(ok: bool, what: str) -> str:
     return "met" if ok else "NOT met"
 
 
+def _sizes(src: Path) -> list[int]:
+    return sorted(p.stat().st_size for p in src.rglob("*") if p.is_file())
+
+
+async def _start_floor(largest: int) -> tuple[subprocess.Popen[bytes], Floor]:
+    script = str(Path(__file__).with_name("_http_floor.py"))
+    server = subprocess.Popen(
+        [sys.executable, script, "serve", str(largest)], stdout=subprocess.PIPE
+    )
+    assert server.stdout is not None
+    port = int(await asyncio.to_thread(server.stdout.readline))
+    return server, Floor(port)
+
+
+def _line(label: str, size: int, times: list[float], cps: list[float]) -> str:
+    best = min(times)
+    paired = statistics.median(c / t for c, t in zip(cps, times, strict=True))
+    return (
+        f"    {label} best {size / best / MB:7.0f} MB/s ({best:.3f} s)  "
+        f"ratio {min(cps) / best:.2f} best of each, {paired:.2f} median of rounds"
+    )
+
+
 async def bench_folders(
     client: Client, paths: LocalPaths, tmp: Path, files: int, total: int, rounds: int
 ) -> Path:
     src = tmp / "src"
     make_folder(src, files, total)
-    size = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
-    times: dict[str, list[float]] = {"cp": [], "up": [], "down": []}
-    for r in range(rounds):
-        copy_to, down_to = tmp / f"cp{r}", tmp / f"down{r}"
-        remote = URL(f"storage:bench-sync/r{r}")
-        await client.storage.mkdir(URL("storage:bench-sync"), exist_ok=True)
+    sizes = _sizes(src)
+    size = sum(sizes)
+    names = ("cp", "up", "down", "bare_up", "bare_down", "one_up", "one_down")
+    times: dict[str, list[float]] = {name: [] for name in names}
+    server, floor = await _start_floor(max(max(sizes), size))
+    try:
+        for r in range(rounds):
+            copy_to, down_to = tmp / f"cp{r}", tmp / f"down{r}"
+            remote = URL(f"storage:bench-sync/r{r}")
+            await client.storage.mkdir(URL("storage:bench-sync"), exist_ok=True)
 
-        async def cp(copy_to: Path = copy_to) -> None:
-            await asyncio.to_thread(
-                subprocess.run, ["cp", "-r", str(src), str(copy_to)], check=True
-            )
+            async def cp(copy_to: Path = copy_to) -> None:
+                await asyncio.to_thread(
+                    subprocess.run, ["cp", "-r", str(src), str(copy_to)], check=True
+                )
 
-        async def up() -> None:
-            await client.storage.upload_dir(src, remote)  # noqa: B023
+            async def up() -> None:
+                await client.storage.upload_dir(src, remote)  # noqa: B023
 
-        async def down() -> None:
-            await client.storage.download_dir(remote, down_to)  # noqa: B023
+            async def down() -> None:
+                await client.storage.download_dir(remote, down_to)  # noqa: B023
 
-        for name, func in (("cp", cp), ("up", up), ("down", down)):
-            times[name].append(await timed(func))
-        stored = paths.storage_dir / "local" / "default" / "bench-sync" / f"r{r}"
-        assert same_files(src, stored), "uploaded files differ"
-        assert same_files(src, down_to), "downloaded files differ"
-        for path in (copy_to, down_to, stored):
-            shutil.rmtree(path)
+            steps: dict[str, Callable[[], Awaitable[Any]]] = {
+                "cp": cp,
+                "up": up,
+                "down": down,
+                "bare_up": lambda: floor.transfer(sizes, up=True),
+                "bare_down": lambda: floor.transfer(sizes, up=False),
+                "one_up": lambda: floor.transfer([size], up=True),
+                "one_down": lambda: floor.transfer([size], up=False),
+            }
+            for name, func in steps.items():
+                times[name].append(await timed(func))
+            stored = paths.storage_dir / "local" / "default" / "bench-sync" / f"r{r}"
+            assert same_files(src, stored), "uploaded files differ"
+            assert same_files(src, down_to), "downloaded files differ"
+            for path in (copy_to, down_to, stored):
+                shutil.rmtree(path)
+    finally:
+        await floor.close()
+        server.kill()
+        server.wait()
     print(f"(a) folder: {files} files, {size / MB:.0f} MB, {rounds} interleaved rounds")
-    best_cp = min(times["cp"])
+    cps = times["cp"]
     print(
-        f"    cp -r            best {size / best_cp / MB:7.0f} MB/s "
-        f"({best_cp:.3f} s; median {statistics.median(times['cp']):.3f} s)  baseline"
+        f"    cp -r            best {size / min(cps) / MB:7.0f} MB/s "
+        f"({min(cps):.3f} s; median {statistics.median(cps):.3f} s)  baseline"
     )
     for name, label in (("up", "upload_dir  "), ("down", "download_dir")):
         best = min(times[name])
-        paired = statistics.median(
-            c / t for c, t in zip(times["cp"], times[name], strict=True)
-        )
-        ratio = best_cp / best
+        paired = statistics.median(c / t for c, t in zip(cps, times[name], strict=True))
+        ok = max(min(cps) / best, paired) >= 0.5
         print(
-            f"    {label}     best {size / best / MB:7.0f} MB/s ({best:.3f} s)  "
-            f"ratio {ratio:.2f} best of each, {paired:.2f} median of rounds "
-            f"(target >= 0.5: {check(max(ratio, paired) >= 0.5, label)})"
+            f"{_line(label + '    ', size, times[name], cps)} "
+            f"(target >= 0.5: {check(ok, label.strip())})"
         )
+    print("    ceiling, same rounds: the same requests over bare HTTP (no disk):")
+    for name, label in (
+        ("bare_up", "bare upload     "),
+        ("bare_down", "bare download   "),
+    ):
+        print(_line(label, size, times[name], cps))
+    print(f"    and the same {size / MB:.0f} MB as one file over bare HTTP:")
+    for name, label in (
+        ("one_up", "one-file upload "),
+        ("one_down", "one-file downl. "),
+    ):
+        print(_line(label, size, times[name], cps))
     return src
 
 

@@ -6,7 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# A bare image may have no Python, or one without venv (Debian splits it out).
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
+# Chromium only recommends fonts-liberation: asked for by name, so that pages
+# render text with real fonts when recommends are off.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium fonts-liberation)
 # A second Python (3.9) for the test of a job whose Python differs from the notebook's.
 command -v pypy3 >/dev/null 2>&1 || need_apt+=(pypy3)
 # strace: the security test that lists what the privileged part of exec opens.
@@ -18,7 +22,8 @@ command -v useradd >/dev/null 2>&1 || need_apt+=(passwd)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${need_apt[@]}" >/dev/null
     else
         echo "missing system packages: ${need_apt[*]} (sudo apt-get install ${need_apt[*]})" >&2
         exit 1
@@ -33,6 +38,12 @@ if ! pip_log=$(.venv/bin/python -m pip install -q --disable-pip-version-check -e
 fi
 echo "$pip_log" | grep -v "is ignored: it is neither a file nor a directory" || true
 
+# A merge left half done must not land: no conflict markers in anything tracked.
+if git rev-parse --git-dir >/dev/null 2>&1 \
+    && git grep -nE '^(<<<<<<< |>>>>>>> |=======$)' -- . ':!*.ipynb'; then
+    echo "merge conflict markers above: resolve them" >&2
+    exit 1
+fi
 .venv/bin/ruff check apolo_jupyter tests bench
 .venv/bin/ruff format --check apolo_jupyter tests bench
 .venv/bin/mypy

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,23 @@ def isolated_env(
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("APOLO_JUPYTER_HOME", str(platform.paths.home))
     return home
+
+
+class Gate:
+    """A file the test creates to let its jobs go on. A job mounts the gate's
+    storage folder (``volume``) and runs ``WAIT`` first, so an overlap or an
+    order the test needs is certain rather than a matter of timing."""
+
+    WAIT = "while [ ! -e /gate/open ]; do sleep 0.05; done"
+
+    def __init__(self, platform: Platform) -> None:
+        folder = f"gate-{uuid.uuid4().hex[:8]}"
+        self.path = platform.paths.storage_dir / "local" / "default" / folder
+        self.path.mkdir(parents=True)
+        self.volume = f"storage:{folder}:/gate:ro"
+
+    def open(self) -> None:
+        (self.path / "open").touch()
 
 
 async def wait_finished(client: Client, job_id: str) -> JobDescription:

@@ -68,6 +68,13 @@ CASES = {
             rf"added by the proxy at p50: -?{NUMBER} ms",
         ],
     ),
+    "bench_refusals.py": (
+        ["--requests", "2", "--rounds", "1"],
+        [
+            rf"refused: huge {NUMBER} ms, small {NUMBER} ms, ratio {NUMBER}",
+            rf"ping meanwhile: worst {NUMBER} ms, idle {NUMBER} ms, ratio {NUMBER}",
+        ],
+    ),
     "bench_scheduler.py": (
         ["--jobs", "3", "--rounds", "1"],
         [rf"rounds: platform {NUMBER} jobs/s; bare {NUMBER} spawns/s"],
@@ -87,6 +94,9 @@ CASES = {
         [
             rf"upload_dir +best +{NUMBER} MB/s .* ratio {NUMBER}",
             rf"download_dir +best +{NUMBER} MB/s .* ratio {NUMBER}",
+            rf"bare upload +best +{NUMBER} MB/s .* ratio {NUMBER}",
+            rf"bare download +best +{NUMBER} MB/s .* ratio {NUMBER}",
+            rf"one-file upload +best +{NUMBER} MB/s .* ratio {NUMBER}",
             rf"second sync, one file changed: {NUMBER} s, 1 file uploaded",
             rf"--result x +{NUMBER} ms; %%apolo_job --python +{NUMBER} ms: ratio",
         ],

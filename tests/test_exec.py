@@ -212,14 +212,20 @@ async def test_exec_dies_with_the_job(client: Client) -> None:
 
 
 async def test_env_is_not_on_any_command_line(client: Client) -> None:
-    secret = "s3cr3t-value-4711"
+    # Both are this run's own: another run's processes on the machine can show
+    # neither.
+    secret = f"s3cr3t-{secrets.token_hex(8)}"
+    marker = unique_sleep()
     job = await running_job(client, "sleep 300", env={"TOKEN": secret})
     try:
         async with client.jobs.exec(
-            job.id, "sh -c 'echo \"$TOKEN\"; exec sleep 703.5'", stdout=True
+            job.id, f"sh -c 'echo \"$TOKEN\"; exec sleep {marker}'", stdout=True
         ) as stream:
             assert secret.encode() in await read_until(stream, secret.encode())
-            assert host_processes_with("703.5")
+            deadline = time.monotonic() + 30
+            while not host_processes_with(f"sleep\0{marker}"):  # exec'd
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
             assert host_processes_with(secret) == []
     finally:
         await client.jobs.kill(job.id)

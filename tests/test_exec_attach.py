@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shlex
 
 import pytest
@@ -50,6 +51,8 @@ async def test_attach_to_a_tty_job_types_into_it_and_reads_it(client: Client) ->
 async def test_attach_to_a_plain_job_streams_its_output_until_it_ends(
     client: Client,
 ) -> None:
+    # 400 ticks take 20 s or more: the kill must end the job (and the stream)
+    # long before the last one.
     job = await client.jobs.start(
         image=client.parse.remote_image("ubuntu"),
         preset_name="cpu-small",
@@ -58,16 +61,21 @@ async def test_attach_to_a_plain_job_streams_its_output_until_it_ends(
     )
     await wait_running(client, job.id)
     seen = bytearray()
-    async with client.jobs.attach(
-        job.id, stdin=True, stdout=True, stderr=True
-    ) as stream:
+    async with (
+        asyncio.timeout(120),
+        client.jobs.attach(job.id, stdin=True, stdout=True, stderr=True) as stream,
+    ):
         await stream.write_in(b"ignored: the job has no stdin\n")
         seen += await read_until(stream, b"tick")
         await client.jobs.kill(job.id)
-        while (msg := await asyncio.wait_for(stream.read_out(), 30)) is not None:
+        while (msg := await stream.read_out()) is not None:
             assert msg.fileno == 1
             seen += msg.data
-    assert b"tick" in seen  # and the stream ended when the job did
+    done = await client.jobs.status(job.id)
+    assert done.status == "cancelled", done.history
+    ticks = [int(n) for n in re.findall(r"tick (\d+)\n", seen.decode())]
+    assert ticks == list(range(ticks[0], ticks[0] + len(ticks))), seen
+    assert ticks[-1] < 400  # the stream ended with the killed job, not a full run
 
 
 async def test_attach_to_a_finished_job_is_refused(client: Client) -> None:

@@ -103,6 +103,15 @@ class Terminal:
         return code
 
 
+REPORTER = (
+    b'python3 -c "import signal, sys; '
+    b"signal.signal(2, lambda *a: sys.exit('sigint-' + str(43))); "
+    b"print('armed-' + str(42), flush=True); "
+    b"print('read-' + repr(sys.stdin.readline()), flush=True); "
+    b'sys.stdin.readline()"\r'
+)
+
+
 def test_cli_exec_t_is_an_interactive_terminal(job: str) -> None:
     term = Terminal("exec", "-t", job, "--", "sh", rows=24, cols=80)
     try:
@@ -118,14 +127,17 @@ def test_cli_exec_t_is_an_interactive_terminal(job: str) -> None:
             assert time.monotonic() < deadline, term.seen
             term.write(b"stty size\r")
             term.read(0.2)
+        # A remote program that says when it reads, prints the bytes it read, and
+        # what it got on SIGINT. Its markers are computed, so that the terminal's
+        # echo of this command line (or of the keys: ^[[A, ^C) cannot show them.
+        term.write(REPORTER)
+        term.expect(b"armed-42")
         # Arrow keys arrive as the remote program's input, untouched.
-        term.write(b"cat -v\r")
-        time.sleep(0.3)
         term.write(b"\x1b[A\r")
-        term.expect(b"^[[A")
-        # Ctrl-C interrupts the remote cat, not the local CLI.
+        term.expect(b"read-" + repr("\x1b[A\n").encode())
+        # Ctrl-C interrupts the remote program, not the local CLI.
         term.write(b"\x03")
-        term.expect(b"^C")
+        term.expect(b"sigint-43")
         # (the remote terminal drops what was typed ahead of the interrupt)
         deadline = time.monotonic() + 30
         while b"back-42" not in term.seen:

@@ -66,8 +66,10 @@ class Jobs:
     async def processes(
         self, job: RunningJob, name: str, count: int
     ) -> list[psutil.Process]:
-        """The job's process tree once ``count`` processes called ``name`` are in it."""
-        for _ in range(500):
+        """The job's process tree once ``count`` processes called ``name`` are in it
+        (bwrap may take seconds to set a sandbox up on a loaded machine)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             root = psutil.Process(job.pid)
             tree = [root, *root.children(recursive=True)]
             if sum(_name(p) == name for p in tree) >= count:
@@ -187,9 +189,12 @@ async def test_kill_stops_the_whole_group(executor: Executor, jobs: Jobs) -> Non
         executor, jobs.spec(["sh", "-c", "sleep 100 & sleep 101 & wait"])
     )
     tree = await jobs.processes(job, "sleep", 2)
+    # SIGTERM ends the group: kill returns long before the grace is up (half of
+    # it is headroom for a loaded machine, not a speed claim).
+    grace = 60.0
     started = time.monotonic()
-    assert await job.kill(grace=5) == 143
-    assert time.monotonic() - started < 2
+    assert await job.kill(grace=grace) == 143
+    assert time.monotonic() - started < grace / 2
     assert alive(tree) == []
 
 
@@ -197,11 +202,15 @@ async def test_kill_escalates_to_sigkill_after_grace(
     executor: Executor, jobs: Jobs
 ) -> None:
     # The ignored SIGTERM is inherited by sleep too.
-    job = await jobs.start(executor, jobs.spec(["sh", "-c", "trap '' TERM; sleep 100"]))
+    job = await jobs.start(
+        executor, jobs.spec(["sh", "-c", "trap '' TERM; sleep 1000"])
+    )
     tree = await jobs.processes(job, "sleep", 1)
+    grace = 0.5
     started = time.monotonic()
-    assert await job.kill(grace=0.5) == 137
-    assert 0.5 <= time.monotonic() - started < 3
+    assert await job.kill(grace=grace) == 137
+    # Not before the grace; well after it only on a very loaded machine.
+    assert grace <= time.monotonic() - started < grace + 30
     assert alive(tree) == []
 
 
@@ -434,3 +443,35 @@ async def test_reap_orphans_kills_only_sandboxes_of_its_tag(
     assert "APOLO_JUPYTER_SANDBOX_OF" not in spec.log_path.read_text()
     assert "PATH=" in spec.log_path.read_text()
     assert Executor(mode=SandboxMode.PLAIN, sandbox_tag="x").reap_orphans() == []
+
+
+def _tagged(entry: bytes) -> list[int]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if entry in Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0"):
+                found.append(proc.pid)
+        except OSError:
+            pass
+    return found
+
+
+async def test_an_init_orphaned_by_a_kill_during_start_is_found_and_killed(
+    jobs: Jobs, tmp_path: Path
+) -> None:
+    """A kill that ends bwrap before it has reported its init leaves that init
+    waiting forever (no parent-death signal armed yet). A stand-in bwrap leaves
+    such a process, as bwrap's child, with bwrap's environment, and reports no
+    init; the job's end must not leave it running."""
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\nsleep 600 </dev/null >/dev/null 2>&1 &\nexit 143\n")
+    fake.chmod(0o755)
+    executor = Executor(mode=SandboxMode.BWRAP, bwrap=str(fake), sandbox_tag="t")
+    job = await jobs.start(executor, jobs.spec(["sleep", "100"]))
+    assert job.tag_entry is not None
+    try:
+        assert await asyncio.wait_for(job.wait(), 30) == 143
+        assert _tagged(job.tag_entry) == []
+    finally:
+        for pid in _tagged(job.tag_entry):
+            psutil.Process(pid).kill()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import socket
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,12 +118,13 @@ def test_quick_off_then_on_leaves_one_route_and_one_forward(
     view.turn_on()
     until(lambda: view.state == "on")
     first = registry.lookup((view.url or "").rstrip("/").rsplit("/", 1)[1])
-    assert first is not None
+    first_task = control._task
+    assert first is not None and first_task is not None
     # A client that stops reading a stream: the first forward's close handshake
     # waits behind the data, so its teardown takes its full grace (0.5 s).
-    stalled = socket.create_connection(("127.0.0.1", first.port))
+    stalled = socket.create_connection(("127.0.0.1", first.port), timeout=60)
     stalled.sendall(b"GET /stream HTTP/1.0\r\n\r\n")
-    time.sleep(0.5)
+    assert stalled.recv(1 << 16)  # the stream flows; from now on nobody reads it
     view.turn_off()
     view.turn_on()  # before the first forward has closed
     until(
@@ -134,9 +135,15 @@ def test_quick_off_then_on_leaves_one_route_and_one_forward(
     assert registry.lookup(first.id) is None
     assert [p.name for p in forwards_dir.iterdir()] == [f"{second.id}.json"]
     assert _fetch(second.port) == b"hello through the toggle"
-    time.sleep(1.0)  # the first forward's late teardown must not touch the second
-    assert view.state == "on" and registry.lookup(second.id) == second
+    # The first forward's late teardown must not touch the second: wait for its
+    # end, the stalled connection closed (EOF after what was buffered) and its
+    # task returned, then look.
+    with contextlib.suppress(ConnectionResetError):
+        while stalled.recv(1 << 16):
+            pass
     stalled.close()
+    first_task.result(timeout=60)
+    assert view.state == "on" and registry.lookup(second.id) == second
     view.turn_off()
     until(lambda: view.state == "off")
     assert list(forwards_dir.iterdir()) == []

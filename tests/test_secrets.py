@@ -3,9 +3,11 @@ get them as files and env, and a value that never leaks anywhere else."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -171,14 +173,24 @@ def test_secret_value_never_leaks(platform: Platform, tmp_path: Path) -> None:
         env=env, capture_output=True, text=True, timeout=120,
     ).stdout  # fmt: skip
     assert "leak-test" in described
-    db = platform.paths.db_file.read_bytes()
     log = platform.paths.log_file.read_text()
-    widget = json.dumps(nb.get("metadata", {}).get("widgets", {}))
+    states = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]
+    assert states["state"], "the notebook saved no widget state to look into"
+    widget = json.dumps(states)
+    # In WAL mode new rows sit in state.db-wal until a checkpoint: every file of
+    # the database, raw (freed pages too), and every table as SQLite reads it.
+    db = platform.paths.db_file
+    files = [db.with_name(db.name + suffix) for suffix in ("", "-wal", "-shm")]
+    raw = b"".join(path.read_bytes() for path in files if path.exists())
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        dump = "\n".join(conn.iterdump())
+    assert _job_id(text) in dump, "the dump holds the job's record"
     for where, content in (
         ("saved notebook", text),
         ("apolo-jupyter status", described),
         ("widget state", widget),
-        ("job records (SQLite)", db.decode(errors="replace")),
+        ("state database files", raw.decode(errors="replace")),
+        ("state database tables", dump),
         ("daemon log", log),
     ):
         assert SECRET_VALUE not in content, where

@@ -4,6 +4,8 @@ with ``apolo_sdk`` replaced by ``apolo_jupyter``, against the real local platfor
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from pathlib import Path
 
 import psutil
@@ -16,7 +18,8 @@ from apolo_jupyter import (
     Resources,
 )
 
-from .conftest import Platform, wait_finished, wait_running
+from .conftest import wait_finished, wait_running
+from .test_exec import host_processes_with, unique_sleep
 
 
 async def test_start_a_job_verbatim(
@@ -109,16 +112,47 @@ async def test_succeeded_job_history(client: Client) -> None:
     assert h.created_at <= h.started_at <= h.finished_at
 
 
-async def test_kill_a_job_verbatim(client: Client, platform: Platform) -> None:
+def _job_processes(marker: str) -> list[psutil.Process]:
+    """This job's processes, once its two ``sleep <marker>`` run: all of its
+    sandbox's pid namespace (or, unsandboxed, of its process group), never
+    another job's or another test run's."""
+    deadline = time.monotonic() + 30
+    while len(sleeps := host_processes_with(f"sleep\0{marker}")) < 2:
+        assert time.monotonic() < deadline, "the job's sleeps did not start"
+        time.sleep(0.01)
+    ns = os.readlink(f"/proc/{sleeps[0]}/ns/pid")
+    if ns != os.readlink("/proc/self/ns/pid"):
+        same = [p for p in psutil.process_iter() if _pid_ns(p.pid) == ns]
+    else:
+        group = os.getpgid(sleeps[0])
+        same = [p for p in psutil.process_iter() if _pgid(p.pid) == group]
+    assert {p.pid for p in same} >= set(sleeps), same
+    return same
+
+
+def _pid_ns(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+async def test_kill_a_job_verbatim(client: Client) -> None:
+    marker = unique_sleep()
     job = await client.jobs.start(
         image=client.parse.remote_image("ubuntu:latest"),
         preset_name="cpu-small",
-        command="sh -c 'sleep 100 & sleep 101 & wait'",
+        command=f"sh -c 'sleep {marker} & sleep {marker} & wait'",
     )
     job = await wait_running(client, job.id)
-    daemon = psutil.Process(platform.info.pid)
-    before = {p.pid for p in daemon.children(recursive=True)}
-    assert before, "the running job has processes"
+    before = await asyncio.to_thread(_job_processes, marker)
 
     await client.jobs.kill(job.id)
 
@@ -126,10 +160,9 @@ async def test_kill_a_job_verbatim(client: Client, platform: Platform) -> None:
     assert job.status == JobStatus.CANCELLED
     assert job.reason == "UserRequested"
     alive = [
-        pid
-        for pid in before
-        if psutil.pid_exists(pid)
-        and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        p
+        for p in before  # is_running() also tells a reused pid from the old one
+        if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
     ]
     assert alive == []
     # Terminal states are final: killing again changes nothing.

@@ -45,7 +45,7 @@ from ._storage_models import (
 )
 from ._storage_progress import AbstractFileProgress, Reporter
 from ._storage_progress import AbstractRecursiveFileProgress as FolderProgress
-from ._storage_transfer import local_path
+from ._storage_transfer import local_path, next_piece
 from ._url_utils import normalize_storage_path_uri
 from ._utils import asyncgeneratorcontextmanager
 
@@ -255,8 +255,17 @@ class Storage:
                         f"the platform ignored the byte range of {uri} "
                         f"(status {resp.status}, Content-Range {rng!r})"
                     )
-            async for data in resp.content.iter_any():
+            while data := await next_piece(resp.content):
                 yield data
+
+    async def _read_whole(self, uri: URL) -> list[bytes]:
+        """All the bytes of a (small) file, in one request, as they came."""
+        url = self._url(self._normalize(uri)).with_query(op="OPEN")
+        async with self._core.request("GET", url, timeout=TRANSFER_TIMEOUT) as resp:
+            blocks = []
+            while data := await next_piece(resp.content):
+                blocks.append(data)
+            return blocks
 
     async def upload_file(
         self,

@@ -3,20 +3,22 @@
 A folder's subfolders are walked concurrently and up to ``MAX_FILES`` files are
 in flight at once, of which ``MAX_BIG`` of a MiB or more (each streamed with a
 few MiB in flight, see ``_storage_transfer``; so memory stays bounded), and a
-folder of many small files costs round trips in parallel, not in a row. Each folder is listed once (storage) or scanned once
-(local disk, in a thread); no file costs a request of its own before it is sent.
-The first error stops the transfer: the other files in flight are cancelled, and
-the error is raised as it is.
+folder of many small files costs round trips in parallel, not in a row. Each
+folder is listed once (storage) or scanned once (local disk, in a thread); no
+file costs a request of its own before it is sent: a small file is one request
+(CREATE up, OPEN down), and its one blocking call on the local disk shares a
+thread hop with the other files' (``Hops``). The first error stops the
+transfer: the other files in flight are cancelled, and the error is raised as
+it is.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import os
 import stat
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import Awaitable, Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ from ._file_filter import (
     _always_match,
     load_parent_ignore_files,
 )
+from ._hops import Hops
 from ._storage_files import download_offset, fetch_file, send_file, upload_offset
 from ._storage_models import FileStatus
 from ._storage_progress import Reporter
@@ -50,14 +53,19 @@ class Slots:
         self.files = asyncio.Semaphore(MAX_FILES)
         self.big = asyncio.Semaphore(MAX_BIG)
 
-    @contextlib.asynccontextmanager
-    async def take(self, size: int) -> AsyncIterator[None]:
-        async with self.files:
-            if size < CHUNK:
-                yield
-            else:
-                async with self.big:
-                    yield
+    async def take(self, size: int) -> None:
+        await self.files.acquire()
+        if size >= CHUNK:
+            try:
+                await self.big.acquire()
+            except BaseException:
+                self.files.release()
+                raise
+
+    def give_back(self, size: int) -> None:
+        if size >= CHUNK:
+            self.big.release()
+        self.files.release()
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,7 @@ class _Upload:
         self.ignore_file_names = ignore_file_names
         self.report = report
         self.slots = Slots()
+        self.hops = Hops()
 
     async def _remote_files(self, dst: URL, compare: bool) -> dict[str, FileStatus]:
         """Make sure ``dst`` is a folder; its files when they will be compared."""
@@ -206,8 +215,11 @@ class _Upload:
         self.report.leave(src, dst)
 
     async def file(self, path: Path, dst: URL, offset: int, size: int) -> None:
-        async with self.slots.take(size):
-            await send_file(self.storage, path, dst, offset, self.report)
+        await self.slots.take(size)
+        try:
+            await send_file(self.storage, path, dst, offset, self.report, self.hops)
+        finally:
+            self.slots.give_back(size)
 
 
 async def upload_dir(
@@ -252,6 +264,7 @@ class _Download:
         self.continue_ = continue_
         self.report = report
         self.slots = Slots()
+        self.hops = Hops()
 
     async def folder(
         self, src: URL, path: Path, rel: str, filter: AsyncFilterFunc
@@ -296,10 +309,19 @@ class _Download:
         self.report.leave(src, dst)
 
     async def file(self, entry: FileStatus, path: Path, offset: int) -> None:
-        async with self.slots.take(entry.size):
+        await self.slots.take(entry.size)
+        try:
             await fetch_file(
-                self.storage, entry.uri, path, entry.size, offset, self.report
+                self.storage,
+                entry.uri,
+                path,
+                entry.size,
+                offset,
+                self.report,
+                self.hops,
             )
+        finally:
+            self.slots.give_back(entry.size)
 
 
 async def download_dir(

@@ -20,6 +20,7 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from ._errors import ConnectionDropped
+from ._hops import Hops
 from ._storage_models import FileStatus
 from ._storage_progress import Reporter
 from ._storage_transfer import (
@@ -28,6 +29,7 @@ from ._storage_transfer import (
     download_stream,
     resume_offset,
     upload_stream,
+    write_blocks,
 )
 
 if TYPE_CHECKING:
@@ -117,11 +119,20 @@ def _open_for_upload(path: Path) -> tuple[BinaryIO, int, bytes | None]:
 
 
 async def send_file(
-    storage: Storage, path: Path, dst: URL, offset: int, report: Reporter
+    storage: Storage,
+    path: Path,
+    dst: URL,
+    offset: int,
+    report: Reporter,
+    hops: Hops | None = None,
 ) -> None:
-    """Upload ``path`` to the (normalized) ``dst`` from ``offset``."""
-    src = URL(path.as_uri())
-    stream, size, data = await asyncio.to_thread(_open_for_upload, path)
+    """Upload ``path`` to the (normalized) ``dst`` from ``offset``. ``hops``
+    (a folder transfer's) opens and reads it with other files' calls."""
+    src = URL(path.as_uri()) if report.active else dst
+    if hops is not None:
+        stream, size, data = await hops.run(_open_for_upload, path)
+    else:
+        stream, size, data = await asyncio.to_thread(_open_for_upload, path)
     report.start(src, dst, size)
     if data is not None:  # all of it, in one CREATE (offset is 0 below a CHUNK)
         await storage.create(dst, data)
@@ -148,32 +159,49 @@ async def send_file(
         await asyncio.to_thread(stream.close)
 
 
+def _open_unbuffered(path: Path, keep: bool) -> BinaryIO:
+    """For ``download_stream``, which writes to its fd: no buffer in the way."""
+    return path.open("r+b", buffering=0) if keep else path.open("wb", buffering=0)
+
+
 def _write_whole(path: Path, blocks: list[bytes]) -> None:
-    with path.open("wb") as stream:
-        stream.writelines(blocks)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        write_blocks(fd, blocks)
+    finally:
+        os.close(fd)
 
 
 async def fetch_file(
-    storage: Storage, src: URL, path: Path, size: int, offset: int, report: Reporter
+    storage: Storage,
+    src: URL,
+    path: Path,
+    size: int,
+    offset: int,
+    report: Reporter,
+    hops: Hops | None = None,
 ) -> None:
     """Download the (normalized) ``src`` of ``size`` bytes into ``path``, keeping
-    the first ``offset`` bytes already there."""
-    dst = URL((await asyncio.to_thread(path.absolute)).as_uri())
+    the first ``offset`` bytes already there. ``hops`` (a folder transfer's)
+    writes a small file with other files' calls."""
+    dst = src
+    if report.active:
+        dst = URL((await asyncio.to_thread(path.absolute)).as_uri())
     report.start(src, dst, size)
-    if not offset and size < CHUNK:  # in memory, then one thread hop to disk
-        blocks = []
+    if not offset and size < CHUNK:  # one request, then one thread hop to disk
         try:
-            if size:
-                async with storage.open(src) as chunks:
-                    blocks = [chunk async for chunk in chunks]
+            blocks = await storage._read_whole(src) if size else []
         except ConnectionDropped:
             pass  # the file is written as a stream below, which resumes
         else:
-            await asyncio.to_thread(_write_whole, path, blocks)
+            if hops is not None:
+                await hops.run(_write_whole, path, blocks)
+            else:
+                await asyncio.to_thread(_write_whole, path, blocks)
             report.step(src, dst, sum(map(len, blocks)), size)
             report.complete(src, dst, size)
             return
-    stream = await asyncio.to_thread(path.open, "r+b" if offset else "wb")
+    stream = await asyncio.to_thread(_open_unbuffered, path, bool(offset))
     try:
         done = offset
 

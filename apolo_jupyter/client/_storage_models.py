@@ -42,6 +42,8 @@ class FileStatus:
 
     @property
     def name(self) -> str:
+        if "/" not in self.path and self.path != ".":  # an ls entry: the name
+            return self.path
         return PurePosixPath(self.path).name
 
 

@@ -93,6 +93,9 @@ class Reporter:
 
     def __init__(self, progress: Any) -> None:
         self._progress = progress
+        # Without a progress object nothing is built per file (callers may skip
+        # making the URLs of the events, too).
+        self.active = progress is not None
 
     def _call(self, name: str, data: Any) -> None:
         method = getattr(self._progress, name, None)
@@ -100,19 +103,25 @@ class Reporter:
             method(data)
 
     def start(self, src: URL, dst: URL, size: int) -> None:
-        self._call("start", StorageProgressStart(src, dst, size))
+        if self.active:
+            self._call("start", StorageProgressStart(src, dst, size))
 
     def step(self, src: URL, dst: URL, current: int, size: int) -> None:
-        self._call("step", StorageProgressStep(src, dst, current, size))
+        if self.active:
+            self._call("step", StorageProgressStep(src, dst, current, size))
 
     def complete(self, src: URL, dst: URL, size: int) -> None:
-        self._call("complete", StorageProgressComplete(src, dst, size))
+        if self.active:
+            self._call("complete", StorageProgressComplete(src, dst, size))
 
     def enter(self, src: URL, dst: URL) -> None:
-        self._call("enter", StorageProgressEnterDir(src, dst))
+        if self.active:
+            self._call("enter", StorageProgressEnterDir(src, dst))
 
     def leave(self, src: URL, dst: URL) -> None:
-        self._call("leave", StorageProgressLeaveDir(src, dst))
+        if self.active:
+            self._call("leave", StorageProgressLeaveDir(src, dst))
 
     def fail(self, src: URL, dst: URL, message: str) -> None:
-        self._call("fail", StorageProgressFail(src, dst, message))
+        if self.active:
+            self._call("fail", StorageProgressFail(src, dst, message))

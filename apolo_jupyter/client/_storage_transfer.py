@@ -13,11 +13,13 @@ are in, so a file of the full size is a complete one (``resume_offset``).
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import BinaryIO
 
+import aiohttp
 from yarl import URL
 
 from ._url_utils import normalize_local_path_uri
@@ -27,6 +29,20 @@ CHUNK = 1 << 20
 UPLOAD_WINDOW = 4
 
 OnBytes = Callable[[int], None]
+IOV_MAX = 1024
+
+
+async def next_piece(content: aiohttp.StreamReader) -> bytes:
+    """A response body's next piece as it came in, b"" at its end (``iter_any``
+    would join all that is buffered: one more copy of every byte). A response
+    that has no body at all (a 204) gets aiohttp's one shared empty reader, whose
+    ``readchunk`` says "end of an HTTP chunk", not "end", once anyone has read
+    it: so ``at_eof`` is asked first."""
+    while not content.at_eof():
+        data, end_of_http_chunk = await content.readchunk()
+        if data or not end_of_http_chunk:
+            return data
+    return b""
 
 
 def local_path(path: URL | Path | str) -> Path:
@@ -90,8 +106,21 @@ async def upload_stream(
         await asyncio.gather(*writing, return_exceptions=True)
 
 
+def write_blocks(fd: int, blocks: list[bytes]) -> None:
+    """All of ``blocks`` at the file position, with as few calls as it takes."""
+    views = [memoryview(block) for block in blocks if block]
+    while views:
+        done = os.writev(fd, views[:IOV_MAX])
+        while views and done >= len(views[0]):
+            done -= len(views[0])
+            views.pop(0)
+        if done:
+            views[0] = views[0][done:]
+
+
 def _write_all(stream: BinaryIO, blocks: list[bytes]) -> None:
-    stream.writelines(blocks)
+    stream.flush()  # nothing, for the unbuffered files fetch_file opens
+    write_blocks(stream.fileno(), blocks)
 
 
 async def download_stream(

@@ -75,14 +75,26 @@ def load_or_create(paths: LocalPaths, user: str) -> tuple[bytes, str]:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_VERIFIED = 64
 
 
 def auth_middleware(secret: bytes) -> Middleware:
+    # Tokens checked already, and their users: a token never expires (verify
+    # reads no time), so a folder transfer's thousand requests check it once.
+    verified: dict[str, str] = {}
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        user = verify(token.strip(), secret) if scheme.lower() == "bearer" else None
+        user = None
+        if scheme.lower() == "bearer":
+            token = token.strip()
+            user = verified.get(token)
+            if user is None and (user := verify(token, secret)) is not None:
+                if len(verified) >= MAX_VERIFIED:
+                    verified.clear()
+                verified[token] = user
         if user is None:
             why = "missing" if not header else "not valid for this local platform"
             message = (

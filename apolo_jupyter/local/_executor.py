@@ -52,8 +52,15 @@ __all__ = [
 
 _SETTLE_TIMEOUT = 2.0  # seconds to wait for killed processes to disappear
 # In BWRAP mode, bubblewrap's own environment carries this variable (``--clearenv``
-# keeps it from the payload), naming the platform that started the sandbox.
+# keeps it from the payload), naming the platform that started the sandbox and
+# the job: ``<platform tag>/<job id>``.
 SANDBOX_TAG_VAR = "APOLO_JUPYTER_SANDBOX_OF"
+
+
+def _tag_entry(tag: str, job_id: str = "") -> bytes:
+    return f"{SANDBOX_TAG_VAR}={tag}/{job_id}".encode()
+
+
 # All of bwrap's own environment (plus the tag): nothing from the job's request
 # reaches the host process, so e.g. LD_PRELOAD cannot load code into it.
 _BWRAP_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
@@ -108,6 +115,8 @@ class RunningJob:
         self._sandbox = sandbox
         self._kill_task: asyncio.Task[int] | None = None
         self._settle_task: asyncio.Task[None] | None = None
+        # The entry in bwrap's environment that names this job (BWRAP mode).
+        self.tag_entry: bytes | None = None
         # For exec, attach and top (set by Executor.start).
         self.env: Mapping[str, str] = {}
         self.workdir = "/"
@@ -204,6 +213,12 @@ class RunningJob:
         if init is not None and running(init, pid_ns):
             _kill(init, signal.SIGKILL)  # normally dying already (--die-with-parent)
             await _until(lambda: not running(init, pid_ns), in_thread=False)
+        elif init is None and self.tag_entry is not None:
+            # bwrap ended (a kill during the start) before it reported its init.
+            # That init, caught mid-setup, waits forever for the bwrap that is
+            # gone, with no parent-death signal armed yet: find it by the job's
+            # tag, which it inherited from bwrap's environment.
+            await asyncio.to_thread(kill_tagged, self.tag_entry)
 
 
 class Executor:
@@ -266,8 +281,7 @@ class Executor:
         """
         if self.mode is not SandboxMode.BWRAP or not self._tag:
             return []
-        entry = f"{SANDBOX_TAG_VAR}={self._tag}".encode()
-        return kill_tagged(entry)
+        return kill_tagged(_tag_entry(self._tag), prefix=True)
 
     async def start(self, spec: JobSpec) -> RunningJob:
         """Start the job; PreflightError (before anything runs) if it cannot."""
@@ -312,6 +326,8 @@ class Executor:
                 if master is not None:
                     os.close(stdio)
         job = RunningJob(proc, self.mode, spec.job_id, sandbox)
+        if sandbox is not None:
+            job.tag_entry = _tag_entry(self._tag, spec.job_id)
         if master is not None:
             job.terminal = JobTerminal(master, log_fd)  # it owns the log fd now
         else:
@@ -356,8 +372,7 @@ class Executor:
         args_fd = _args_file(["--clearenv", *_setenv(env)])
         fds.callback(os.close, args_fd)
         bwrap_env = dict(_BWRAP_ENV)
-        if self._tag:
-            bwrap_env[SANDBOX_TAG_VAR] = self._tag
+        bwrap_env[SANDBOX_TAG_VAR] = f"{self._tag}/{spec.job_id}"  # as _tag_entry
         argv = [self._bwrap, "--args", str(args_fd), *view.args(), *chdir]
         keep = [args_fd, *(m.fd for m in mounts if m.fd is not None)]
         return [*argv, "--", *spec.argv], bwrap_env, "/", keep

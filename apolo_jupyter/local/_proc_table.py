@@ -50,27 +50,31 @@ def ns_members(pid_ns: str | None, init: int) -> list[int]:
     return [pid for pid in _pids() if pid != init and _pid_ns(pid) == pid_ns]
 
 
-def _environ_has(pid: int, entry: bytes) -> bool:
+def _environ_has(pid: int, entry: bytes, prefix: bool) -> bool:
     try:
         with open(f"/proc/{pid}/environ", "rb") as environ:
-            return entry in environ.read().split(b"\0")
+            items = environ.read().split(b"\0")
     except OSError:  # gone, or not ours to read
         return False
+    if prefix:
+        return any(item.startswith(entry) for item in items)
+    return entry in items
 
 
-def kill_tagged(entry: bytes) -> list[int]:
-    """SIGKILL every process whose initial environment holds ``entry``, through
-    pidfds checked again after opening (a reused pid is never hit), all found
-    before any is killed; wait up to _SETTLE_TIMEOUT seconds for them to exit."""
+def kill_tagged(entry: bytes, *, prefix: bool = False) -> list[int]:
+    """SIGKILL every process whose initial environment holds ``entry`` (with
+    ``prefix``, an entry starting so), through pidfds checked again after
+    opening (a reused pid is never hit), all found before any is killed; wait
+    up to _SETTLE_TIMEOUT seconds for them to exit."""
     found: list[tuple[int, int]] = []
     for pid in _pids():
-        if pid == os.getpid() or not _environ_has(pid, entry):
+        if pid == os.getpid() or not _environ_has(pid, entry, prefix):
             continue
         try:
             pidfd = os.pidfd_open(pid)
         except OSError:
             continue
-        if _environ_has(pid, entry):
+        if _environ_has(pid, entry, prefix):
             found.append((pid, pidfd))
         else:
             os.close(pidfd)

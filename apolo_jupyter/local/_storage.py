@@ -2,10 +2,14 @@
 
 The storage lives in ``settings.paths.storage_dir``, laid out ``<org>/<project>/
 <path>`` as on the real platform (jobs mount the same folders, see
-``_volume_fs``). Paths are checked by ``_storage_fs.locate`` before
-anything is touched and reached through folder fds (``_storage_ops``). Bodies are
-streamed both ways (``_storage_io``): whole-chunk disk writes run in a thread and
-files go out with ``sendfile``, so a large transfer never stalls the event loop.
+``_volume_fs``). A path's parts are checked before anything is touched
+(``_storage_fs.locate``), and its folder is reached from the root through folder
+fds that follow no symlink on the way (``_storage_fs.parent_of``). A small
+file (up to ``SMALL_FILE``) costs one request handled in one go: its body read
+whole and written with one call, or its bytes read with one call and sent with
+the headers. Larger bodies are streamed both ways (``_storage_io``): whole-chunk
+disk writes run in a thread and files go out with ``sendfile``, so a large
+transfer never stalls the event loop.
 Errors are ``{"error", "errno"}`` JSON: 404 for a missing path (the SDK's
 ``ResourceNotFound``, which its probes expect), else 400 (an ``OSError`` there)."""
 
@@ -24,7 +28,14 @@ from aiohttp import web
 
 from ._settings import ORG, PROJECT
 from ._storage_fs import Entry, StorageError, locate, os_error, refused, storage_root
-from ._storage_io import byte_range, receive, send
+from ._storage_io import (
+    SMALL_BODY,
+    SMALL_FILE,
+    byte_range,
+    read_body,
+    receive,
+    send,
+)
 from ._storage_ops import (
     disk_usage,
     file_status,
@@ -35,6 +46,7 @@ from ._storage_ops import (
     open_file,
     remove,
     rename,
+    write_new,
 )
 from ._web import SETTINGS
 
@@ -45,6 +57,9 @@ NDJSON_BATCH = 1000
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 # Files are created, written, deleted and renamed only inside a project.
 FILE_DEPTH = 3
+
+# The project folder, and the resolved storage root, found once.
+_ROOT: web.AppKey[tuple[str, str]] = web.AppKey("storage_root", tuple)
 
 OpHandler = Callable[[web.Request, Entry], Awaitable[web.StreamResponse]]
 
@@ -117,18 +132,31 @@ async def get_disk_usage(request: web.Request, entry: Entry) -> web.StreamRespon
     return web.json_response(disk_usage(entry.root))
 
 
+def _read_headers(
+    resp: web.StreamResponse, rng: tuple[int, int] | None, size: int
+) -> None:
+    resp.content_type = "application/octet-stream"
+    resp.headers["Accept-Ranges"] = "bytes"
+    if rng:
+        resp.headers["Content-Range"] = f"bytes {rng[0]}-{rng[1] - 1}/{size}"
+
+
 async def read_file(request: web.Request, entry: Entry) -> web.StreamResponse:
     fd = open_file(entry, os.O_RDONLY)
     try:
         size = _regular(fd, entry)
         rng = byte_range(request, size)
         start, end = rng or (0, size)
+        if end - start <= SMALL_FILE:
+            # One read, and the bytes go out with the headers in one write.
+            data = os.pread(fd, end - start, start)
+            if len(data) == end - start:  # else cut short meanwhile: see below
+                small = web.Response(status=206 if rng else 200, body=data)
+                _read_headers(small, rng, size)
+                return small
         resp = web.StreamResponse(status=206 if rng else 200)
-        resp.content_type = "application/octet-stream"
         resp.content_length = end - start
-        resp.headers["Accept-Ranges"] = "bytes"
-        if rng:
-            resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        _read_headers(resp, rng, size)
         await _start(request, resp)
         with contextlib.suppress(ConnectionError):  # the client went away
             await send(request, fd, start, end - start)
@@ -145,6 +173,16 @@ async def create_file(request: web.Request, entry: Entry) -> web.StreamResponse:
     """The body goes to a temporary file that replaces the old one only once it
     is complete: a failed upload leaves the old file as it was."""
     _check_depth(entry)
+    length = request.content_length
+    if length is not None and length <= SMALL_BODY:
+        # Read whole, then written with one call. A small file is created right
+        # here: a thread hop would cost more than the write.
+        data = await read_body(request)
+        if length <= SMALL_FILE:
+            write_new(entry, data)
+        else:
+            await asyncio.to_thread(write_new, entry, data)
+        return web.Response(status=201)
     with new_version(entry) as (fd, commit):
         await receive(request, fd, 0)
         commit()
@@ -229,6 +267,15 @@ OPS: dict[str, dict[str, OpHandler]] = {
 }
 
 
+def _root(app: web.Application) -> str:
+    """The resolved storage root; the project folder is made again if it was
+    removed meanwhile (it must stat as a dir)."""
+    project, root = app[_ROOT]
+    if not os.path.isdir(project):
+        storage_root(app[SETTINGS].paths.storage_dir, (ORG, PROJECT))
+    return root
+
+
 def _no_handler(method: str, op: str) -> StorageError:
     for other, handlers in OPS.items():
         if op in handlers:
@@ -246,8 +293,7 @@ async def storage(request: web.Request) -> web.StreamResponse:
     try:
         if handler is None:
             raise _no_handler(request.method, op)
-        root = storage_root(request.app[SETTINGS].paths.storage_dir, (ORG, PROJECT))
-        entry = locate(root, request.match_info.get("path", ""))
+        entry = locate(_root(request.app), request.match_info.get("path", ""))
         api_path = entry.api_path
         return await handler(request, entry)
     except StorageError as exc:
@@ -268,6 +314,9 @@ async def storage(request: web.Request) -> web.StreamResponse:
 
 
 def add_storage_routes(app: web.Application) -> None:
+    storage_dir = app[SETTINGS].paths.storage_dir
+    project = os.path.join(storage_dir, ORG, PROJECT)
+    app[_ROOT] = (project, storage_root(storage_dir, (ORG, PROJECT)))
     app.router.add_route("*", "/api/v1/storage", storage)
     # [\s\S]: any character, newlines included (a file name may hold one)
     app.router.add_route("*", r"/api/v1/storage/{path:[\s\S]*}", storage)

@@ -1,15 +1,19 @@
 """Storage paths on disk: checking them, and reaching them without escaping.
 
 A request path ``/{org}/{project}/{path}`` names ``<storage_dir>/{org}/{project}/
-{path}``. Every path is checked *before* anything is touched: ``.``/``..`` parts are
-refused; the parent folder is resolved (symlinks followed) and must stay inside the
-storage root; operations that follow the last part (open, create, list, mkdir)
-resolve it too, while stat, delete and rename act on the entry itself.
+{path}``. ``.``/``..`` parts are refused before anything is touched. The folder
+holding the entry is then reached by file descriptors, from the root one
+component at a time with ``O_NOFOLLOW`` (``parent_of``): a path of real folders,
+the usual case, costs one ``openat`` per part and nothing else, and cannot leave
+the root since no symlink is followed on the way.
 
-Checked paths are then reached by file descriptors: from the root, one component
-at a time with ``O_NOFOLLOW``, and the last part relative to its folder. A symlink
-swapped in by a running job after the check makes the call fail; it is never
-followed.
+Only when that walk meets a symlink (or anything unusual) is the path resolved
+the slow way: the parent folder is resolved (symlinks followed) and must stay
+inside the storage root, then the resolved folder is walked to as above.
+Operations that follow the last part (open, create, list) follow it only when it
+is a symlink that stays inside the root; stat, delete and rename act on the
+entry itself. A symlink swapped in by a running job after the check makes the
+call fail; it is never followed out.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Iterator
+import stat
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +73,16 @@ def inside(path: str, root: str) -> bool:
 
 @dataclass(frozen=True)
 class Entry:
-    """A checked storage path: its parts and its host path (last part unfollowed)."""
+    """A checked storage path: the resolved root and the parts under it (nothing
+    resolved yet)."""
 
     root: str
     parts: tuple[str, ...]
-    host: str
+
+    @property
+    def host(self) -> str:
+        """The host path as written (symlinks not resolved)."""
+        return os.path.join(self.root, *self.parts)
 
     @property
     def api_path(self) -> str:
@@ -95,25 +105,33 @@ class Entry:
 
 
 def locate(root: str, raw: str) -> Entry:
-    """Check a request path; ``root`` must already be resolved."""
+    """Check a request path (``root`` must already be resolved); nothing on disk
+    is touched: the parts are resolved when they are used (``parent_of``)."""
     if "\x00" in raw:
         raise StorageError(
             400, "storage paths cannot contain NUL characters: rename the path", None
         )
     parts = tuple(part for part in raw.split("/") if part)
-    shown = "/" + "/".join(parts)
     if any(part in (".", "..") for part in parts):
+        shown = "/" + "/".join(parts)
         raise refused(shown, "has '.' or '..' parts, which are not allowed")
-    if not parts:
-        return Entry(root, (), root)
+    return Entry(root, parts)
+
+
+def open_dirs(root: str, parts: Sequence[str]) -> int:
+    """An open fd of ``root/parts``, every part opened relative to the one before
+    with ``O_NOFOLLOW``: an OSError on a symlink, a file or a missing part, so
+    what it opens is a real folder inside the root."""
+    fd = os.open(root, DIR_FLAGS)
     try:
-        parent = os.path.realpath(os.path.join(root, *parts[:-1]))
-    except (OSError, ValueError) as exc:
-        message = f"invalid storage path {api_uri(shown)}: {exc}"
-        raise StorageError(400, message, None) from None
-    if not inside(parent, root):
-        raise refused(shown, "goes through a symlink that leads outside the storage")
-    return Entry(root, parts, os.path.join(parent, parts[-1]))
+        for part in parts:
+            child = os.open(part, DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def walk(root: str, real_dir: str, *, create: bool = False) -> int:
@@ -147,10 +165,18 @@ def walk(root: str, real_dir: str, *, create: bool = False) -> int:
 
 @contextmanager
 def folder_of(entry: Entry, real: str) -> Iterator[int]:
-    """The fd of the folder holding ``real`` (``entry``'s host path, followed or
-    not); a missing folder is a 404 that names it."""
+    """The fd of the folder holding ``real`` (a resolved path inside the root);
+    a missing folder is a 404 that names it."""
+    fd = _walk_to_folder(entry, os.path.dirname(real))
     try:
-        fd = walk(entry.root, os.path.dirname(real))
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _walk_to_folder(entry: Entry, real_dir: str) -> int:
+    try:
+        return walk(entry.root, real_dir)
     except FileNotFoundError:
         raise StorageError(
             404,
@@ -158,10 +184,66 @@ def folder_of(entry: Entry, real: str) -> Iterator[int]:
             "mkdir(..., parents=True))",
             "ENOENT",
         ) from None
+
+
+def _resolved_parent(entry: Entry) -> str:
+    """The parent folder with its symlinks followed; refused outside the root."""
+    try:
+        parent = os.path.realpath(os.path.join(entry.root, *entry.parts[:-1]))
+    except (OSError, ValueError) as exc:
+        message = f"invalid storage path {entry.uri}: {exc}"
+        raise StorageError(400, message, None) from None
+    if not inside(parent, entry.root):
+        raise refused(
+            entry.api_path, "goes through a symlink that leads outside the storage"
+        )
+    return parent
+
+
+@contextmanager
+def parent_of(entry: Entry) -> Iterator[int]:
+    """The fd of the folder holding the entry itself (its last part is not
+    followed). Real folders all the way: one walk. Otherwise (a symlink on the
+    way, a missing folder, a file) the slow path says what is wrong or follows
+    the symlinks that stay inside the root."""
+    assert entry.parts, "the storage root has no parent"
+    try:
+        fd = open_dirs(entry.root, entry.parts[:-1])
+    except OSError:
+        fd = _walk_to_folder(entry, _resolved_parent(entry))
     try:
         yield fd
     finally:
         os.close(fd)
+
+
+def _lstat_at(name: str, fd: int) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+@contextmanager
+def target_of(entry: Entry) -> Iterator[tuple[int, str, os.stat_result | None]]:
+    """What the entry names, for operations that follow it (open, create): the
+    fd of the folder holding it, its name there and its ``lstat`` (None when it
+    does not exist). An entry that is a symlink is followed if it stays inside
+    the root, refused otherwise."""
+    if not entry.parts:
+        raise IsADirectoryError(errno.EISDIR, "Is a directory")
+    name = entry.parts[-1]
+    with parent_of(entry) as fd:
+        st = _lstat_at(name, fd)
+        if st is None or not stat.S_ISLNK(st.st_mode):
+            yield fd, name, st
+            return
+    real = entry.follow()
+    if real == entry.root:
+        raise IsADirectoryError(errno.EISDIR, "Is a directory")
+    name = os.path.basename(real)
+    with folder_of(entry, real) as fd:
+        yield fd, name, _lstat_at(name, fd)
 
 
 def storage_root(storage_dir: Path, project_dirs: tuple[str, ...]) -> str:

@@ -21,10 +21,14 @@ from ._storage_fs import (
     StorageError,
     folder_of,
     inside,
+    open_dirs,
     os_error,
+    parent_of,
     refused,
+    target_of,
     walk,
 )
+from ._storage_io import write_all
 
 # Uploads in progress (CREATE) are written under this name, then renamed.
 UPLOAD_PREFIX = ".apolo-upload-"
@@ -73,8 +77,8 @@ def file_status(entry: Entry) -> dict[str, Any]:
     reported as SYMLINK."""
     target = None
     if entry.parts:
-        with folder_of(entry, entry.host) as fd:
-            name = os.path.basename(entry.host)
+        with parent_of(entry) as fd:
+            name = entry.parts[-1]
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             target = _link_target(name, fd, st.st_mode)
     else:
@@ -89,7 +93,10 @@ def file_status(entry: Entry) -> dict[str, Any]:
 
 def list_dir(entry: Entry) -> list[dict[str, Any]]:
     """LISTSTATUS of a folder (following the entry if it is an inner symlink)."""
-    fd = walk(entry.root, entry.follow())
+    try:
+        fd = open_dirs(entry.root, entry.parts)  # real folders all the way
+    except OSError:
+        fd = walk(entry.root, entry.follow())
     result = []
     try:
         with os.scandir(fd) as it:
@@ -108,15 +115,9 @@ def list_dir(entry: Entry) -> list[dict[str, Any]]:
 
 def open_file(entry: Entry, flags: int) -> int:
     """Open the (followed) entry as a file: ``O_NOFOLLOW``, relative to its folder."""
-    real = entry.follow()
-    if real == entry.root:
-        raise IsADirectoryError(errno.EISDIR, "Is a directory")
-    with folder_of(entry, real) as fd:
+    with target_of(entry) as (fd, name, _):
         return os.open(
-            os.path.basename(real),
-            flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-            0o666,
-            dir_fd=fd,
+            name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o666, dir_fd=fd
         )
 
 
@@ -125,17 +126,7 @@ def new_version(entry: Entry) -> Iterator[tuple[int, Callable[[], None]]]:
     """CREATE: a temporary file beside the (followed) entry, and ``commit`` that
     renames it over the entry. Until then the old file is untouched; a
     temporary file not committed (client gone, disk full) is removed."""
-    real = entry.follow()
-    if real == entry.root:
-        raise IsADirectoryError(errno.EISDIR, "Is a directory")
-    name = os.path.basename(real)
-    with folder_of(entry, real) as folder:
-        try:
-            old: os.stat_result | None = os.stat(
-                name, dir_fd=folder, follow_symlinks=False
-            )
-        except FileNotFoundError:
-            old = None
+    with target_of(entry) as (folder, name, old):
         if old is not None and stat.S_ISDIR(old.st_mode):
             raise StorageError(
                 400, f"Is a directory: {entry.uri}; name a file inside it", "EISDIR"
@@ -161,6 +152,14 @@ def new_version(entry: Entry) -> Iterator[tuple[int, Callable[[], None]]]:
             if not committed:
                 with contextlib.suppress(OSError):
                     os.unlink(temp, dir_fd=folder)
+
+
+def write_new(entry: Entry, data: list[bytes]) -> None:
+    """CREATE with the whole body at hand: resolve, write and rename in one go
+    (one thread hop for a small file)."""
+    with new_version(entry) as (fd, commit):
+        write_all(fd, data)
+        commit()
 
 
 def _mode(entry: Entry, real: str) -> int | None:
@@ -195,9 +194,9 @@ def remove(entry: Entry, recursive: bool) -> list[tuple[str, bool]]:
 
     Returns ``(api_path, is_dir)`` of every removed entry, children first.
     """
-    name = os.path.basename(entry.host)
+    name = entry.parts[-1]
     removed: list[tuple[str, bool]] = []
-    with folder_of(entry, entry.host) as fd:
+    with parent_of(entry) as fd:
         mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
         if not stat.S_ISDIR(mode):
             os.unlink(name, dir_fd=fd)
@@ -239,28 +238,23 @@ def _remove_in(
 
 
 def rename(src: Entry, dst: Entry) -> None:
-    """RENAME the entry itself (a symlink is moved, not its target)."""
-    src_name = os.path.basename(src.host)
-    with folder_of(src, src.host) as src_fd:
+    """RENAME the entry itself (a symlink is moved, not its target). Both folders
+    are checked before anything else."""
+    src_name = src.parts[-1]
+    with parent_of(src) as src_fd, parent_of(dst) as dst_fd:
         try:
             os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)
         except OSError as exc:
             raise os_error(exc, src.api_path) from None
-        with folder_of(dst, dst.host) as dst_fd:
-            try:
-                os.rename(
-                    src_name,
-                    os.path.basename(dst.host),
-                    src_dir_fd=src_fd,
-                    dst_dir_fd=dst_fd,
-                )
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    raise refused(dst.api_path, "became a symlink") from None
-                name = errno.errorcode.get(exc.errno or 0, "EIO")
-                raise StorageError(
-                    400, f"cannot move {src.uri} to {dst.uri}: {exc.strerror}", name
-                ) from None
+        try:
+            os.rename(src_name, dst.parts[-1], src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise refused(dst.api_path, "became a symlink") from None
+            name = errno.errorcode.get(exc.errno or 0, "EIO")
+            raise StorageError(
+                400, f"cannot move {src.uri} to {dst.uri}: {exc.strerror}", name
+            ) from None
 
 
 def disk_usage(root: str) -> dict[str, int]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import aiohttp
+import psutil
 import pytest
 
 from apolo_jupyter import JobStatus, get
@@ -212,8 +212,10 @@ async def test_every_malformed_job_request_is_a_clear_400(
 
 
 async def test_big_requests_never_hold_the_platform(own_platform: Platform) -> None:
-    """Each refusal is quick, and meanwhile the platform answers and pushes the
-    status changes of other jobs (the event loop never stalls for long)."""
+    """Big requests are refused with little work, and meanwhile the platform
+    answers and pushes the status changes of other jobs. The work is measured as
+    the daemon's CPU time, which a loaded machine does not inflate as it does
+    wall-clock time; how fast refusals are is bench/bench_refusals.py's figure."""
     url, token = own_platform.url, own_platform.token
     big = [
         job_body(BIG),
@@ -227,17 +229,16 @@ async def test_big_requests_never_hold_the_platform(own_platform: Platform) -> N
             ]
         ),
     ] * 3
-    delays: list[float] = []
+    pings: list[int] = []
     stop = asyncio.Event()
 
     async def ping(session: aiohttp.ClientSession) -> None:
         while not stop.is_set():
-            started = time.monotonic()
             async with session.get(f"{url}/config", headers=auth(token)) as resp:
-                assert resp.status == 200
-            delays.append(time.monotonic() - started)
+                pings.append(resp.status)
             await asyncio.sleep(0.02)
 
+    daemon = psutil.Process(own_platform.info.pid)
     async with (
         aiohttp.ClientSession() as session,
         get(url, token, quiet=True) as client,
@@ -248,17 +249,18 @@ async def test_big_requests_never_hold_the_platform(own_platform: Platform) -> N
             preset_name="cpu-small",
             command="sleep 1",
         )
-        started = time.monotonic()
+        before = sum(daemon.cpu_times()[:2])
         answers = await asyncio.gather(*(post_job(session, url, token, b) for b in big))
-        refused_in = time.monotonic() - started
+        used = sum(daemon.cpu_times()[:2]) - before
         assert (await finished(client, job.id)).status == JobStatus.SUCCEEDED
         stop.set()
         await pinger
     assert all(status == 400 for status, _ in answers), answers
     assert all("the limit is" in answer["error"] for _, answer in answers), answers
-    # Generous bounds for a loaded machine; the quadratic splitter took ~25 s.
-    assert refused_in < 10, refused_in
-    assert max(delays) < 3, max(delays)
+    assert pings and set(pings) == {200}, pings
+    # Reading and refusing 6 requests of ~1 MB takes well under a second of CPU;
+    # splitting one 900 kB command with shlex took several.
+    assert used < 5, used
 
 
 async def test_a_refused_life_span_bump_changes_nothing(tmp_path: Any) -> None:

@@ -54,14 +54,14 @@ async def test_damaged_state_stops_the_start_until_asked(
     damage(db)  # type: ignore[operator]
     before = db.read_bytes()
     env = _env(plat.paths.home)
-    started = cli("local", "start", env=env)
-    assert started.returncode == 1, started.stdout
-    assert f"the job history {db} {what}" in started.stderr, started.stderr
-    assert "apolo-jupyter local start --reset-state" in started.stderr
-    assert "Traceback" not in started.stderr + plat.paths.log_file.read_text()
-    assert db.read_bytes() == before  # nothing was written over it
-    reset = cli("local", "start", "--reset-state", env=env)
-    try:
+    try:  # a start that wrongly succeeds must not leave its daemon running
+        started = cli("local", "start", env=env)
+        assert started.returncode == 1, started.stdout
+        assert f"the job history {db} {what}" in started.stderr, started.stderr
+        assert "apolo-jupyter local start --reset-state" in started.stderr
+        assert "Traceback" not in started.stderr + plat.paths.log_file.read_text()
+        assert db.read_bytes() == before  # nothing was written over it
+        reset = cli("local", "start", "--reset-state", env=env)
         assert reset.returncode == 0, reset.stderr
         kept = [
             p for p in db.parent.iterdir() if p.name.startswith("state.db.damaged-")
@@ -93,7 +93,10 @@ def test_a_bad_config_is_named_with_the_fix(
     paths = LocalPaths(tmp_path / "home")
     paths.ensure()
     paths.settings_file.write_text(config)
-    started = cli("local", "start", env=_env(paths.home))
+    try:
+        started = cli("local", "start", env=_env(paths.home))
+    finally:  # a start that wrongly succeeds must not leave its daemon running
+        cli("local", "stop", env=_env(paths.home))
     assert started.returncode == 1
     assert str(paths.settings_file) in started.stderr and message in started.stderr
     assert "move it aside to use the defaults" in started.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
 import uuid
 from pathlib import Path
@@ -21,20 +22,21 @@ from ..conftest import Platform, wait_running
 from ._helpers import finished, job_body, output, post_job, tracebacks
 
 # Swaps /mnt/f/d (a folder) and /mnt/f/l (a symlink to a host folder) as fast as
-# it can, until /mnt/f/stop appears.
+# it can, until /mnt/f/stop appears; then says how many swaps succeeded.
 SWAPPER = """
 import ctypes, os, time
 libc = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD, RENAME_EXCHANGE = -100, 2
 print("swapping", flush=True)
 end = time.monotonic() + 120
-n = 0
+n = done = 0
 while time.monotonic() < end:
-    libc.renameat2(AT_FDCWD, b"/mnt/f/d", AT_FDCWD, b"/mnt/f/l", RENAME_EXCHANGE)
+    if libc.renameat2(AT_FDCWD, b"/mnt/f/d", AT_FDCWD, b"/mnt/f/l", RENAME_EXCHANGE) == 0:
+        done += 1
     n += 1
     if n % 2000 == 0 and os.path.exists("/mnt/f/stop"):
         break
-print("swaps", n, flush=True)
+print("swapped", done, "of", n, flush=True)
 """
 VICTIMS = 40
 
@@ -70,9 +72,14 @@ async def test_a_swapped_symlink_never_mounts_a_host_folder(
                     if b"swapping" in chunk:
                         break
             statuses, logs = await _victims(client, url, token, folder)
+            (base / "stop").touch()
+            assert (await finished(client, swapper.id)).status == JobStatus.SUCCEEDED
+            said = await output(client, swapper.id)
         finally:
             (base / "stop").touch()
             await client.jobs.kill(swapper.id)
+    swapped = re.search(r"swapped (\d+) of (\d+)", said)
+    assert swapped and int(swapped[1]) > 0, said  # the attack really ran
     assert 500 not in statuses, statuses
     assert all(status in (202, 400) for status in statuses), statuses
     assert logs, "no victim job ran"
