@@ -173,7 +173,8 @@ def python_env(base: Path) -> Path:
 @contextmanager
 def workspace() -> Iterator[Path]:
     """A folder every account can enter (the venv lives there), removed after."""
-    base = Path(tempfile.mkdtemp(prefix="apolo-jupyter-nonroot-"))
+    # In /tmp itself: the run's own temporary folders (TMPDIR) are 0700.
+    base = Path(tempfile.mkdtemp(prefix="apolo-jupyter-nonroot-", dir="/tmp"))
     try:
         base.chmod(0o755)
         yield base
