@@ -10,8 +10,10 @@ as the job's processes are: the user's uid, no capabilities."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pty
+import signal
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,15 +25,28 @@ import pytest
 from yarl import URL
 
 from apolo_jupyter import Client, JobDescription, JobStatus, get
-from apolo_jupyter.local._exec_command import command_line, env_file, make_target
-from apolo_jupyter.local._sandbox import SandboxMode
+from apolo_jupyter.local._bwrap import candidates
+from apolo_jupyter.local._exec_command import (
+    HOST_ENV,
+    command_line,
+    env_file,
+    make_target,
+    sandbox_ready,
+)
+from apolo_jupyter.local._sandbox import SandboxMode, build_view
 from apolo_jupyter.local._userns import UserNs, open_owner
 
 from . import _nonroot
 from ._nonroot import NonRootPlatform
-from .conftest import wait_finished, wait_running
+from .conftest import until, wait_finished, wait_running
 from .security.test_exec_chain import IMMUTABLE, _paths_before_the_command
-from .test_exec import collect, read_until, run, unique_sleep, until_none
+from .test_exec import (
+    collect,
+    read_until,
+    run,
+    unique_sleep,
+    until_none,
+)
 
 UBUNTU = "ubuntu"
 
@@ -77,12 +92,18 @@ async def _log(client: Client, job_id: str) -> str:
         return b"".join([chunk async for chunk in chunks]).decode()
 
 
-def _payload(marker: str) -> psutil.Process:
-    """The job's ``sleep <marker>`` on the host."""
+def _find_payload(marker: str) -> psutil.Process | None:
+    """The job's ``sleep <marker>`` on the host (not the bwrap that starts it)."""
     for proc in psutil.process_iter(["cmdline"]):
         if proc.info["cmdline"] == ["sleep", marker]:
             return proc
-    raise AssertionError(f"no process runs sleep {marker}")
+    return None
+
+
+def _payload(marker: str) -> psutil.Process:
+    found = _find_payload(marker)
+    assert found is not None, f"no process runs sleep {marker}"
+    return found
 
 
 @pytest.fixture
@@ -309,3 +330,74 @@ async def test_the_privileged_part_of_a_users_exec_reads_only_immutable_folders(
             if p != "/" and not any(p == f or p.startswith(f + "/") for f in IMMUTABLE)
         ]
         assert outside == [], outside
+
+
+def test_exec_enters_a_sandbox_that_lives_in_the_namespace_owning_it(
+    nonroot: NonRootPlatform,
+) -> None:
+    """The other layout a user's bubblewrap can make (``_userns.OWN``): with
+    ``--uid 0`` it keeps the sandbox in the one user namespace it made. exec
+    enters it in one step and ends as that sandbox's uid, without capabilities."""
+    marker = unique_sleep()
+    argv = [candidates()[0].path, *build_view([], []).args(), "--uid", "0",
+            "--gid", "0", "--", "sleep", marker]  # fmt: skip
+    account = nonroot.account
+    own = account.uid == os.geteuid()
+    sandbox = subprocess.Popen(
+        argv,
+        env=HOST_ENV,
+        cwd="/",
+        user=None if own else account.uid,
+        group=None if own else account.gid,
+        extra_groups=None if own else [],
+        start_new_session=True,
+    )
+    try:
+        until(lambda: _find_payload(marker) is not None)
+        init = _payload(marker).ppid()
+        until(lambda: sandbox_ready(init))
+        target = make_target("job", SandboxMode.BWRAP, init, {"PATH": "/bin"}, "/")
+        assert target.user_ns is UserNs.OWN
+        env_fd, owner_fd = env_file(target.env), open_owner(init)
+        try:
+            cmd = command_line(
+                target,
+                ["sh", "-c", "id -u; grep CapEff /proc/self/status; "
+                 "readlink /proc/self/ns/user; ls /proc/self/fd"],
+                env_fd=env_fd,
+                owner_fd=owner_fd,
+            )  # fmt: skip
+            done = subprocess.run(
+                cmd,
+                env=HOST_ENV,
+                cwd="/",
+                user=None if own else account.uid,
+                group=None if own else account.gid,
+                extra_groups=None if own else [],
+                pass_fds=(env_fd, owner_fd),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        finally:
+            os.close(env_fd)
+            os.close(owner_fd)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.split("\n")
+        assert lines[:3] == [
+            "0",
+            "CapEff:\t" + "0" * 16,
+            os.readlink(f"/proc/{init}/ns/user"),
+        ]
+        assert lines[3:] == ["0", "1", "2", "3", ""]  # ls's own fds: nothing leaked
+    finally:
+        tree = [
+            sandbox.pid,
+            *(p.pid for p in psutil.Process(sandbox.pid).children(True)),
+        ]
+        for pid in tree:  # the init too: a sandbox killed mid-start keeps it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        sandbox.wait()
+        until_none(marker)
