@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,6 +21,9 @@ from apolo_jupyter.client._local_home import (
     ensure_running,
     is_running,
 )
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 
 def until(check: Callable[[], bool], timeout: float = 30) -> None:
@@ -99,6 +102,17 @@ def own_platform(tmp_path: Path) -> Iterator[Platform]:
 async def client(platform: Platform) -> AsyncIterator[Client]:
     async with get(platform.url, platform.token, quiet=True) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def shell() -> Iterator[InteractiveShell]:
+    """IPython with ``%load_ext apolo_jupyter`` (unloaded after the module)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "apolo_jupyter")
+    yield ip
+    ip.run_line_magic("unload_ext", "apolo_jupyter")
 
 
 @pytest.fixture

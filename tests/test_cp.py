@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,6 @@ from apolo_jupyter.kernel._runtime import runtime
 from .conftest import until
 
 MiB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def shell() -> Iterator[InteractiveShell]:
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "apolo_jupyter")
-    yield ip
-    ip.run_line_magic("unload_ext", "apolo_jupyter")
 
 
 def _storage_host(*parts: str) -> Path:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -225,16 +224,6 @@ async def test_a_job_runs_the_synced_code_read_only_in_its_working_directory(
 
 
 # ------------------------------------------------------------------ the magics
-
-
-@pytest.fixture(scope="module")
-def shell() -> Iterator[Any]:
-    from IPython.core.interactiveshell import InteractiveShell
-
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "apolo_jupyter")
-    yield ip
-    ip.run_line_magic("unload_ext", "apolo_jupyter")
 
 
 def test_apolo_run_sync_mounts_the_folder_and_a_second_run_sends_nothing(
