@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import pytest
 
 from apolo_jupyter import Client, JobDescription, JobStatus, get
@@ -102,6 +103,16 @@ def own_platform(tmp_path: Path) -> Iterator[Platform]:
 async def client(platform: Platform) -> AsyncIterator[Client]:
     async with get(platform.url, platform.token, quiet=True) as c:
         yield c
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session for a Jupyter server's routes (keeps its cookies)."""
+    async with aiohttp.ClientSession(
+        cookie_jar=aiohttp.CookieJar(unsafe=True),
+        timeout=aiohttp.ClientTimeout(total=30),
+    ) as session:
+        yield session
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -22,7 +22,7 @@ from yarl import URL
 from apolo_jupyter import Client, JobStatus
 from apolo_jupyter.kernel import _platform_registry as platforms
 
-from ._jupyter import Server, launch
+from ._jupyter import Server, start_jupyter_server
 from .conftest import Platform, wait_finished, wait_running
 
 pytestmark = pytest.mark.timeout(60)
@@ -45,14 +45,7 @@ def platforms_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def server(
     tmp_path_factory: pytest.TempPathFactory, platforms_dir: Path
 ) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("jupyter-kill")
-    env = dict(os.environ)
-    env.update(
-        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-        JUPYTER_CONFIG_DIR=str(tmp / "config"),
-        JUPYTER_DATA_DIR=str(tmp / "data"),
-    )
-    s = launch("jupyter_server", env, tmp / "server.log", f"--ServerApp.root_dir={tmp}")
+    s = start_jupyter_server(tmp_path_factory.mktemp("jupyter-kill"))
     yield s
     s.stop()
 
@@ -60,15 +53,6 @@ def server(
 @pytest.fixture(scope="module")
 def platform_id(platform: Platform, platforms_dir: Path) -> str:
     return platforms.register(platform.url, platform.token)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(
-        cookie_jar=aiohttp.CookieJar(unsafe=True),
-        timeout=aiohttp.ClientTimeout(total=30),
-    ) as session:
-        yield session
 
 
 async def _sleeper(client: Client) -> str:
