@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -33,6 +35,19 @@ def until(check: Callable[[], bool], timeout: float = 30) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not reached"
         time.sleep(0.02)
+
+
+def cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``apolo-jupyter ARGS`` (``python -m apolo_jupyter.cli``), waited for, its
+    output captured as text; ``kwargs`` go to ``subprocess.run`` (e.g. ``env``)."""
+    kwargs.setdefault("timeout", 120)
+    return subprocess.run(
+        [sys.executable, "-m", "apolo_jupyter.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        **kwargs,
+    )
 
 
 def free_port() -> int:

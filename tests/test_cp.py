@@ -22,7 +22,7 @@ from yarl import URL
 from apolo_jupyter.client._local_home import LocalPaths
 from apolo_jupyter.kernel._runtime import runtime
 
-from .conftest import until
+from .conftest import cli, until
 
 MiB = 1 << 20
 
@@ -148,17 +148,6 @@ def test_cp_bad_input_says_how_to_fix_it(
         shell.run_line_magic("apolo_cp", line.format(tmp=tmp_path, missing=missing))
 
 
-def _cli(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "apolo_jupyter.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        **kw,
-    )
-
-
 def _big_and_old(path: Path) -> None:
     """384 MiB last changed an hour ago: storage's copy is surely newer."""
     block = os.urandom(MiB)
@@ -216,21 +205,21 @@ def test_cli_cp_killed_half_way_then_continued(tmp_path: Path) -> None:
     # a mark in the part already sent: a resumed copy leaves it there
     with host.open("r+b") as partial_file:
         partial_file.write(b"RESUMED!")
-    done = _cli("cp", "-c", str(src), f"storage:{folder}")
+    done = cli("cp", "-c", str(src), f"storage:{folder}")
     assert done.returncode == 0, done.stderr
     data = host.read_bytes()
     assert data[:8] == b"RESUMED!", "the first part was sent again"
     assert data[8:] == src.read_bytes()[8:]
-    again = _cli("cp", "-c", str(src), f"storage:{folder}")
+    again = cli("cp", "-c", str(src), f"storage:{folder}")
     assert again.returncode == 0
     assert "(1 up to date)" in again.stdout  # complete: nothing more was sent
 
 
 def test_cli_cp_errors_and_help(tmp_path: Path) -> None:
-    out = _cli("cp", str(tmp_path), "storage:x")
+    out = cli("cp", str(tmp_path), "storage:x")
     assert out.returncode == 2
     assert "add -r" in out.stderr and "apolo-jupyter cp --help" in out.stderr
-    assert "-c, --continue" in _cli("cp", "--help").stdout
+    assert "-c, --continue" in cli("cp", "--help").stdout
 
 
 def test_notebook_shows_the_bar_and_saves_its_final_state(
@@ -298,7 +287,7 @@ def test_cli_cp_interrupted_says_how_to_continue(tmp_path: Path) -> None:
     )
     assert f"apolo-jupyter cp -c {src} storage:{folder}" in out
     assert host.stat().st_size < src.stat().st_size
-    done = _cli("cp", "-c", str(src), f"storage:{folder}")
+    done = cli("cp", "-c", str(src), f"storage:{folder}")
     assert done.returncode == 0, done.stderr
     assert host.read_bytes() == src.read_bytes()
 

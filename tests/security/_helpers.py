@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -102,16 +101,3 @@ def tracebacks(log_file: Path) -> list[str]:
         for line in text.splitlines()
         if "Traceback" in line or "Error handling request" in line
     ]
-
-
-def cli(
-    *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "apolo_jupyter.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-        env=env if env is not None else dict(os.environ),
-    )

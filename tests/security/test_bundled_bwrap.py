@@ -14,7 +14,8 @@ from apolo_jupyter.local._bwrap import Candidate, bundled_bwrap, candidates, det
 from apolo_jupyter.local._executor import Executor, JobSpec, Mount, PreflightError
 from apolo_jupyter.local._sandbox import SandboxMode
 
-from ._helpers import cli, finished, output
+from ..conftest import cli
+from ._helpers import finished, output
 
 # What bwrap prints where unprivileged user namespaces are disabled.
 USERNS_REFUSED = (

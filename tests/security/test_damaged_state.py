@@ -12,8 +12,8 @@ import pytest
 from apolo_jupyter import JobStatus, get
 from apolo_jupyter.client._local_home import LocalPaths, read_info
 
-from ..conftest import Platform
-from ._helpers import cli, finished, output
+from ..conftest import Platform, cli
+from ._helpers import finished, output
 
 
 def _env(home: Path) -> dict[str, str]:
