@@ -179,6 +179,19 @@ class Gate:
         (self.path / "open").touch()
 
 
+async def start_job(
+    client: Client, command: str, image: str = "ubuntu", **kwargs: Any
+) -> JobDescription:
+    """Start a ``cpu-small`` job of ``image`` running ``command``; ``kwargs`` go
+    to ``client.jobs.start`` (``volumes``, ``tty``, ``name``...)."""
+    return await client.jobs.start(
+        image=client.parse.remote_image(image),
+        preset_name="cpu-small",
+        command=command,
+        **kwargs,
+    )
+
+
 async def wait_finished(client: Client, job_id: str) -> JobDescription:
     """Follow the job's status changes until it has finished."""
     async with client.jobs.watch(job_id) as updates:
@@ -206,11 +219,7 @@ def start_on_runtime(command: str, *, finish: bool = False) -> str:
     client = rt.client()
 
     async def start() -> str:
-        job = await client.jobs.start(
-            image=client.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
-            command=command,
-        )
+        job = await start_job(client, command)
         return (await wait_finished(client, job.id)).id if finish else job.id
 
     return rt.run(start(), timeout=60)

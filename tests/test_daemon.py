@@ -23,7 +23,7 @@ from apolo_jupyter.client._local_home import (
     read_info,
 )
 
-from .conftest import Platform, cli, wait_finished, wait_running
+from .conftest import Platform, cli, start_job, wait_finished, wait_running
 
 
 def test_secret_and_token_are_private(platform: Platform) -> None:
@@ -45,18 +45,10 @@ def test_second_start_reuses_the_daemon(platform: Platform) -> None:
 
 async def test_history_survives_a_restart(own_platform: Platform) -> None:
     async with get(own_platform.url, own_platform.token, quiet=True) as client:
-        done = await client.jobs.start(
-            image=client.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
-            command="true",
-        )
+        done = await start_job(client, command="true")
         finished = await wait_finished(client, done.id)
         assert finished.status == JobStatus.SUCCEEDED
-        running = await client.jobs.start(
-            image=client.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
-            command="sleep 100",
-        )
+        running = await start_job(client, command="sleep 100")
         assert (await wait_running(client, running.id)).status == JobStatus.RUNNING
     job_pids = [
         p.pid for p in psutil.Process(own_platform.info.pid).children(recursive=True)
@@ -227,9 +219,8 @@ async def test_cli_ps_logs_kill(own_platform: Platform, tmp_path: Path) -> None:
     }
 
     async with get(own_platform.url, own_platform.token, quiet=True) as client:
-        job = await client.jobs.start(
-            image=client.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
+        job = await start_job(
+            client,
             command="sh -c 'echo from-the-job; sleep 60'",
             name="cli-listed",
         )

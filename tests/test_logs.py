@@ -16,17 +16,13 @@ from yarl import URL
 from apolo_jupyter import Client, JobStatus, ResourceNotFound
 from apolo_jupyter.kernel._follow import JobEvents
 
-from .conftest import Gate, Platform, wait_finished
+from .conftest import Gate, Platform, start_job, wait_finished
 
 PY = "python3 -u -c"
 
 
 async def _start(client: Client, command: str) -> str:
-    job = await client.jobs.start(
-        image=client.parse.remote_image("python:3.11"),
-        preset_name="cpu-small",
-        command=command,
-    )
+    job = await start_job(client, image="python:3.11", command=command)
     return job.id
 
 
@@ -59,9 +55,8 @@ async def test_logs_follow_a_running_job_live(
     # only once it has read them: a monitor that held output back until the job
     # ended would never see them (and time out).
     gate = Gate(platform)
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
+    job = await start_job(
+        client,
         command=f"sh -c 'for i in 0 1 2; do echo $i; done; {gate.WAIT}; echo 3; echo 4'",
         volumes=[client.parse.volume(gate.volume)],
     )
@@ -85,11 +80,7 @@ async def test_logs_follow_a_running_job_live(
 
 
 async def test_logs_wait_for_a_pending_job(client: Client) -> None:
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
-        command="echo from-the-start",
-    )
+    job = await start_job(client, command="echo from-the-start")
     assert (await _logs(client, job.id)).decode().strip() == "from-the-start"
 
 
@@ -101,9 +92,8 @@ async def test_quiet_job_is_not_disconnected(
     5 s more; 18 s of silence, counted from when the test has read "begin",
     pass that 15 s window only if the platform answers the PING."""
     gate = Gate(platform)
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
+    job = await start_job(
+        client,
         command=f"sh -c 'echo begin; {gate.WAIT}; sleep 18; echo end'",
         volumes=[client.parse.volume(gate.volume)],
     )
@@ -164,11 +154,7 @@ async def test_official_sdk_monitor(platform: Platform, tmp_path: Path) -> None:
     path = tmp_path / ".apolo"
     await apolo_sdk.login_with_token(platform.token, url=URL(platform.url), path=path)
     async with apolo_sdk.get(path=path) as sdk:
-        job = await sdk.jobs.start(
-            image=sdk.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
-            command="sh -c 'echo one; sleep 0.3; echo two'",
-        )
+        job = await start_job(sdk, command="sh -c 'echo one; sleep 0.3; echo two'")
         out = b""
         async with sdk.jobs.monitor(job.id) as chunks:
             async for chunk in chunks:

@@ -23,7 +23,7 @@ from apolo_jupyter import Client, JobStatus
 from apolo_jupyter.kernel import _platform_registry as platforms
 
 from ._jupyter import Server, start_jupyter_server
-from .conftest import Platform, wait_finished, wait_running
+from .conftest import Platform, start_job, wait_finished, wait_running
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -56,11 +56,7 @@ def platform_id(platform: Platform, platforms_dir: Path) -> str:
 
 
 async def _sleeper(client: Client) -> str:
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
-        command="sleep 300",
-    )
+    job = await start_job(client, command="sleep 300")
     await wait_running(client, job.id)
     return job.id
 

@@ -30,7 +30,7 @@ from apolo_jupyter.kernel._sync import (
 )
 from apolo_jupyter.kernel._transfer import Tracker
 
-from .conftest import Platform, wait_finished
+from .conftest import Platform, start_job, wait_finished
 
 
 def _host(platform: Platform, uri: URL) -> Path:
@@ -199,9 +199,9 @@ async def test_a_job_runs_the_synced_code_read_only_in_its_working_directory(
         "print(open('config.yaml').read().strip()); "
         "open('out.txt', 'w')"
     )
-    job = await client.jobs.start(
-        image=client.parse.remote_image("python:3.11"),
-        preset_name="cpu-small",
+    job = await start_job(
+        client,
+        image="python:3.11",
         command=f'python3 -c "{script}"',
         volumes=[client.parse.volume(f"{result.remote}:{path}:ro")],
         working_dir=path,

@@ -12,7 +12,7 @@ import pytest
 from apolo_jupyter import JobStatus, get
 from apolo_jupyter.client._local_home import LocalPaths, read_info
 
-from ..conftest import Platform, cli
+from ..conftest import Platform, cli, start_job
 from ._helpers import finished, output
 
 
@@ -22,9 +22,8 @@ def _env(home: Path) -> dict[str, str]:
 
 async def _finished_job(plat: Platform) -> str:
     async with get(plat.url, plat.token, quiet=True) as client:
-        job = await client.jobs.start(
-            image=client.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
+        job = await start_job(
+            client,
             command="sh -c 'echo one; sleep 0.3; echo two; sleep 0.3; echo three'",
         )
         assert (await finished(client, job.id)).status == JobStatus.SUCCEEDED
