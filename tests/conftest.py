@@ -192,6 +192,23 @@ async def start_job(
     )
 
 
+async def job_log(client: Client, job_id: str, **kwargs: Any) -> bytes:
+    """The job's whole log (until it ends); ``kwargs`` go to ``jobs.monitor``."""
+    out = b""
+    async with client.jobs.monitor(job_id, **kwargs) as chunks:
+        async for chunk in chunks:
+            out += chunk
+    return out
+
+
+async def wait_log(client: Client, job_id: str, text: bytes) -> None:
+    """Follow the job's log until a piece of it holds ``text`` (or it ends)."""
+    async with client.jobs.monitor(job_id) as chunks:
+        async for chunk in chunks:
+            if text in chunk:
+                return
+
+
 async def wait_finished(client: Client, job_id: str) -> JobDescription:
     """Follow the job's status changes until it has finished."""
     async with client.jobs.watch(job_id) as updates:

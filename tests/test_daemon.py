@@ -23,7 +23,7 @@ from apolo_jupyter.client._local_home import (
     read_info,
 )
 
-from .conftest import Platform, cli, start_job, wait_finished, wait_running
+from .conftest import Platform, cli, start_job, wait_finished, wait_log, wait_running
 
 
 def test_secret_and_token_are_private(platform: Platform) -> None:
@@ -226,10 +226,7 @@ async def test_cli_ps_logs_kill(own_platform: Platform, tmp_path: Path) -> None:
         )
         try:
             await wait_running(client, job.id)
-            async with client.jobs.monitor(job.id) as chunks:
-                async for chunk in chunks:
-                    if b"from-the-job" in chunk:
-                        break
+            await wait_log(client, job.id, b"from-the-job")
             listed = cli("ps", env=env)
             assert listed.returncode == 0, listed.stderr
             assert re.search(rf"{job.id}\s+cli-listed\s+running", listed.stdout)

@@ -10,7 +10,7 @@ import pytest
 
 from apolo_jupyter import Client, ResourceNotFound
 
-from .conftest import start_job, wait_finished, wait_running
+from .conftest import job_log, start_job, wait_finished, wait_running
 from .test_exec import read_until
 
 
@@ -41,10 +41,7 @@ async def test_attach_to_a_tty_job_types_into_it_and_reads_it(client: Client) ->
         await read_until(stream, b"interrupted")
     done = await wait_finished(client, job.id)
     assert done.status == "succeeded", done.history
-    log = b""
-    async with client.jobs.monitor(job.id) as chunks:
-        async for chunk in chunks:
-            log += chunk
+    log = await job_log(client, job.id)
     assert b"ready True" in log and b"got hello" in log  # still logged
 
 

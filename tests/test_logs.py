@@ -16,7 +16,7 @@ from yarl import URL
 from apolo_jupyter import Client, JobStatus, ResourceNotFound
 from apolo_jupyter.kernel._follow import JobEvents
 
-from .conftest import Gate, Platform, start_job, wait_finished
+from .conftest import Gate, Platform, job_log, start_job, wait_finished
 
 PY = "python3 -u -c"
 
@@ -26,20 +26,12 @@ async def _start(client: Client, command: str) -> str:
     return job.id
 
 
-async def _logs(client: Client, job_id: str, **kwargs: Any) -> bytes:
-    out = b""
-    async with client.jobs.monitor(job_id, **kwargs) as chunks:
-        async for chunk in chunks:
-            out += chunk
-    return out
-
-
 async def test_logs_of_a_finished_job(client: Client) -> None:
     job_id = await _start(
         client, "sh -c 'for i in 1 2 3; do echo out $i; echo err $i >&2; done'"
     )
     await wait_finished(client, job_id)
-    text = (await _logs(client, job_id)).decode()
+    text = (await job_log(client, job_id)).decode()
     assert [line for line in text.splitlines() if line.startswith("out")] == [
         "out 1",
         "out 2",
@@ -81,7 +73,7 @@ async def test_logs_follow_a_running_job_live(
 
 async def test_logs_wait_for_a_pending_job(client: Client) -> None:
     job = await start_job(client, command="echo from-the-start")
-    assert (await _logs(client, job.id)).decode().strip() == "from-the-start"
+    assert (await job_log(client, job.id)).decode().strip() == "from-the-start"
 
 
 async def test_quiet_job_is_not_disconnected(
@@ -119,10 +111,10 @@ async def test_since_and_timestamps(client: Client) -> None:
     assert job.history.started_at is not None
     middle = job.history.started_at.timestamp() + 1.0
     late = (
-        await _logs(client, job_id, since=datetime.fromtimestamp(middle, UTC))
+        await job_log(client, job_id, since=datetime.fromtimestamp(middle, UTC))
     ).decode()
     assert late.split() == ["late"]
-    stamped = (await _logs(client, job_id, timestamps=True)).decode().splitlines()
+    stamped = (await job_log(client, job_id, timestamps=True)).decode().splitlines()
     assert len(stamped) == 2
     times = []
     for line, word in zip(stamped, ["early", "late"], strict=True):
@@ -132,9 +124,9 @@ async def test_since_and_timestamps(client: Client) -> None:
     assert 1.5 < (times[1] - times[0]).total_seconds() < 3.5
 
 
-async def test_unknown_job_logs(client: Client) -> None:
+async def test_unknown_jobjob_log(client: Client) -> None:
     with pytest.raises(ResourceNotFound, match="not found"):
-        await _logs(client, "job-00000000-0000-4000-8000-000000000000")
+        await job_log(client, "job-00000000-0000-4000-8000-000000000000")
 
 
 async def test_log_socket_requires_the_token(

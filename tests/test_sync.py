@@ -30,7 +30,7 @@ from apolo_jupyter.kernel._sync import (
 )
 from apolo_jupyter.kernel._transfer import Tracker
 
-from .conftest import Platform, start_job, wait_finished
+from .conftest import Platform, job_log, start_job, wait_finished
 
 
 def _host(platform: Platform, uri: URL) -> Path:
@@ -207,11 +207,7 @@ async def test_a_job_runs_the_synced_code_read_only_in_its_working_directory(
         working_dir=path,
     )
     final: JobDescription = await wait_finished(client, job.id)
-    logs = b""
-    async with client.jobs.monitor(job.id) as chunks:
-        async for chunk in chunks:
-            logs += chunk
-    text = logs.decode()
+    text = (await job_log(client, job.id)).decode()
     assert "hi job /apolo/sync/proj" in text and "epochs: 3" in text
     assert "Read-only file system" in text  # the job cannot change the code
     assert final.history.exit_code == 1

@@ -15,7 +15,7 @@ import aiohttp
 from apolo_jupyter import Client, JobDescription
 from apolo_jupyter.client._local_home import DaemonInfo, LocalPaths, read_info
 
-from ..conftest import wait_finished
+from ..conftest import job_log, wait_finished
 
 
 def auth(token: str) -> dict[str, str]:
@@ -54,11 +54,7 @@ async def post_job(
 
 
 async def output(client: Client, job_id: str) -> str:
-    out = b""
-    async with client.jobs.monitor(job_id) as chunks:
-        async for chunk in chunks:
-            out += chunk
-    return out.decode(errors="replace")
+    return (await job_log(client, job_id)).decode(errors="replace")
 
 
 async def finished(client: Client, job_id: str, timeout: float = 60) -> JobDescription:

@@ -12,7 +12,7 @@ import pytest
 from apolo_jupyter import JobStatus, get
 from apolo_jupyter.client._local_home import LocalPaths, read_info
 
-from ..conftest import Platform, cli, start_job
+from ..conftest import Platform, cli, job_log, start_job
 from ._helpers import finished, output
 
 
@@ -117,10 +117,7 @@ async def test_a_damaged_log_index_still_gives_the_whole_log(
         index.write_bytes(damage)
         async with get(own_platform.url, own_platform.token, quiet=True) as client:
             assert await output(client, job_id) == "one\ntwo\nthree\n"
-            stamped = b""
-            async with client.jobs.monitor(job_id, timestamps=True) as chunks:
-                async for chunk in chunks:
-                    stamped += chunk
+            stamped = await job_log(client, job_id, timestamps=True)
             lines = stamped.decode().splitlines()
             assert [line.split(" ", 1)[1] for line in lines] == ["one", "two", "three"]
     log = own_platform.paths.log_file.read_text()

@@ -19,7 +19,7 @@ from apolo_jupyter import Client, JobStatus, get
 from apolo_jupyter.client._errors import StdStreamError
 from apolo_jupyter.client._local_home import DaemonInfo, LocalPaths
 
-from ..conftest import Platform, start_job, stop_daemon, wait_running
+from ..conftest import Platform, start_job, stop_daemon, wait_log, wait_running
 from ._helpers import finished, output, start_daemon
 
 SO_SOURCE = r"""
@@ -120,10 +120,7 @@ async def test_job_variables_are_in_no_command_line_or_host_environment(
     )
     try:
         await wait_running(client, job.id)
-        async with client.jobs.monitor(job.id) as chunks:
-            async for chunk in chunks:
-                if value.encode() in chunk:
-                    break  # the payload has it
+        await wait_log(client, job.id, value.encode())  # the payload has it
         daemon = psutil.Process(platform.info.pid)
         bwraps = [p for p in daemon.children() if p.name() == "bwrap"]
         assert bwraps, [p.name() for p in daemon.children()]
