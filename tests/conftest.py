@@ -50,6 +50,17 @@ def cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     )
 
 
+def dead_pid() -> int:
+    """The pid of a process that has exited (for records a dead process left)."""
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(child.stdout)
+
+
 def free_port() -> int:
     """A loopback port nothing listens on yet."""
     with socket.socket() as sock:

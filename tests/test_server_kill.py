@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from apolo_jupyter import Client, JobStatus
 from apolo_jupyter.kernel import _platform_registry as platforms
 
 from ._jupyter import Server, start_jupyter_server
-from .conftest import Platform, start_job, wait_finished, wait_running
+from .conftest import Platform, dead_pid, start_job, wait_finished, wait_running
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -133,12 +131,7 @@ async def test_unknown_platforms_jobs_and_ids_say_what_to_do(
 
 
 def test_a_dead_kernels_record_is_stale(platforms_dir: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    pid = dead_pid()
     record_id = platforms.register(
         "http://127.0.0.1:1/api/v1", "token-of-a-dead-kernel"
     )
@@ -147,7 +140,7 @@ def test_a_dead_kernels_record_is_stale(platforms_dir: Path) -> None:
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert oct(platforms_dir.stat().st_mode & 0o777) == "0o700"
     assert platforms.lookup(record_id) is not None
-    data["pid"] = int(proc.stdout)
+    data["pid"] = pid
     path.write_text(json.dumps(data))
     assert platforms.lookup(record_id) is None
     assert not path.exists()

@@ -12,8 +12,6 @@ import hashlib
 import json
 import os
 import secrets
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from apolo_jupyter.kernel._forward_control import proxy_url
 from apolo_jupyter.server._rewrite import SANDBOX_CSP
 
 from ._jupyter import Server, start_jupyter_server
+from .conftest import dead_pid
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -538,10 +537,8 @@ async def test_unregistered_and_dead_forwards_are_gone(
         assert r.status == 404
     dead = registry.register(backend.port, "job-dead")
     record = forwards_dir / f"{dead.id}.json"
-    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True)  # fmt: skip
     data = json.loads(record.read_text())
-    data["pid"] = int(child.stdout)
+    data["pid"] = dead_pid()
     record.write_text(json.dumps(data))
     async with http.get(proxied(server, dead, "/"), headers=server.auth) as r:
         assert r.status == 404
