@@ -34,6 +34,12 @@ if ! pip_log=$(.venv/bin/python -m pip install -q --disable-pip-version-check -e
 fi
 echo "$pip_log" | grep -v "is ignored: it is neither a file nor a directory" || true
 
+# A merge left half done must not land: no conflict markers in anything tracked.
+if git rev-parse --git-dir >/dev/null 2>&1 \
+    && git grep -nE '^(<<<<<<< |>>>>>>> |=======$)' -- . ':!*.ipynb'; then
+    echo "merge conflict markers above: resolve them" >&2
+    exit 1
+fi
 .venv/bin/ruff check apolo_jupyter tests bench
 .venv/bin/ruff format --check apolo_jupyter tests bench
 .venv/bin/mypy
