@@ -26,8 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _daemon import local_platform
+
 from apolo_jupyter import Client, StdStreamError, get
-from apolo_jupyter.client._local_home import LocalPaths, ensure_running
+from apolo_jupyter.client._local_home import LocalPaths
 from apolo_jupyter.local._exec_command import enter_job, make_target
 from apolo_jupyter.local._sandbox import SandboxMode
 from apolo_jupyter.local._userns import UserNs, open_owner
@@ -132,8 +134,7 @@ def p50_ms(values: list[float]) -> float:
 async def main(rounds: int, keys: int, samples: int) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         paths = LocalPaths(Path(tmp) / "home")
-        info = ensure_running(paths)
-        try:
+        with local_platform(paths) as info:
             async with get(info.url, info.token, quiet=True) as client:
                 job = await client.jobs.start(
                     image=client.parse.remote_image("ubuntu"),
@@ -155,8 +156,6 @@ async def main(rounds: int, keys: int, samples: int) -> int:
                 echo = await keystrokes(client, job.id, keys)
                 chart = await chart_updates(client, job.id, samples)
                 await client.jobs.kill(job.id)
-        finally:
-            os.kill(info.pid, 15)
     ratio = p50_ms(ours) / p50_ms(direct)
     print(f"bench_exec ({rounds} execs, {keys} keys, {samples} top samples)")
     print(
