@@ -8,7 +8,6 @@ import itertools
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Platform
+from .conftest import Platform, cli
 from .test_exec_cli import CLI, Terminal
 
 GiB = 2**30
@@ -47,15 +46,7 @@ def _env(platform: Platform, tmp_path: Path) -> dict[str, str]:
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CLI, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    return cli(*args, env=env, stdin=subprocess.DEVNULL)
 
 
 def _blocker(env: dict[str, str], name: str = "blocker") -> str:
@@ -65,18 +56,8 @@ def _blocker(env: dict[str, str], name: str = "blocker") -> str:
     return started.stdout.split()[2]
 
 
-def _usage_of(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "apolo_jupyter.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_a_mistyped_option_gets_the_commands_usage_and_the_option_meant() -> None:
-    typo = _usage_of("run", "--life-spn", "1m", "ubuntu", "--", "true")
+    typo = cli("run", "--life-spn", "1m", "ubuntu", "--", "true")
     assert typo.returncode == 2
     assert typo.stderr.startswith("usage: apolo-jupyter run [OPTIONS] IMAGE"), typo
     assert (
@@ -85,15 +66,15 @@ def test_a_mistyped_option_gets_the_commands_usage_and_the_option_meant() -> Non
     assert "(did you mean --life-span?)" in typo.stderr
     assert "apolo-jupyter run --help lists the options" in typo.stderr
     # As `apolo run`, options are taken as spelled: no silent abbreviation.
-    short = _usage_of("run", "--life", "1m", "ubuntu", "--", "true")
+    short = cli("run", "--life", "1m", "ubuntu", "--", "true")
     assert short.returncode == 2 and "did you mean --life-span?" in short.stderr
-    nested = _usage_of("local", "start", "--reset-stat")
+    nested = cli("local", "start", "--reset-stat")
     assert nested.stderr.startswith("usage: apolo-jupyter local start"), nested
     assert "(did you mean --reset-state?)" in nested.stderr
-    listed = _usage_of("ps", "--fromat", "{id}")
+    listed = cli("ps", "--fromat", "{id}")
     assert listed.stderr.startswith("usage: apolo-jupyter ps"), listed
     assert "--fromat (did you mean --format?) {id};" in listed.stderr
-    joined = _usage_of("ps", "--fromat={id}")
+    joined = cli("ps", "--fromat={id}")
     assert "--fromat={id} (did you mean --format?);" in joined.stderr, joined
 
 

@@ -22,18 +22,11 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from apolo_jupyter.kernel._runtime import runtime
 
+from .conftest import cli as run_cli
 from .conftest import start_on_runtime, wait_running
 from .test_exec import until_output
 
 CLI = str(Path(sys.executable).with_name("apolo-jupyter"))
-
-
-@pytest.fixture(scope="module")
-def shell() -> Iterator[InteractiveShell]:
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "apolo_jupyter")
-    yield ip
-    ip.run_line_magic("unload_ext", "apolo_jupyter")
 
 
 @pytest.fixture
@@ -50,13 +43,7 @@ def job() -> Iterator[str]:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CLI, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_cli(*args, stdin=subprocess.DEVNULL)
 
 
 class Terminal:
