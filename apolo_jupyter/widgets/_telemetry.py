@@ -19,6 +19,7 @@ import anywidget
 import traitlets as t
 
 from ..client._stream_models import JobTelemetry
+from ._static import live_metadata
 
 _STATIC = Path(__file__).with_name("static")
 WINDOW = 300  # samples kept: five minutes at one a second
@@ -88,4 +89,4 @@ class TelemetryChart(anywidget.AnyWidget):
         assert bundle is not None
         data, metadata = bundle
         data["text/html"] = f"<pre>{html.escape(self.summary())}</pre>"
-        return data, metadata
+        return data, {**metadata, **live_metadata()}
