@@ -9,7 +9,7 @@ from IPython.core.error import UsageError
 
 from ..client import Client, IllegalArgumentError, ResourceNotFound
 from ..kernel._frontend import use_widgets
-from ._run import connect, known_job
+from ._run import connect, known_job, not_running
 
 TEXT_SAMPLES = 10  # lines printed in text mode unless -n says otherwise
 
@@ -33,10 +33,7 @@ def show_top(job: str, samples: int | None) -> object:
     with known_job(job):
         desc = rt.run(client.jobs.status(job), timeout=30)
     if desc.status.is_finished:
-        raise UsageError(
-            f"job {desc.id} has finished ({desc.status.value}); top follows running "
-            "jobs: %apolo_ps lists them"
-        )
+        raise not_running(desc, "%apolo_top")
     if samples is not None and samples < 1:
         raise UsageError("-n takes a number of samples >= 1, e.g. %apolo_top JOB -n 5")
     if use_widgets() and samples is None:
