@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from apolo_jupyter.client._image_parser import ImageNameError
 from apolo_jupyter.client._config import Cluster, Config
+from apolo_jupyter.client._image_parser import ImageNameError
 from apolo_jupyter.client._models import DiskVolume, SecretFile, Volume
 from apolo_jupyter.client._parser import Parser, VolumeParseResult
 from apolo_jupyter.client._url_utils import (

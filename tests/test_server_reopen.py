@@ -14,7 +14,6 @@ import os
 import subprocess
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import nbformat
