@@ -191,9 +191,10 @@ async def test_in_a_kernel_a_view_detaches_on_interrupt_and_ends_in_the_outcome(
     assert {"text/plain", "text/html", WIDGET} <= set(data)
     # It names the kernel process holding its model: a notebook reopened once
     # that process has gone shows the fallbacks (server._reopen).
-    kernel = shown[0]["content"]["metadata"]["apolo_jupyter"]["kernel"]
-    assert kernel["pid"] == km.provisioner.pid  # type: ignore[union-attr]
-    assert kernel["started"] == start_ticks(kernel["pid"])
+    mark = shown[0]["content"]["metadata"]["apolo_jupyter"]["kernel"]
+    assert km.provisioner is not None
+    assert mark["pid"] == km.provisioner.pid  # type: ignore[attr-defined]
+    assert mark["started"] == start_ticks(mark["pid"])
     job_id = _job_id(data["text/plain"])
     km.interrupt_kernel()
     msgs = _iopub_until(

@@ -16,7 +16,6 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-import nbformat
 import pytest
 
 from apolo_jupyter.client._process import start_ticks, this_process
@@ -52,30 +51,36 @@ def _gone_process() -> dict[str, int | None]:
     return mark
 
 
-def _view(model_id: str, kernel: dict[str, Any] | None) -> Any:
+def _view(model_id: str, kernel: dict[str, Any] | None) -> dict[str, Any]:
     metadata = {"apolo_jupyter": {"kernel": kernel}} if kernel is not None else {}
-    return nbformat.v4.new_output(
-        "display_data",
-        data={
+    return {
+        "output_type": "display_data",
+        "data": {
             "text/plain": f"view {model_id}",
             "text/html": f"<div>view {model_id}</div>",
             WIDGET: {"version_major": 2, "version_minor": 0, "model_id": model_id},
         },
-        metadata=metadata,
-    )
+        "metadata": metadata,
+    }
 
 
 def test_the_gone_kernels_views_open_as_their_fallbacks(server: Server) -> None:
     root = server.log.parent
-    cell = nbformat.v4.new_code_cell("%apolo_run …")
-    cell.outputs = [
-        _view("gone", _gone_process()),
-        _view("alive", this_process()),  # a page reload while the kernel runs
-        _view("not-ours", None),
-    ]
-    nb = nbformat.v4.new_notebook(cells=[cell])
-    nbformat.write(nb, str(root / "saved.ipynb"))
-    on_disk = (root / "saved.ipynb").read_text()
+    cell = {
+        "cell_type": "code",
+        "execution_count": 1,
+        "id": "c1",
+        "metadata": {},
+        "source": "%apolo_run …",
+        "outputs": [
+            _view("gone", _gone_process()),
+            _view("alive", this_process()),  # a page reload while the kernel runs
+            _view("not-ours", None),
+        ],
+    }
+    nb = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    on_disk = json.dumps(nb)
+    (root / "saved.ipynb").write_text(on_disk)
     request = urllib.request.Request(
         f"{server.url}/api/contents/saved.ipynb?content=1", headers=server.auth
     )
