@@ -16,12 +16,12 @@ from typing import Any
 import ipywidgets as w
 
 from ._forms import error_html, style_carrier
-from ._static import live_metadata
+from ._static import KernelOwned
 
 OFF, STARTING, ON, ERROR = "off", "starting", "on", "error"
 
 
-class PortForwardToggle(w.VBox):
+class PortForwardToggle(KernelOwned, w.VBox):
     def __init__(
         self, job_id: str, job_port: int, on_change: Callable[[bool], None]
     ) -> None:
@@ -143,7 +143,8 @@ class PortForwardToggle(w.VBox):
         )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        data = super()._repr_mimebundle_(**kwargs)
-        if not isinstance(data, dict):
-            return data
-        return {**data, "text/html": self.saved_html()}, live_metadata()
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if not isinstance(bundle, tuple):
+            return bundle
+        data, metadata = bundle
+        return {**data, "text/html": self.saved_html()}, metadata

@@ -20,6 +20,7 @@ from ..client._image_parser import IMAGE_EXAMPLES
 from ..client._job_names import JOB_NAME_RULE, job_name_ok
 from ._forms import error_html, field_row, form_grid, muted_html, style_carrier
 from ._mount_picker import MountPicker
+from ._static import KernelOwned
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def _quoted(text: str) -> str:
     return f"“{text}”"
 
 
-class JobLauncherView(w.VBox):
+class JobLauncherView(KernelOwned, w.VBox):
     def __init__(
         self,
         *,

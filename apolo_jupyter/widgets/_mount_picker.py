@@ -21,6 +21,7 @@ import ipywidgets as w
 from ..client import Volume
 from ._forms import error_html, field_row, form_grid, muted_html, style_carrier
 from ._mounts import Mount, MountList, ParseVolume, default_container_path
+from ._static import KernelOwned
 
 ListFolders = Callable[[str], list[str]]
 CreateFolder = Callable[[str], None]
@@ -35,7 +36,7 @@ def _join(base: str, name: str) -> str:
     return posixpath.join(base, name).strip("/") if base else name.strip("/")
 
 
-class MountPicker(w.VBox):
+class MountPicker(KernelOwned, w.VBox):
     """Pick storage folders to mount into a job.
 
     ``picker.volumes`` is a ``list[Volume]``; ``picker.value`` the same as CLI strings

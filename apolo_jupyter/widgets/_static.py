@@ -49,3 +49,13 @@ OWNER_KEY = "apolo_jupyter"
 def live_metadata() -> dict[str, Any]:
     """The output metadata of a bundle that carries a live widget."""
     return {OWNER_KEY: {"kernel": this_process()}}
+
+
+class KernelOwned:
+    """For stock ipywidgets containers (the forms): their output carries
+    ``live_metadata``, so a notebook reopened after the kernel has gone shows
+    their ``text/plain`` instead of "Error displaying widget"."""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        data = super()._repr_mimebundle_(**kwargs)  # type: ignore[misc]
+        return (data, live_metadata()) if isinstance(data, dict) else data
