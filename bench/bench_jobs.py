@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
@@ -23,8 +22,10 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from _daemon import local_platform
+
 from apolo_jupyter import Client, JobStatus, get
-from apolo_jupyter.client._local_home import LocalPaths, ensure_running
+from apolo_jupyter.client._local_home import LocalPaths
 from apolo_jupyter.local._records import JobRecord
 from apolo_jupyter.local._requests import parse_job_request
 from apolo_jupyter.local._settings import Settings
@@ -141,8 +142,7 @@ async def main(rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = LocalPaths(Path(tmp) / "home")
         seed_jobs(paths, 10_000)
-        info = ensure_running(paths)
-        try:
+        with local_platform(paths) as info:
             async with get(info.url, info.token, quiet=True) as client:
                 await start_overhead(client)  # warm up
                 watch = [await latency_watch(client, paths) for _ in range(rounds)]
@@ -153,8 +153,6 @@ async def main(rounds: int) -> None:
                 bare = [bare_spawn() for _ in range(rounds)]
                 t10k, mem10k, n10k = await list_all(client, 10_000)
                 _, mem1k, n1k = await list_all(client, 1_000)
-        finally:
-            os.kill(info.pid, 15)
     print(f"bench_jobs ({rounds} rounds, p50)")
     print(
         f"(a) exit->final status: watch {p50(watch) * 1e3:.1f} ms, seed 1 s polling "

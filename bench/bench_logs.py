@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 import time
 from pathlib import Path
 
+from _daemon import local_platform
+
 from apolo_jupyter import Client, get
-from apolo_jupyter.client._local_home import LocalPaths, ensure_running
+from apolo_jupyter.client._local_home import LocalPaths
 
 PRINTER = (
     "import sys; line = b'x' * 1023 + b'\\n'; block = line * 1024; "
@@ -50,8 +51,7 @@ def read_file(path: Path) -> tuple[int, float]:
 async def main(mb: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = LocalPaths(Path(tmp) / "home")
-        info = ensure_running(paths)
-        try:
+        with local_platform(paths) as info:
             async with get(info.url, info.token, quiet=True) as client:
                 job = await client.jobs.start(
                     image=client.parse.remote_image("python:3.11"),
@@ -61,8 +61,6 @@ async def main(mb: int) -> None:
                 live_bytes, live_s = await stream(client, job.id)
                 replay_bytes, replay_s = await stream(client, job.id)
             file_bytes, file_s = read_file(paths.jobs_dir / job.id / "log")
-        finally:
-            os.kill(info.pid, 15)
     assert live_bytes == replay_bytes == file_bytes == mb * 2**20, (
         live_bytes,
         replay_bytes,

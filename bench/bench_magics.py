@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
@@ -21,8 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _daemon import local_platform
+
 from apolo_jupyter import Client, JobStatus, get
-from apolo_jupyter.client._local_home import LocalPaths, ensure_running
+from apolo_jupyter.client._local_home import LocalPaths
 from apolo_jupyter.kernel._bridge import Attachment
 from apolo_jupyter.kernel._runtime import Runtime
 from apolo_jupyter.widgets import JobStatusView
@@ -89,15 +90,12 @@ def main(rounds: int) -> None:
     load_ext = [fresh(LOAD_EXT) for _ in range(rounds)]
     with tempfile.TemporaryDirectory() as tmp:
         paths = LocalPaths(Path(tmp) / "home")
-        info = ensure_running(paths)
-        rt = Runtime()
-        try:
+        with local_platform(paths) as info:
+            rt = Runtime()
             client = rt.run(_connect(info.url, info.token))
             widget = [widget_latency(rt, client, paths) for _ in range(rounds)]
             poll = [rt.run(polling_latency(client, paths)) for _ in range(rounds)]
             rt.run(client.close())
-        finally:
-            os.kill(info.pid, 15)
     p50 = statistics.median
     print(f"bench_magics ({rounds} rounds, p50)")
     print(

@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import os
 import shlex
-import signal
 import socket
 import statistics
 import sys
@@ -38,10 +37,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from _daemon import local_platform
 from yarl import URL
 
 from apolo_jupyter import get
-from apolo_jupyter.client._local_home import LocalPaths, ensure_running
+from apolo_jupyter.client._local_home import LocalPaths
 from apolo_jupyter.client._port_forward import forward
 
 ECHO = """
@@ -178,8 +178,7 @@ async def wait_listening(port: int) -> None:
 async def measure(mb: int, runs: int, home: Path) -> dict[str, list[Sample]]:
     import apolo_sdk
 
-    info = ensure_running(LocalPaths(home / "platform"))
-    try:
+    with local_platform(LocalPaths(home / "platform")) as info:
         sdk_path = home / ".apolo"
         await apolo_sdk.login_with_token(info.token, url=URL(info.url), path=sdk_path)
         async with (
@@ -240,8 +239,6 @@ async def measure(mb: int, runs: int, home: Path) -> dict[str, list[Sample]]:
                 await relay.wait()
             await client.jobs.kill(job.id)
             return samples
-    finally:
-        os.kill(info.pid, signal.SIGTERM)
 
 
 def report(mb: int, runs: int, samples: dict[str, list[Sample]]) -> None:

@@ -49,9 +49,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+from _daemon import local_platform
 
 from apolo_jupyter import get
-from apolo_jupyter.client._local_home import LocalPaths, ensure_running
+from apolo_jupyter.client._local_home import LocalPaths
 
 BACKEND = """
 import sys
@@ -332,72 +333,81 @@ async def measure(tmp: Path, mib: int, runs: int, n_rtts: int) -> bool:
     os.environ["APOLO_JUPYTER_FORWARDS_DIR"] = str(tmp / "forwards")
     from apolo_jupyter.kernel import _forward_registry as registry
 
-    platform = ensure_running(LocalPaths(tmp / "platform"))
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        async with get(platform.url, platform.token, quiet=True) as client:
-            job_port = free_port()
-            job = await client.jobs.start(
-                image=client.parse.remote_image("python:3.11"),
-                preset_name="cpu-small",
-                command=f"{shlex.quote(sys.executable)} -c {shlex.quote(BACKEND)} "
-                f"{job_port}",
-            )
-            try:
-                await wait_for(lambda: port_open(job_port), "the job's server")
-                relay_port = free_port()
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-c", RELAY, str(relay_port), str(job_port)]
+    with local_platform(LocalPaths(tmp / "platform")) as platform:
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            async with get(platform.url, platform.token, quiet=True) as client:
+                job_port = free_port()
+                job = await client.jobs.start(
+                    image=client.parse.remote_image("python:3.11"),
+                    preset_name="cpu-small",
+                    command=f"{shlex.quote(sys.executable)} -c {shlex.quote(BACKEND)} "
+                    f"{job_port}",
+                )
+                try:
+                    await wait_for(lambda: port_open(job_port), "the job's server")
+                    relay_port = free_port()
+                    procs.append(
+                        subprocess.Popen(
+                            [
+                                sys.executable,
+                                "-c",
+                                RELAY,
+                                str(relay_port),
+                                str(job_port),
+                            ]
+                        )
                     )
-                )
-                args = [platform.url, platform.token, job.id, str(job_port)]
-                kernel = subprocess.Popen(
-                    [sys.executable, "-c", KERNEL, *args],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                )
-                procs.append(kernel)
-                assert kernel.stdout is not None and kernel.stdin is not None
-                line = await asyncio.to_thread(kernel.stdout.readline)
-                if not line:
-                    raise SystemExit("the kernel process could not turn the toggle on")
-                forward = json.loads(line)
-                bare = registry.register(job_port, job.id)
-                token = secrets.token_hex(16)
-                server, info = start_jupyter(tmp, token)
-                procs.append(server)
-                await wait_for(
-                    lambda: jupyter_port(server, info) is not None, "Jupyter"
-                )
-                await wait_for(lambda: port_open(relay_port), "the splice relay")
-                proxy = f"http://127.0.0.1:{jupyter_port(server, info)}/apolo/forward/"
-                urls = {
-                    "forwarded": f"http://127.0.0.1:{forward['port']}/",
-                    "proxied": f"{proxy}{forward['id']}/",
-                    "job": f"http://127.0.0.1:{job_port}/",
-                    "proxy_job": f"{proxy}{bare.id}/",
-                    "relay": f"http://127.0.0.1:{relay_port}/",
-                }
-                auth = {"Authorization": f"token {token}"}
-                mbs = await rounds(urls, auth, mib << 20, runs)
-                rtt = {
-                    name: await ws_rtts(
-                        urls[name], n_rtts, auth if name == "proxied" else {}
+                    args = [platform.url, platform.token, job.id, str(job_port)]
+                    kernel = subprocess.Popen(
+                        [sys.executable, "-c", KERNEL, *args],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
                     )
-                    for name in ("forwarded", "proxied", "job")
-                }
-                registry.unregister(bare.id)
-                kernel.stdin.close()
-                await asyncio.to_thread(kernel.wait, 60)
-                assert kernel.returncode == 0, kernel.returncode
-                assert registry.lookup(forward["id"]) is None, "route left behind"
-            finally:
-                await client.jobs.kill(job.id)
-    finally:
-        for proc in procs:
-            stop(proc)
-        os.kill(platform.pid, signal.SIGTERM)
+                    procs.append(kernel)
+                    assert kernel.stdout is not None and kernel.stdin is not None
+                    line = await asyncio.to_thread(kernel.stdout.readline)
+                    if not line:
+                        raise SystemExit(
+                            "the kernel process could not turn the toggle on"
+                        )
+                    forward = json.loads(line)
+                    bare = registry.register(job_port, job.id)
+                    token = secrets.token_hex(16)
+                    server, info = start_jupyter(tmp, token)
+                    procs.append(server)
+                    await wait_for(
+                        lambda: jupyter_port(server, info) is not None, "Jupyter"
+                    )
+                    await wait_for(lambda: port_open(relay_port), "the splice relay")
+                    proxy = (
+                        f"http://127.0.0.1:{jupyter_port(server, info)}/apolo/forward/"
+                    )
+                    urls = {
+                        "forwarded": f"http://127.0.0.1:{forward['port']}/",
+                        "proxied": f"{proxy}{forward['id']}/",
+                        "job": f"http://127.0.0.1:{job_port}/",
+                        "proxy_job": f"{proxy}{bare.id}/",
+                        "relay": f"http://127.0.0.1:{relay_port}/",
+                    }
+                    auth = {"Authorization": f"token {token}"}
+                    mbs = await rounds(urls, auth, mib << 20, runs)
+                    rtt = {
+                        name: await ws_rtts(
+                            urls[name], n_rtts, auth if name == "proxied" else {}
+                        )
+                        for name in ("forwarded", "proxied", "job")
+                    }
+                    registry.unregister(bare.id)
+                    kernel.stdin.close()
+                    await asyncio.to_thread(kernel.wait, 60)
+                    assert kernel.returncode == 0, kernel.returncode
+                    assert registry.lookup(forward["id"]) is None, "route left behind"
+                finally:
+                    await client.jobs.kill(job.id)
+        finally:
+            for proc in procs:
+                stop(proc)
     return report(mbs, rtt, mib, runs)
 
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -29,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from _daemon import local_platform
 
-from apolo_jupyter.client._local_home import LocalPaths, ensure_running, is_running
+from apolo_jupyter.client._local_home import LocalPaths
 
 BIG_COMMAND = "a" * 900_000
 
@@ -145,13 +144,6 @@ async def bench(platform: Platform, requests: int, rounds: int) -> int:
     return 0
 
 
-def stop_daemon(paths: LocalPaths, pid: int, timeout: float = 30.0) -> None:
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while is_running(paths) and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=6)
@@ -159,12 +151,9 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-refusals-") as tmp:
         paths = LocalPaths(Path(tmp) / "home")
-        info = ensure_running(paths)
-        try:
+        with local_platform(paths) as info:
             platform = Platform(info.url, info.token)
             return asyncio.run(bench(platform, args.requests, args.rounds))
-        finally:
-            stop_daemon(paths, info.pid)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -23,8 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _daemon import local_platform
+
 from apolo_jupyter import Client, JobStatus, get
-from apolo_jupyter.client._local_home import LocalPaths, ensure_running, is_running
+from apolo_jupyter.client._local_home import LocalPaths
 
 SLEEP = "30"  # long enough that no job ends before it is seen running
 
@@ -70,13 +70,6 @@ def bare_rate(count: int) -> float:
     return rate
 
 
-def stop_daemon(paths: LocalPaths, pid: int, timeout: float = 30.0) -> None:
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while is_running(paths) and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
 async def main(count: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = LocalPaths(Path(tmp) / "home")
@@ -85,13 +78,10 @@ async def main(count: int, rounds: int) -> None:
         paths.settings_file.write_text(
             json.dumps({"capacity": capacity, "kill_grace": 1})
         )
-        info = ensure_running(paths)
-        try:
+        with local_platform(paths) as info:
             async with get(info.url, info.token, quiet=True) as client:
                 await platform_rate(client, 5)  # warm up
                 ours = [await platform_rate(client, count) for _ in range(rounds)]
-        finally:
-            stop_daemon(paths, info.pid)
     bare_rate(5)  # warm up
     bare = [bare_rate(count) for _ in range(rounds)]
     ours_p50, bare_p50 = statistics.median(ours), statistics.median(bare)

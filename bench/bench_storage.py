@@ -18,16 +18,16 @@ import asyncio
 import hashlib
 import os
 import shutil
-import signal
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from _daemon import local_platform
 from yarl import URL
 
 from apolo_jupyter import get
-from apolo_jupyter.client._local_home import LocalPaths, ensure_running, is_running
+from apolo_jupyter.client._local_home import LocalPaths
 from apolo_jupyter.client._storage import Storage
 
 
@@ -55,8 +55,7 @@ async def _timed(func: Callable[[], Awaitable[None]]) -> float:
 
 async def bench(tmp: Path, mb: int, runs: int) -> None:
     paths = LocalPaths(tmp / "home")
-    info = ensure_running(paths)
-    try:
+    with local_platform(paths) as info:
         src = tmp / "src.bin"
         _make(src, mb)
         expected = _sha(src)
@@ -93,11 +92,6 @@ async def bench(tmp: Path, mb: int, runs: int) -> None:
             print(
                 f"  {label}    {rate[name]:9.0f} MB/s  ratio {ratio:.2f} (target >= 0.5)"
             )
-    finally:
-        os.kill(info.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while is_running(paths) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
 
 
 def main() -> None:

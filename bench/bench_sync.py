@@ -29,7 +29,6 @@ import io
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -39,11 +38,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from _daemon import local_platform
 from _http_floor import Floor
 from yarl import URL
 
 from apolo_jupyter import Client, get
-from apolo_jupyter.client._local_home import LocalPaths, ensure_running, is_running
+from apolo_jupyter.client._local_home import LocalPaths
 from apolo_jupyter.kernel._remote_cell import run_cell
 from apolo_jupyter.kernel._sync import sync_folder
 
@@ -280,21 +280,17 @@ async def bench_cells(client: Client, rounds: int) -> None:
 async def bench(tmp: Path, files: int, total: int, rounds: int) -> None:
     paths = LocalPaths(tmp / "home")
     os.environ["APOLO_JUPYTER_HOME"] = str(paths.home)  # the magics' platform too
-    info = ensure_running(paths)
-    try:
-        async with get(info.url, info.token, quiet=True) as client:
-            src = await bench_folders(client, paths, tmp, files, total, rounds)
-            await bench_sync(client, src)
-            await bench_cells(client, max(rounds, 5))
-    finally:
-        from apolo_jupyter.kernel._runtime import runtime
+    with local_platform(paths) as info:
+        try:
+            async with get(info.url, info.token, quiet=True) as client:
+                src = await bench_folders(client, paths, tmp, files, total, rounds)
+                await bench_sync(client, src)
+                await bench_cells(client, max(rounds, 5))
+        finally:
+            from apolo_jupyter.kernel._runtime import runtime
 
-        with contextlib.suppress(Exception):
-            runtime()._close_client()
-        os.kill(info.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while is_running(paths) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+            with contextlib.suppress(Exception):
+                runtime()._close_client()
 
 
 def main() -> None:

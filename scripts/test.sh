@@ -15,6 +15,10 @@ python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3 python3-venv
 command -v pypy3 >/dev/null 2>&1 || need_apt+=(pypy3)
 # strace: the security test that lists what the privileged part of exec opens.
 command -v strace >/dev/null 2>&1 || need_apt+=(strace)
+# test_nonroot runs a platform as an account it makes (useradd, from passwd), from a
+# venv of the system's Python 3 (the test's own may lie under /root, closed to others).
+[ -x /usr/bin/python3 ] || need_apt+=(python3)
+command -v useradd >/dev/null 2>&1 || need_apt+=(passwd)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq

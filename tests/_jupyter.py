@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import socket
@@ -68,3 +69,19 @@ def launch(app: str, env: dict[str, str], log: Path, *extra: str) -> Server:
                 port = 0
                 time.sleep(0.05)
     return Server(proc, f"http://127.0.0.1:{port}", token, log)
+
+
+def start_jupyter_server(tmp: Path, *extra: str, **env_extra: str) -> Server:
+    """``jupyter_server`` on ``tmp`` with runtime, config and data directories of
+    its own there (and ``env_extra`` in its environment)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        JUPYTER_CONFIG_DIR=str(tmp / "config"),
+        JUPYTER_DATA_DIR=str(tmp / "data"),
+        **env_extra,
+    )
+    return launch(
+        "jupyter_server", env, tmp / "server.log", f"--ServerApp.root_dir={tmp}", *extra
+    )

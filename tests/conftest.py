@@ -6,12 +6,15 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import pytest
 
 from apolo_jupyter import Client, JobDescription, JobStatus, get
@@ -22,6 +25,9 @@ from apolo_jupyter.client._local_home import (
     is_running,
 )
 
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
 
 def until(check: Callable[[], bool], timeout: float = 30) -> None:
     """Poll ``check`` (widgets update from the runtime's thread) until it holds."""
@@ -29,6 +35,30 @@ def until(check: Callable[[], bool], timeout: float = 30) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not reached"
         time.sleep(0.02)
+
+
+def cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``apolo-jupyter ARGS`` (``python -m apolo_jupyter.cli``), waited for, its
+    output captured as text; ``kwargs`` go to ``subprocess.run`` (e.g. ``env``)."""
+    kwargs.setdefault("timeout", 120)
+    return subprocess.run(
+        [sys.executable, "-m", "apolo_jupyter.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        **kwargs,
+    )
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (for records a dead process left)."""
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(child.stdout)
 
 
 def free_port() -> int:
@@ -102,6 +132,27 @@ async def client(platform: Platform) -> AsyncIterator[Client]:
 
 
 @pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session for a Jupyter server's routes (keeps its cookies)."""
+    async with aiohttp.ClientSession(
+        cookie_jar=aiohttp.CookieJar(unsafe=True),
+        timeout=aiohttp.ClientTimeout(total=30),
+    ) as session:
+        yield session
+
+
+@pytest.fixture(scope="module")
+def shell() -> Iterator[InteractiveShell]:
+    """IPython with ``%load_ext apolo_jupyter`` (unloaded after the module)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "apolo_jupyter")
+    yield ip
+    ip.run_line_magic("unload_ext", "apolo_jupyter")
+
+
+@pytest.fixture
 def isolated_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, platform: Platform
 ) -> Path:
@@ -139,6 +190,36 @@ class Gate:
         (self.path / "open").touch()
 
 
+async def start_job(
+    client: Client, command: str, image: str = "ubuntu", **kwargs: Any
+) -> JobDescription:
+    """Start a ``cpu-small`` job of ``image`` running ``command``; ``kwargs`` go
+    to ``client.jobs.start`` (``volumes``, ``tty``, ``name``...)."""
+    return await client.jobs.start(
+        image=client.parse.remote_image(image),
+        preset_name="cpu-small",
+        command=command,
+        **kwargs,
+    )
+
+
+async def job_log(client: Client, job_id: str, **kwargs: Any) -> bytes:
+    """The job's whole log (until it ends); ``kwargs`` go to ``jobs.monitor``."""
+    out = b""
+    async with client.jobs.monitor(job_id, **kwargs) as chunks:
+        async for chunk in chunks:
+            out += chunk
+    return out
+
+
+async def wait_log(client: Client, job_id: str, text: bytes) -> None:
+    """Follow the job's log until a piece of it holds ``text`` (or it ends)."""
+    async with client.jobs.monitor(job_id) as chunks:
+        async for chunk in chunks:
+            if text in chunk:
+                return
+
+
 async def wait_finished(client: Client, job_id: str) -> JobDescription:
     """Follow the job's status changes until it has finished."""
     async with client.jobs.watch(job_id) as updates:
@@ -166,11 +247,7 @@ def start_on_runtime(command: str, *, finish: bool = False) -> str:
     client = rt.client()
 
     async def start() -> str:
-        job = await client.jobs.start(
-            image=client.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
-            command=command,
-        )
+        job = await start_job(client, command)
         return (await wait_finished(client, job.id)).id if finish else job.id
 
     return rt.run(start(), timeout=60)

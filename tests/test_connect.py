@@ -12,7 +12,7 @@ from yarl import URL
 from apolo_jupyter import ConfigError, JobStatus, PlatformUnreachable, get
 from apolo_jupyter.cli import passed_config
 
-from .conftest import Platform, wait_finished
+from .conftest import Platform, start_job, wait_finished
 
 
 async def test_explicit_url_and_token(platform: Platform) -> None:
@@ -78,11 +78,7 @@ async def test_apolo_cli_login_is_used_read_only(
             "cpu-large",
             "cpu-small-p",
         }
-        job = await client.jobs.start(
-            image=client.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
-            command="true",
-        )
+        job = await start_job(client, command="true")
         job = await wait_finished(client, job.id)
         assert job.status == JobStatus.SUCCEEDED
     assert _digest(cli_dir) == before

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +22,9 @@ from yarl import URL
 from apolo_jupyter.client._local_home import LocalPaths
 from apolo_jupyter.kernel._runtime import runtime
 
-from .conftest import until
+from .conftest import cli, until
 
 MiB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def shell() -> Iterator[InteractiveShell]:
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "apolo_jupyter")
-    yield ip
-    ip.run_line_magic("unload_ext", "apolo_jupyter")
 
 
 def _storage_host(*parts: str) -> Path:
@@ -157,52 +148,55 @@ def test_cp_bad_input_says_how_to_fix_it(
         shell.run_line_magic("apolo_cp", line.format(tmp=tmp_path, missing=missing))
 
 
-def _cli(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "apolo_jupyter.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        **kw,
-    )
-
-
-def _big(path: Path, mib: int) -> None:
+def _big_and_old(path: Path) -> None:
+    """384 MiB last changed an hour ago: storage's copy is surely newer."""
     block = os.urandom(MiB)
     with path.open("wb") as out:
-        for i in range(mib):
+        for i in range(384):
             out.write(i.to_bytes(8, "little") + block[8:])
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+
+
+def _cli_cp_underway(
+    src: Path, folder: str, host: Path, **popen: Any
+) -> subprocess.Popen[Any]:
+    """``apolo-jupyter cp SRC storage:FOLDER`` started afresh, returned once 16
+    MiB of it are in storage at ``host`` (or it has ended)."""
+    host.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apolo_jupyter.cli", "cp", str(src), f"storage:{folder}"],
+        **popen,
+    )  # fmt: skip
+
+    def underway() -> bool:
+        return (
+            host.exists() and host.stat().st_size >= 16 * MiB
+        ) or proc.poll() is not None
+
+    try:
+        until(underway, timeout=60)
+    except BaseException:
+        proc.kill()
+        proc.wait(30)
+        raise
+    return proc
 
 
 def test_cli_cp_killed_half_way_then_continued(tmp_path: Path) -> None:
     """A real interruption: the CLI is SIGKILLed while the file is on its way;
     ``cp -c`` then sends only the rest."""
     src = tmp_path / "big.bin"
-    _big(src, 384)
-    old = time.time() - 3600
-    os.utime(src, (old, old))
+    _big_and_old(src)
     folder = _folder()
     _mkdir(folder)
     host = _storage_host(folder, "big.bin")
     for _attempt in range(3):  # the copy may beat the watcher on a fast machine
-        host.unlink(missing_ok=True)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "apolo_jupyter.cli", "cp", str(src), f"storage:{folder}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-
-        def underway(proc: subprocess.Popen[bytes] = proc) -> bool:
-            return (
-                host.exists() and host.stat().st_size >= 16 * MiB
-            ) or proc.poll() is not None
-
-        try:
-            until(underway, timeout=60)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(30)
+        proc = _cli_cp_underway(
+            src, folder, host, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
         if host.stat().st_size < src.stat().st_size:
             break
     partial = host.stat().st_size
@@ -211,21 +205,21 @@ def test_cli_cp_killed_half_way_then_continued(tmp_path: Path) -> None:
     # a mark in the part already sent: a resumed copy leaves it there
     with host.open("r+b") as partial_file:
         partial_file.write(b"RESUMED!")
-    done = _cli("cp", "-c", str(src), f"storage:{folder}")
+    done = cli("cp", "-c", str(src), f"storage:{folder}")
     assert done.returncode == 0, done.stderr
     data = host.read_bytes()
     assert data[:8] == b"RESUMED!", "the first part was sent again"
     assert data[8:] == src.read_bytes()[8:]
-    again = _cli("cp", "-c", str(src), f"storage:{folder}")
+    again = cli("cp", "-c", str(src), f"storage:{folder}")
     assert again.returncode == 0
     assert "(1 up to date)" in again.stdout  # complete: nothing more was sent
 
 
 def test_cli_cp_errors_and_help(tmp_path: Path) -> None:
-    out = _cli("cp", str(tmp_path), "storage:x")
+    out = cli("cp", str(tmp_path), "storage:x")
     assert out.returncode == 2
     assert "add -r" in out.stderr and "apolo-jupyter cp --help" in out.stderr
-    assert "-c, --continue" in _cli("cp", "--help").stdout
+    assert "-c, --continue" in cli("cp", "--help").stdout
 
 
 def test_notebook_shows_the_bar_and_saves_its_final_state(
@@ -267,27 +261,19 @@ def test_notebook_shows_the_bar_and_saves_its_final_state(
 def test_cli_cp_interrupted_says_how_to_continue(tmp_path: Path) -> None:
     """Ctrl-C (SIGINT) stops the copy and prints the command that continues it."""
     src = tmp_path / "big.bin"
-    _big(src, 384)
-    old = time.time() - 3600
-    os.utime(src, (old, old))
+    _big_and_old(src)
     folder = _folder()
     _mkdir(folder)
     host = _storage_host(folder, "big.bin")
     for _attempt in range(3):
-        host.unlink(missing_ok=True)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "apolo_jupyter.cli", "cp", str(src), f"storage:{folder}"],
+        proc = _cli_cp_underway(
+            src,
+            folder,
+            host,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-        )  # fmt: skip
-
-        def underway(proc: subprocess.Popen[str] = proc) -> bool:
-            return (
-                host.exists() and host.stat().st_size >= 16 * MiB
-            ) or proc.poll() is not None
-
-        until(underway, timeout=60)
+        )
         proc.send_signal(signal.SIGINT)
         interrupted = time.monotonic()
         out, _ = proc.communicate(timeout=60)
@@ -301,7 +287,7 @@ def test_cli_cp_interrupted_says_how_to_continue(tmp_path: Path) -> None:
     )
     assert f"apolo-jupyter cp -c {src} storage:{folder}" in out
     assert host.stat().st_size < src.stat().st_size
-    done = _cli("cp", "-c", str(src), f"storage:{folder}")
+    done = cli("cp", "-c", str(src), f"storage:{folder}")
     assert done.returncode == 0, done.stderr
     assert host.read_bytes() == src.read_bytes()
 

@@ -23,7 +23,7 @@ from apolo_jupyter.client._local_home import (
     read_info,
 )
 
-from .conftest import Platform, wait_finished, wait_running
+from .conftest import Platform, cli, start_job, wait_finished, wait_log, wait_running
 
 
 def test_secret_and_token_are_private(platform: Platform) -> None:
@@ -45,18 +45,10 @@ def test_second_start_reuses_the_daemon(platform: Platform) -> None:
 
 async def test_history_survives_a_restart(own_platform: Platform) -> None:
     async with get(own_platform.url, own_platform.token, quiet=True) as client:
-        done = await client.jobs.start(
-            image=client.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
-            command="true",
-        )
+        done = await start_job(client, command="true")
         finished = await wait_finished(client, done.id)
         assert finished.status == JobStatus.SUCCEEDED
-        running = await client.jobs.start(
-            image=client.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
-            command="sleep 100",
-        )
+        running = await start_job(client, command="sleep 100")
         assert (await wait_running(client, running.id)).status == JobStatus.RUNNING
     job_pids = [
         p.pid for p in psutil.Process(own_platform.info.pid).children(recursive=True)
@@ -96,13 +88,7 @@ RUN = [sys.executable, "-m", "apolo_jupyter.cli", "run"]
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "apolo_jupyter.cli", *args, "--home", str(home)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return cli(*args, "--home", str(home))
 
 
 def test_cli_start_status_env_stop(tmp_path: Path) -> None:
@@ -232,41 +218,27 @@ async def test_cli_ps_logs_kill(own_platform: Platform, tmp_path: Path) -> None:
         "HOME": str(tmp_path),
     }
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "apolo_jupyter.cli", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            check=False,
-        )
-
     async with get(own_platform.url, own_platform.token, quiet=True) as client:
-        job = await client.jobs.start(
-            image=client.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
+        job = await start_job(
+            client,
             command="sh -c 'echo from-the-job; sleep 60'",
             name="cli-listed",
         )
         try:
             await wait_running(client, job.id)
-            async with client.jobs.monitor(job.id) as chunks:
-                async for chunk in chunks:
-                    if b"from-the-job" in chunk:
-                        break
-            listed = cli("ps")
+            await wait_log(client, job.id, b"from-the-job")
+            listed = cli("ps", env=env)
             assert listed.returncode == 0, listed.stderr
             assert re.search(rf"{job.id}\s+cli-listed\s+running", listed.stdout)
-            logs = cli("logs", "cli-listed")
+            logs = cli("logs", "cli-listed", env=env)
             assert logs.returncode == 0 and logs.stdout.strip() == "from-the-job"
-            killed = cli("kill", job.id)
+            killed = cli("kill", job.id, env=env)
             assert killed.stdout.strip() == f"{job.id}: cancelled", killed
-            assert "no jobs running or pending" in cli("ps").stdout
+            assert "no jobs running or pending" in cli("ps", env=env).stdout
             assert re.search(
-                rf"{job.id}\s+cli-listed\s+cancelled", cli("ps", "-a").stdout
+                rf"{job.id}\s+cli-listed\s+cancelled", cli("ps", "-a", env=env).stdout
             )
-            unknown = cli("kill", "job-00000000-0000-4000-8000-000000000000")
+            unknown = cli("kill", "job-00000000-0000-4000-8000-000000000000", env=env)
             assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
             assert "list jobs with apolo-jupyter ps --all" in unknown.stderr, unknown
         finally:

@@ -10,7 +10,7 @@ import pytest
 
 from apolo_jupyter import Client, ResourceNotFound
 
-from .conftest import wait_finished, wait_running
+from .conftest import job_log, start_job, wait_finished, wait_running
 from .test_exec import read_until
 
 
@@ -25,9 +25,9 @@ async def test_attach_to_a_tty_job_types_into_it_and_reads_it(client: Client) ->
         "except KeyboardInterrupt:\n"
         "    print('interrupted', flush=True)\n"
     )
-    job = await client.jobs.start(
-        image=client.parse.remote_image("python"),
-        preset_name="cpu-small",
+    job = await start_job(
+        client,
+        image="python",
         command=f"python3 -c {shlex.quote(script)}",
         tty=True,
     )
@@ -41,10 +41,7 @@ async def test_attach_to_a_tty_job_types_into_it_and_reads_it(client: Client) ->
         await read_until(stream, b"interrupted")
     done = await wait_finished(client, job.id)
     assert done.status == "succeeded", done.history
-    log = b""
-    async with client.jobs.monitor(job.id) as chunks:
-        async for chunk in chunks:
-            log += chunk
+    log = await job_log(client, job.id)
     assert b"ready True" in log and b"got hello" in log  # still logged
 
 
@@ -53,9 +50,8 @@ async def test_attach_to_a_plain_job_streams_its_output_until_it_ends(
 ) -> None:
     # 400 ticks take 20 s or more: the kill must end the job (and the stream)
     # long before the last one.
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
+    job = await start_job(
+        client,
         command="sh -c 'i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo tick $i; "
         "sleep 0.05; done'",
     )
@@ -79,11 +75,7 @@ async def test_attach_to_a_plain_job_streams_its_output_until_it_ends(
 
 
 async def test_attach_to_a_finished_job_is_refused(client: Client) -> None:
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
-        command="true",
-    )
+    job = await start_job(client, command="true")
     await wait_finished(client, job.id)
     with pytest.raises(ResourceNotFound, match="not running"):
         async with client.jobs.attach(job.id, stdout=True):

@@ -28,14 +28,6 @@ from .test_exec import until_output
 CLI = str(Path(sys.executable).with_name("apolo-jupyter"))
 
 
-@pytest.fixture(scope="module")
-def shell() -> Iterator[InteractiveShell]:
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "apolo_jupyter")
-    yield ip
-    ip.run_line_magic("unload_ext", "apolo_jupyter")
-
-
 @pytest.fixture
 def job() -> Iterator[str]:
     """A running job on the runtime's platform that wrote /tmp/hello."""

@@ -16,6 +16,8 @@ import pytest
 
 from apolo_jupyter.kernel import _forward_registry as registry
 
+from .conftest import dead_pid
+
 
 @pytest.fixture
 def forwards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -102,17 +104,11 @@ def test_only_the_id_pattern_stops_these(forwards: Path, bad: str) -> None:
 
 
 def test_dead_pid_is_stale_and_removed(forwards: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    dead_pid = int(proc.stdout)
+    pid = dead_pid()
     fwd = registry.register(9000, "job")
     path = forwards / f"{fwd.id}.json"
     data = json.loads(path.read_text())
-    data["pid"] = dead_pid
+    data["pid"] = pid
     path.write_text(json.dumps(data))
     assert registry.lookup(fwd.id) is None
     assert not path.exists()

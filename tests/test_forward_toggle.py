@@ -17,7 +17,14 @@ from apolo_jupyter.kernel import _forward_registry as registry
 from apolo_jupyter.kernel._forward_control import ForwardControl
 from apolo_jupyter.kernel._runtime import runtime
 
-from .conftest import free_port, start_on_runtime, until, wait_running
+from .conftest import (
+    free_port,
+    start_job,
+    start_on_runtime,
+    until,
+    wait_log,
+    wait_running,
+)
 
 SERVER = """
 import http.server, sys
@@ -51,16 +58,13 @@ def server_job() -> Iterator[tuple[str, int]]:
     port = free_port()
 
     async def start() -> str:
-        job = await client.jobs.start(
-            image=client.parse.remote_image("python:3.11"),
-            preset_name="cpu-small",
+        job = await start_job(
+            client,
+            image="python:3.11",
             command=f"python3 -u -c {shlex.quote(SERVER)} {port}",
         )
         await wait_running(client, job.id)
-        async with client.jobs.monitor(job.id) as chunks:
-            async for chunk in chunks:
-                if b"listening" in chunk:
-                    break
+        await wait_log(client, job.id, b"listening")
         return job.id
 
     job_id = rt.run(start(), timeout=60)

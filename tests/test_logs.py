@@ -16,26 +16,14 @@ from yarl import URL
 from apolo_jupyter import Client, JobStatus, ResourceNotFound
 from apolo_jupyter.kernel._follow import JobEvents
 
-from .conftest import Gate, Platform, wait_finished
+from .conftest import Gate, Platform, job_log, start_job, wait_finished
 
 PY = "python3 -u -c"
 
 
 async def _start(client: Client, command: str) -> str:
-    job = await client.jobs.start(
-        image=client.parse.remote_image("python:3.11"),
-        preset_name="cpu-small",
-        command=command,
-    )
+    job = await start_job(client, image="python:3.11", command=command)
     return job.id
-
-
-async def _logs(client: Client, job_id: str, **kwargs: Any) -> bytes:
-    out = b""
-    async with client.jobs.monitor(job_id, **kwargs) as chunks:
-        async for chunk in chunks:
-            out += chunk
-    return out
 
 
 async def test_logs_of_a_finished_job(client: Client) -> None:
@@ -43,7 +31,7 @@ async def test_logs_of_a_finished_job(client: Client) -> None:
         client, "sh -c 'for i in 1 2 3; do echo out $i; echo err $i >&2; done'"
     )
     await wait_finished(client, job_id)
-    text = (await _logs(client, job_id)).decode()
+    text = (await job_log(client, job_id)).decode()
     assert [line for line in text.splitlines() if line.startswith("out")] == [
         "out 1",
         "out 2",
@@ -59,9 +47,8 @@ async def test_logs_follow_a_running_job_live(
     # only once it has read them: a monitor that held output back until the job
     # ended would never see them (and time out).
     gate = Gate(platform)
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
+    job = await start_job(
+        client,
         command=f"sh -c 'for i in 0 1 2; do echo $i; done; {gate.WAIT}; echo 3; echo 4'",
         volumes=[client.parse.volume(gate.volume)],
     )
@@ -85,12 +72,8 @@ async def test_logs_follow_a_running_job_live(
 
 
 async def test_logs_wait_for_a_pending_job(client: Client) -> None:
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
-        command="echo from-the-start",
-    )
-    assert (await _logs(client, job.id)).decode().strip() == "from-the-start"
+    job = await start_job(client, command="echo from-the-start")
+    assert (await job_log(client, job.id)).decode().strip() == "from-the-start"
 
 
 async def test_quiet_job_is_not_disconnected(
@@ -101,9 +84,8 @@ async def test_quiet_job_is_not_disconnected(
     5 s more; 18 s of silence, counted from when the test has read "begin",
     pass that 15 s window only if the platform answers the PING."""
     gate = Gate(platform)
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
+    job = await start_job(
+        client,
         command=f"sh -c 'echo begin; {gate.WAIT}; sleep 18; echo end'",
         volumes=[client.parse.volume(gate.volume)],
     )
@@ -129,10 +111,10 @@ async def test_since_and_timestamps(client: Client) -> None:
     assert job.history.started_at is not None
     middle = job.history.started_at.timestamp() + 1.0
     late = (
-        await _logs(client, job_id, since=datetime.fromtimestamp(middle, UTC))
+        await job_log(client, job_id, since=datetime.fromtimestamp(middle, UTC))
     ).decode()
     assert late.split() == ["late"]
-    stamped = (await _logs(client, job_id, timestamps=True)).decode().splitlines()
+    stamped = (await job_log(client, job_id, timestamps=True)).decode().splitlines()
     assert len(stamped) == 2
     times = []
     for line, word in zip(stamped, ["early", "late"], strict=True):
@@ -142,9 +124,9 @@ async def test_since_and_timestamps(client: Client) -> None:
     assert 1.5 < (times[1] - times[0]).total_seconds() < 3.5
 
 
-async def test_unknown_job_logs(client: Client) -> None:
+async def test_unknown_jobjob_log(client: Client) -> None:
     with pytest.raises(ResourceNotFound, match="not found"):
-        await _logs(client, "job-00000000-0000-4000-8000-000000000000")
+        await job_log(client, "job-00000000-0000-4000-8000-000000000000")
 
 
 async def test_log_socket_requires_the_token(
@@ -164,11 +146,7 @@ async def test_official_sdk_monitor(platform: Platform, tmp_path: Path) -> None:
     path = tmp_path / ".apolo"
     await apolo_sdk.login_with_token(platform.token, url=URL(platform.url), path=path)
     async with apolo_sdk.get(path=path) as sdk:
-        job = await sdk.jobs.start(
-            image=sdk.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
-            command="sh -c 'echo one; sleep 0.3; echo two'",
-        )
+        job = await start_job(sdk, command="sh -c 'echo one; sleep 0.3; echo two'")
         out = b""
         async with sdk.jobs.monitor(job.id) as chunks:
             async for chunk in chunks:

@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,6 @@ from apolo_jupyter import JobDescription, JobStatus
 from apolo_jupyter.kernel._runtime import runtime
 
 from .conftest import free_port, until
-
-
-@pytest.fixture(scope="module")
-def shell() -> Iterator[InteractiveShell]:
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "apolo_jupyter")
-    yield ip
-    ip.run_line_magic("unload_ext", "apolo_jupyter")
 
 
 @pytest.mark.parametrize(

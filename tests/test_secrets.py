@@ -23,7 +23,7 @@ from yarl import URL
 from apolo_jupyter import Client, ResourceNotFound, Secret
 
 from .compat.test_official_sdk import passed_config
-from .conftest import Platform, wait_finished
+from .conftest import Platform, start_job, wait_finished
 
 BIN = Path(sys.executable).parent
 
@@ -80,9 +80,8 @@ async def test_job_gets_file_and_env_and_refuses_missing(client: Client) -> None
     mounts = client.parse.volumes([f"secret:{key}:/var/secrets/s"])
     envs = client.parse.envs([f"S=secret:{key}"])
     assert envs.secret_env == {"S": URL(f"secret://local/local/default/{key}")}
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
+    job = await start_job(
+        client,
         command="sh -c 'cat /var/secrets/s; echo; echo $S; "
         "echo x > /var/secrets/s || echo read-only'",
         secret_files=mounts.secret_files,
@@ -94,9 +93,8 @@ async def test_job_gets_file_and_env_and_refuses_missing(client: Client) -> None
     assert out.splitlines()[:2] == ["file-and-env", "file-and-env"]
     assert "read-only" in out
     with pytest.raises(Exception, match="does not exist"):
-        await client.jobs.start(
-            image=client.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
+        await start_job(
+            client,
             command="true",
             secret_env={"S": URL("secret://local/local/default/missing-key")},
         )

@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -22,8 +20,8 @@ from yarl import URL
 from apolo_jupyter import Client, JobStatus
 from apolo_jupyter.kernel import _platform_registry as platforms
 
-from ._jupyter import Server, launch
-from .conftest import Platform, wait_finished, wait_running
+from ._jupyter import Server, start_jupyter_server
+from .conftest import Platform, dead_pid, start_job, wait_finished, wait_running
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,14 +43,7 @@ def platforms_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def server(
     tmp_path_factory: pytest.TempPathFactory, platforms_dir: Path
 ) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("jupyter-kill")
-    env = dict(os.environ)
-    env.update(
-        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-        JUPYTER_CONFIG_DIR=str(tmp / "config"),
-        JUPYTER_DATA_DIR=str(tmp / "data"),
-    )
-    s = launch("jupyter_server", env, tmp / "server.log", f"--ServerApp.root_dir={tmp}")
+    s = start_jupyter_server(tmp_path_factory.mktemp("jupyter-kill"))
     yield s
     s.stop()
 
@@ -62,21 +53,8 @@ def platform_id(platform: Platform, platforms_dir: Path) -> str:
     return platforms.register(platform.url, platform.token)
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(
-        cookie_jar=aiohttp.CookieJar(unsafe=True),
-        timeout=aiohttp.ClientTimeout(total=30),
-    ) as session:
-        yield session
-
-
 async def _sleeper(client: Client) -> str:
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
-        command="sleep 300",
-    )
+    job = await start_job(client, command="sleep 300")
     await wait_running(client, job.id)
     return job.id
 
@@ -153,12 +131,7 @@ async def test_unknown_platforms_jobs_and_ids_say_what_to_do(
 
 
 def test_a_dead_kernels_record_is_stale(platforms_dir: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    pid = dead_pid()
     record_id = platforms.register(
         "http://127.0.0.1:1/api/v1", "token-of-a-dead-kernel"
     )
@@ -167,7 +140,7 @@ def test_a_dead_kernels_record_is_stale(platforms_dir: Path) -> None:
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert oct(platforms_dir.stat().st_mode & 0o777) == "0o700"
     assert platforms.lookup(record_id) is not None
-    data["pid"] = int(proc.stdout)
+    data["pid"] = pid
     path.write_text(json.dumps(data))
     assert platforms.lookup(record_id) is None
     assert not path.exists()

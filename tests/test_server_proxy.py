@@ -12,8 +12,6 @@ import hashlib
 import json
 import os
 import secrets
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,7 +25,8 @@ from apolo_jupyter.kernel import _forward_registry as registry
 from apolo_jupyter.kernel._forward_control import proxy_url
 from apolo_jupyter.server._rewrite import SANDBOX_CSP
 
-from ._jupyter import Server, launch
+from ._jupyter import Server, start_jupyter_server
+from .conftest import dead_pid
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -189,17 +188,7 @@ class Backend:
 
 
 def start_server(tmp: Path, forwards: Path, *extra: str) -> Server:
-    tmp.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.update(
-        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-        JUPYTER_CONFIG_DIR=str(tmp / "config"),
-        JUPYTER_DATA_DIR=str(tmp / "data"),
-        APOLO_JUPYTER_FORWARDS_DIR=str(forwards),
-    )
-    return launch(
-        "jupyter_server", env, tmp / "server.log", f"--ServerApp.root_dir={tmp}", *extra
-    )
+    return start_jupyter_server(tmp, *extra, APOLO_JUPYTER_FORWARDS_DIR=str(forwards))
 
 
 @pytest.fixture(scope="module")
@@ -234,15 +223,6 @@ def server(
 @pytest.fixture(scope="module")
 def fwd(backend: Backend, forwards_dir: Path) -> registry.Forward:
     return registry.register(backend.port, "job-under-test")
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(
-        cookie_jar=aiohttp.CookieJar(unsafe=True),
-        timeout=aiohttp.ClientTimeout(total=30),
-    ) as session:
-        yield session
 
 
 def proxied(server: Server, fwd: registry.Forward, path: str) -> str:
@@ -557,10 +537,8 @@ async def test_unregistered_and_dead_forwards_are_gone(
         assert r.status == 404
     dead = registry.register(backend.port, "job-dead")
     record = forwards_dir / f"{dead.id}.json"
-    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True)  # fmt: skip
     data = json.loads(record.read_text())
-    data["pid"] = int(child.stdout)
+    data["pid"] = dead_pid()
     record.write_text(json.dumps(data))
     async with http.get(proxied(server, dead, "/"), headers=server.auth) as r:
         assert r.status == 404

@@ -20,7 +20,7 @@ import pytest
 
 from apolo_jupyter import Client, JobStatus, get
 
-from .conftest import Platform, wait_finished, wait_running
+from .conftest import Platform, start_job, wait_finished, wait_running
 
 GiB = 2**30
 JOBS = 500
@@ -59,9 +59,8 @@ def soak_platform(tmp_path: Path) -> Iterator[Platform]:
 
 
 async def _run_one(client: Client, kind: str, marker: str) -> tuple[str, JobStatus]:
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
+    job = await start_job(
+        client,
         command=COMMANDS[kind],
         env={"SOAK_MARKER": marker},
         tags=["soak"],

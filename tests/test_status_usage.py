@@ -26,7 +26,7 @@ from apolo_jupyter.widgets import JobStatusView
 from apolo_jupyter.widgets._status_model import StatusFeed
 from apolo_jupyter.widgets._usage import WINDOW, UsageLog, figures, size, usage_text
 
-from .conftest import Platform, until
+from .conftest import Platform, start_job, until
 from .test_gpu import SMI, UUIDS, fake_gpus
 from .test_status_view import RUNNING, SUCCEEDED, T0, snapshot
 
@@ -177,11 +177,7 @@ async def _client(url: str, token: str) -> Client:
 
 
 async def _start(client: Client, command: str) -> str:
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
-        command=command,
-    )
+    job = await start_job(client, command=command)
     return job.id
 
 

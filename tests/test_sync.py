@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from apolo_jupyter.kernel._sync import (
 )
 from apolo_jupyter.kernel._transfer import Tracker
 
-from .conftest import Platform, wait_finished
+from .conftest import Platform, job_log, start_job, wait_finished
 
 
 def _host(platform: Platform, uri: URL) -> Path:
@@ -200,19 +199,15 @@ async def test_a_job_runs_the_synced_code_read_only_in_its_working_directory(
         "print(open('config.yaml').read().strip()); "
         "open('out.txt', 'w')"
     )
-    job = await client.jobs.start(
-        image=client.parse.remote_image("python:3.11"),
-        preset_name="cpu-small",
+    job = await start_job(
+        client,
+        image="python:3.11",
         command=f'python3 -c "{script}"',
         volumes=[client.parse.volume(f"{result.remote}:{path}:ro")],
         working_dir=path,
     )
     final: JobDescription = await wait_finished(client, job.id)
-    logs = b""
-    async with client.jobs.monitor(job.id) as chunks:
-        async for chunk in chunks:
-            logs += chunk
-    text = logs.decode()
+    text = (await job_log(client, job.id)).decode()
     assert "hi job /apolo/sync/proj" in text and "epochs: 3" in text
     assert "Read-only file system" in text  # the job cannot change the code
     assert final.history.exit_code == 1
@@ -225,16 +220,6 @@ async def test_a_job_runs_the_synced_code_read_only_in_its_working_directory(
 
 
 # ------------------------------------------------------------------ the magics
-
-
-@pytest.fixture(scope="module")
-def shell() -> Iterator[Any]:
-    from IPython.core.interactiveshell import InteractiveShell
-
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "apolo_jupyter")
-    yield ip
-    ip.run_line_magic("unload_ext", "apolo_jupyter")
 
 
 def test_apolo_run_sync_mounts_the_folder_and_a_second_run_sends_nothing(

@@ -10,18 +10,14 @@ import pytest
 from apolo_jupyter import Client, IllegalArgumentError, JobTelemetry, get
 from apolo_jupyter.local._telemetry import parse_nvidia_smi
 
-from .conftest import Platform, wait_finished, wait_running
+from .conftest import Platform, start_job, wait_finished, wait_running
 
 
 async def test_a_busy_job_shows_about_one_core(client: Client) -> None:
     """Each sample is the CPU used since the previous one: a busy loop shows about
     one core, sample after sample (cumulative CPU time would grow past 1.5 by the
     third second and never come back)."""
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
-        command="sh -c 'while :; do :; done'",
-    )
+    job = await start_job(client, command="sh -c 'while :; do :; done'")
     await wait_running(client, job.id)
     samples: list[JobTelemetry] = []
     in_band = 0
@@ -48,9 +44,8 @@ async def test_a_busy_job_shows_about_one_core(client: Client) -> None:
 async def test_top_counts_every_process_of_the_job(client: Client) -> None:
     # A busy grandchild (the inner sh) and a child holding 64 MiB: the samples
     # show the CPU of the one and the memory of the other.
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
+    job = await start_job(
+        client,
         command='sh -c \'sh -c "while :; do :; done" & '
         'python3 -c "import time; x = bytearray(64 << 20); time.sleep(300)"\'',
     )
@@ -73,11 +68,7 @@ async def test_top_counts_every_process_of_the_job(client: Client) -> None:
 
 
 async def test_top_ends_with_the_job(client: Client) -> None:
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
-        command="sleep 300",
-    )
+    job = await start_job(client, command="sleep 300")
     await wait_running(client, job.id)
     count = 0
     async with client.jobs.top(job.id) as it:
@@ -89,11 +80,7 @@ async def test_top_ends_with_the_job(client: Client) -> None:
 
 
 async def test_top_of_a_finished_job_says_it_is_not_running(client: Client) -> None:
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
-        command="true",
-    )
+    job = await start_job(client, command="true")
     await wait_finished(client, job.id)
     with pytest.raises(IllegalArgumentError, match=r"not running.*succeeded"):
         async with client.jobs.top(job.id) as it:
@@ -102,11 +89,7 @@ async def test_top_of_a_finished_job_says_it_is_not_running(client: Client) -> N
 
 
 async def test_send_signal_kills_the_job_at_once(client: Client) -> None:
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
-        command="sh -c 'trap \"\" TERM; sleep 300'",
-    )
+    job = await start_job(client, command="sh -c 'trap \"\" TERM; sleep 300'")
     await wait_running(client, job.id)
     await client.jobs.send_signal(job.id)
     done = await wait_finished(client, job.id)
@@ -124,11 +107,7 @@ async def test_capacity_counts_the_jobs_that_fit_now(tmp_path: Path) -> None:
                 "cpu-large": 0,
                 "cpu-small-p": 2,
             }
-            job = await client.jobs.start(
-                image=client.parse.remote_image("ubuntu"),
-                preset_name="cpu-small",
-                command="sleep 300",
-            )
+            job = await start_job(client, command="sleep 300")
             await wait_running(client, job.id)
             assert await client.jobs.get_capacity() == {
                 "cpu-small": 1,

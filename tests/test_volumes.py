@@ -20,7 +20,7 @@ from apolo_jupyter import (
     Volume,
 )
 
-from .conftest import Platform, wait_finished
+from .conftest import Platform, job_log, wait_finished
 
 
 def _folder() -> str:
@@ -40,11 +40,7 @@ async def _run(client: Client, command: str, *volumes: Volume) -> JobDescription
 
 
 async def _log(client: Client, job_id: str) -> str:
-    out = b""
-    async with client.jobs.monitor(job_id) as chunks:
-        async for chunk in chunks:
-            out += chunk
-    return out.decode()
+    return (await job_log(client, job_id)).decode()
 
 
 def _host(platform: Platform, folder: str) -> Path:

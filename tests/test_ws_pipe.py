@@ -18,6 +18,7 @@ import pytest
 from yarl import URL
 
 from apolo_jupyter import Client
+from apolo_jupyter.client import _ws_pipe
 from apolo_jupyter.client._errors import ClientError
 from apolo_jupyter.client._ws_pipe import (
     OP_BINARY,
@@ -274,6 +275,55 @@ async def test_client_masks_what_it_sends() -> None:
     async with fake_platform(script) as url, client_pipe(url) as (_, _r, writer):
         writer.write(payload)
         assert await asyncio.wait_for(received, 20) == payload
+
+
+@pytest.mark.parametrize("order", ["ours, then the peer's", "the peer's, then ours"])
+async def test_a_close_ends_in_its_wait_when_the_local_reader_takes_nothing(
+    order: str,
+) -> None:
+    """A local reader that stopped reading (a browser tab left open on a stream):
+    the peer's CLOSE can come in the same read as data that then waits for that
+    reader. A toggle turned off must still get its forward down in ``wait``."""
+    async with fake_platform(_flood) as url, client_pipe(url) as (pipe, _r, _w):
+        await _until_throttled(pipe)
+        assert pipe.plain.transport is not None
+        assert pipe.plain.transport.get_write_buffer_size() > 0
+        peers_close = struct.pack("!H", 1000)  # as a read of the WebSocket brings it
+        if order == "ours, then the peer's":
+            pipe.close(wait=0.5)
+            pipe.on_close_frame(peers_close)
+        else:
+            pipe.on_close_frame(peers_close)
+            pipe.close(wait=0.5)
+        await asyncio.wait_for(asyncio.shield(pipe.done), 10)
+
+
+async def test_a_peers_close_gives_pending_bytes_a_bounded_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Closed by the peer alone, a pipe flushes what it holds, but a reader that
+    takes nothing cannot keep its sockets open past FLUSH_FOR."""
+    monkeypatch.setattr(_ws_pipe, "FLUSH_FOR", 0.3)
+    async with fake_platform(_flood) as url, client_pipe(url) as (pipe, _r, _w):
+        await _until_throttled(pipe)
+        pipe.on_close_frame(struct.pack("!H", 1000))
+        await asyncio.wait_for(asyncio.shield(pipe.done), 10)
+
+
+async def _flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """More data than the sockets' buffers hold, then silence."""
+    chunk = frame(OP_BINARY, os.urandom(1 << 20), mask=False)
+    for _ in range(64):
+        writer.write(chunk)
+        await writer.drain()
+    await asyncio.sleep(30)
+
+
+async def _until_throttled(pipe: Pipe) -> None:
+    """Until our write buffer to the local reader is full."""
+    async with asyncio.timeout(20):
+        while not pipe.ws.throttled:
+            await asyncio.sleep(0.01)
 
 
 async def test_client_fails_a_silent_platform() -> None:

@@ -10,17 +10,10 @@ from typing import Any
 def cmd_cp(args: argparse.Namespace) -> int:
     from IPython.core.error import UsageError
 
-    from ..magics._cp import copy
+    from ..magics._cp import copy_parsed
 
     try:
-        copy(
-            args.src,
-            args.dst,
-            recursive=args.recursive,
-            update=args.update,
-            continue_=args.continue_,
-            command="apolo-jupyter cp",
-        )
+        copy_parsed(args, command="apolo-jupyter cp")
     except UsageError as exc:
         print(f"apolo-jupyter cp: {exc}", file=sys.stderr)
         return 2

@@ -14,8 +14,7 @@ from typing import Any
 
 from yarl import URL
 
-from ._config import Config
-from ._core import Core
+from ._project_service import ProjectService
 from ._utils import AsyncIteratorAndContextManager, asyncgeneratorcontextmanager
 
 
@@ -49,26 +48,8 @@ def _when(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
 
 
-class Disks:
-    def __init__(self, core: Core, config: Config) -> None:
-        self._core = core
-        self._config = config
-
-    def _url(self, cluster_name: str | None) -> URL:
-        cluster = cluster_name or self._config.cluster_name
-        url = self._config.get_cluster(cluster).disks_url
-        if not url.scheme:
-            raise ValueError(
-                f"cluster {cluster} has no disks service in its /config (disks_url)"
-            )
-        return url
-
-    def _params(self, org_name: str | None, project_name: str | None) -> dict[str, str]:
-        params = {"project_name": project_name or self._config.project_name_or_raise}
-        org = org_name or self._config.org_name
-        if org:
-            params["org_name"] = org
-        return params
+class Disks(ProjectService):
+    _service = "disks"
 
     def _disk(self, data: Mapping[str, Any]) -> Disk:
         if not data.get("org_name"):
@@ -103,9 +84,7 @@ class Disks:
     async def _list(
         self, cluster_name: str | None, org_name: str | None, project_name: str | None
     ) -> AsyncGenerator[Disk, None]:
-        params = {"org_name": org_name or self._config.org_name or ""}
-        if project_name:
-            params["project_name"] = project_name
+        params = self._list_params(org_name, project_name)
         async with self._core.request(
             "GET", self._url(cluster_name), params=params
         ) as resp:
@@ -141,10 +120,10 @@ class Disks:
         org_name: str | None = None,
         project_name: str | None = None,
     ) -> Disk:
-        url = self._url(cluster_name) / disk_id_or_name
-        params = self._params(org_name, project_name)
-        async with self._core.request("GET", url, params=params) as resp:
-            return self._disk(await resp.json())
+        data = await self._get_one(
+            disk_id_or_name, cluster_name, org_name, project_name
+        )
+        return self._disk(data)
 
     async def rm(
         self,
@@ -153,7 +132,4 @@ class Disks:
         org_name: str | None = None,
         project_name: str | None = None,
     ) -> None:
-        url = self._url(cluster_name) / disk_id_or_name
-        params = self._params(org_name, project_name)
-        async with self._core.request("DELETE", url, params=params):
-            return None
+        await self._rm(disk_id_or_name, cluster_name, org_name, project_name)

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from yarl import URL
 
-from ._config import Config
-from ._core import Core
+from ._project_service import ProjectService
 from ._utils import AsyncIteratorAndContextManager, asyncgeneratorcontextmanager
 
 
@@ -32,31 +31,9 @@ class Secret:
         return URL(f"secret://{self.cluster_name}{org}/{self.project_name}/{self.key}")
 
 
-def _no_service(cluster: str) -> ValueError:
-    return ValueError(
-        f"cluster {cluster} has no secrets service in its /config (secrets_url); "
-        "secrets need a platform that offers them"
-    )
-
-
-class Secrets:
-    def __init__(self, core: Core, config: Config) -> None:
-        self._core = core
-        self._config = config
-
-    def _url(self, cluster_name: str | None) -> URL:
-        cluster = cluster_name or self._config.cluster_name
-        url = self._config.get_cluster(cluster).secrets_url
-        if not url.scheme:
-            raise _no_service(cluster)
-        return url
-
-    def _params(self, org_name: str | None, project_name: str | None) -> dict[str, str]:
-        params = {"project_name": project_name or self._config.project_name_or_raise}
-        org = org_name or self._config.org_name
-        if org:
-            params["org_name"] = org
-        return params
+class Secrets(ProjectService):
+    _service = "secrets"
+    _no_service_hint = "; secrets need a platform that offers them"
 
     def list(
         self,
@@ -72,9 +49,7 @@ class Secrets:
         self, cluster_name: str | None, org_name: str | None, project_name: str | None
     ) -> AsyncGenerator[Secret, None]:
         url = self._url(cluster_name)
-        params = {"org_name": org_name or self._config.org_name or ""}
-        if project_name:
-            params["project_name"] = project_name
+        params = self._list_params(org_name, project_name)
         async with self._core.request("GET", url, params=params) as resp:
             items = await resp.json()
         for item in items:
@@ -116,10 +91,7 @@ class Secrets:
         org_name: str | None = None,
         project_name: str | None = None,
     ) -> bytes:
-        url = self._url(cluster_name) / key
-        params = self._params(org_name, project_name)
-        async with self._core.request("GET", url, params=params) as resp:
-            data = await resp.json()
+        data = await self._get_one(key, cluster_name, org_name, project_name)
         return base64.b64decode(data["value"])
 
     async def rm(
@@ -129,7 +101,4 @@ class Secrets:
         org_name: str | None = None,
         project_name: str | None = None,
     ) -> None:
-        url = self._url(cluster_name) / key
-        params = self._params(org_name, project_name)
-        async with self._core.request("DELETE", url, params=params):
-            return None
+        await self._rm(key, cluster_name, org_name, project_name)

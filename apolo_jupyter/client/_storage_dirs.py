@@ -116,7 +116,22 @@ async def run_all(coros: Iterable[Awaitable[Any]]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-class _Upload:
+class _FolderTransfer:
+    """What a folder's upload and download share: the options, the progress
+    reporter, and the slots and thread hops that its files' transfers share."""
+
+    def __init__(
+        self, storage: Storage, update: bool, continue_: bool, report: Reporter
+    ) -> None:
+        self.storage = storage
+        self.update = update
+        self.continue_ = continue_
+        self.report = report
+        self.slots = Slots()
+        self.hops = Hops()
+
+
+class _Upload(_FolderTransfer):
     def __init__(
         self,
         storage: Storage,
@@ -125,13 +140,8 @@ class _Upload:
         ignore_file_names: AbstractSet[str],
         report: Reporter,
     ) -> None:
-        self.storage = storage
-        self.update = update
-        self.continue_ = continue_
+        super().__init__(storage, update, continue_, report)
         self.ignore_file_names = ignore_file_names
-        self.report = report
-        self.slots = Slots()
-        self.hops = Hops()
 
     async def _remote_files(self, dst: URL, compare: bool) -> dict[str, FileStatus]:
         """Make sure ``dst`` is a folder; its files when they will be compared."""
@@ -255,17 +265,7 @@ async def upload_dir(
     await job.folder(path, dst, "", chosen)
 
 
-class _Download:
-    def __init__(
-        self, storage: Storage, update: bool, continue_: bool, report: Reporter
-    ) -> None:
-        self.storage = storage
-        self.update = update
-        self.continue_ = continue_
-        self.report = report
-        self.slots = Slots()
-        self.hops = Hops()
-
+class _Download(_FolderTransfer):
     async def folder(
         self, src: URL, path: Path, rel: str, filter: AsyncFilterFunc
     ) -> None:

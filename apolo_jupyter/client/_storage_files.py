@@ -57,6 +57,27 @@ class ServerClock:
         self.max_diff = received - server
 
 
+def _over_newer(
+    src_size: int,
+    dst_size: int,
+    resume_at: int,
+    *,
+    update: bool,
+    continue_: bool,
+) -> int | None:
+    """Where to start over a destination that is surely newer, either way:
+    ``update`` skips it, ``continue_`` skips a copy of the same size and resumes
+    a shorter one at ``resume_at``; otherwise all of it goes again."""
+    if update:
+        return None
+    if continue_:
+        if src_size == dst_size:
+            return None
+        if src_size > dst_size:
+            return resume_at
+    return 0
+
+
 def upload_offset(
     local: os.stat_result,
     remote: FileStatus,
@@ -68,14 +89,13 @@ def upload_offset(
     """Where to start sending ``local`` over ``remote``; None: nothing to send."""
     if local.st_mtime - remote.modification_time > clock.min_diff - TIME_THRESHOLD:
         return 0  # the local file may be newer: all of it
-    if update:
-        return None
-    if continue_:
-        if local.st_size == remote.size:
-            return None
-        if local.st_size > remote.size:
-            return resume_offset(remote.size)
-    return 0
+    return _over_newer(
+        local.st_size,
+        remote.size,
+        resume_offset(remote.size),
+        update=update,
+        continue_=continue_,
+    )
 
 
 def download_offset(
@@ -92,14 +112,13 @@ def download_offset(
         clock.max_diff + TIME_THRESHOLD + 1.0
     ):
         return 0  # the storage file may be newer: all of it
-    if update:
-        return None
-    if continue_:
-        if local.st_size == remote.size:
-            return None
-        if local.st_size < remote.size:
-            return local.st_size
-    return 0
+    return _over_newer(
+        remote.size,
+        local.st_size,
+        local.st_size,
+        update=update,
+        continue_=continue_,
+    )
 
 
 def _open_for_upload(path: Path) -> tuple[BinaryIO, int, bytes | None]:
@@ -140,19 +159,12 @@ async def send_file(
         report.complete(src, dst, size)
         return
     try:
-        done = offset
-
-        def sent(count: int) -> None:
-            nonlocal done
-            done += count
-            report.step(src, dst, done, size)
-
         await upload_stream(
             stream,
             lambda chunk: storage.create(dst, chunk),
             lambda chunk, at: storage.write(dst, chunk, at),
             offset=offset,
-            on_bytes=sent,
+            on_bytes=report.counter(src, dst, offset, size),
         )
         report.complete(src, dst, size)
     finally:
@@ -203,13 +215,7 @@ async def fetch_file(
             return
     stream = await asyncio.to_thread(_open_unbuffered, path, bool(offset))
     try:
-        done = offset
-
-        def got(count: int) -> None:
-            nonlocal done
-            done += count
-            report.step(src, dst, done, size)
-
+        got = report.counter(src, dst, offset, size)
         if offset:
             await asyncio.to_thread(stream.seek, offset)
             await asyncio.to_thread(stream.truncate)

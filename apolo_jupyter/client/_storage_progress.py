@@ -12,6 +12,7 @@ methods will do, subclassing the ABCs is optional.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +110,19 @@ class Reporter:
     def step(self, src: URL, dst: URL, current: int, size: int) -> None:
         if self.active:
             self._call("step", StorageProgressStep(src, dst, current, size))
+
+    def counter(
+        self, src: URL, dst: URL, done: int, size: int
+    ) -> Callable[[int], None]:
+        """An ``on_bytes`` callback for a file's transfer: adds each count to
+        ``done`` (from a resumed file's skipped part) and reports it as a step."""
+
+        def count(more: int) -> None:
+            nonlocal done
+            done += more
+            self.step(src, dst, done, size)
+
+        return count
 
     def complete(self, src: URL, dst: URL, size: int) -> None:
         if self.active:

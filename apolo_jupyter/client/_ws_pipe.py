@@ -46,6 +46,9 @@ OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
 _DATA_OPS = frozenset({OP_CONTINUATION, OP_TEXT, OP_BINARY})
 _CONTROL_OPS = frozenset({OP_CLOSE, OP_PING, OP_PONG})
 CLOSE_OK, CLOSE_PROTOCOL_ERROR = 1000, 1002
+# Seconds a closed pipe's pending bytes get to reach a reader (a slow reader has
+# over 15 kB/s for what a pipe holds): after that both sockets are dropped.
+FLUSH_FOR = 30.0
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -114,15 +117,27 @@ class Pipe:
         self.close(CLOSE_PROTOCOL_ERROR if isinstance(error, ProtocolError) else 1011)
 
     def close(self, code: int = CLOSE_OK, *, wait: float = 0.5) -> None:
-        """Say CLOSE (once), stop reading the TCP side, and give the peer ``wait``
-        seconds to answer before both sockets are dropped."""
-        if self._closing:
+        """Say CLOSE (once), stop reading the TCP side, and drop both sockets if
+        they are not closed ``wait`` seconds from now.
+
+        The deadline holds whatever happens meanwhile: the peer's CLOSE may come
+        in the same read as data that a local reader never takes, and a graceful
+        close would then wait on that reader for ever. Called again on a closing
+        pipe, it only ever brings the deadline nearer."""
+        if not self._closing:
+            self._begin_close(code)
+            if self.ws.gone:
+                self._finish()
+        self._drop_at(self._loop.time() + wait)
+
+    def _drop_at(self, when: float) -> None:
+        if self.done.done():
             return
-        self._begin_close(code)
-        if self.ws.gone:
-            self._finish()
-        else:
-            self._abort = self._loop.call_later(wait, self._finish, True)
+        if self._abort is not None:
+            if self._abort.when() <= when:
+                return
+            self._abort.cancel()
+        self._abort = self._loop.call_at(when, self._finish, True)
 
     def _begin_close(self, code: int) -> None:
         self._closing = True
@@ -132,9 +147,10 @@ class Pipe:
             self.ws.send_control(OP_CLOSE, struct.pack("!H", code))
 
     def _finish(self, abort: bool = False) -> None:
-        """Close both sockets; pending bytes are flushed unless ``abort``."""
+        """Close both sockets; pending bytes are flushed unless ``abort``, for at
+        most FLUSH_FOR seconds (or until an earlier deadline of ``close``)."""
         self._closing = True
-        if self._abort is not None:
+        if abort and self._abort is not None:
             self._abort.cancel()
             self._abort = None
         for side in (self.plain, self.ws):
@@ -143,10 +159,15 @@ class Pipe:
                     side.transport.abort()
                 else:
                     side.transport.close()
+        if not abort:  # a reader that takes nothing must not hold the pipe open
+            self._drop_at(self._loop.time() + FLUSH_FOR)
         self._maybe_done()
 
     def _maybe_done(self) -> None:
         if self.plain.gone and self.ws.gone and not self.done.done():
+            if self._abort is not None:
+                self._abort.cancel()
+                self._abort = None
             self.done.set_result(None)
 
     # -- events from the sides ---------------------------------------------------

@@ -17,14 +17,11 @@ is stale).
 
 from __future__ import annotations
 
-import atexit
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from jupyter_core.paths import jupyter_runtime_dir
 
 from . import _records as records
 from ._records import ID_PATTERN
@@ -41,7 +38,6 @@ __all__ = [
 ]
 
 ENV_DIR = "APOLO_JUPYTER_FORWARDS_DIR"
-_atexit_registered = False
 
 
 @dataclass(frozen=True)
@@ -62,10 +58,7 @@ def _start_ticks(pid: int) -> int | None:
 
 def forwards_dir() -> Path:
     """The registry directory (not created)."""
-    override = os.environ.get(ENV_DIR)
-    if override:
-        return Path(override)
-    return Path(jupyter_runtime_dir()) / "apolo-forwards"
+    return records.registry_dir(ENV_DIR, "apolo-forwards")
 
 
 def register(port: int, job_id: str) -> Forward:
@@ -75,7 +68,6 @@ def register(port: int, job_id: str) -> Forward:
     :func:`unregister_all_of_this_process` (also run at exit) and ignored by
     readers once this process is gone.
     """
-    global _atexit_registered
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError("port must be an integer between 1 and 65535")
     if not isinstance(job_id, str) or not job_id:
@@ -100,9 +92,7 @@ def register(port: int, job_id: str) -> Forward:
             "started": forward.started,
         },
     )
-    if not _atexit_registered:
-        atexit.register(unregister_all_of_this_process)
-        _atexit_registered = True
+    records.remove_at_exit(unregister_all_of_this_process)
     return forward
 
 

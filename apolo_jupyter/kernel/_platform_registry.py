@@ -15,14 +15,11 @@ when the kernel exits (or is ignored once its process is gone).
 
 from __future__ import annotations
 
-import atexit
 import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-from jupyter_core.paths import jupyter_runtime_dir
 
 from ..client import Client
 from . import _records as records
@@ -31,7 +28,6 @@ ENV_DIR = "APOLO_JUPYTER_PLATFORMS_DIR"
 JOB_ID_PATTERN = r"job-[A-Za-z0-9-]{1,80}"
 _registered: dict[tuple[str, str], str] = {}
 _lock = threading.Lock()
-_atexit_registered = False
 
 
 @dataclass(frozen=True)
@@ -47,16 +43,12 @@ class Platform:
 
 def platforms_dir() -> Path:
     """The registry directory (not created)."""
-    override = os.environ.get(ENV_DIR)
-    if override:
-        return Path(override)
-    return Path(jupyter_runtime_dir()) / "apolo-platforms"
+    return records.registry_dir(ENV_DIR, "apolo-platforms")
 
 
 def register(api_url: str, token: str) -> str:
     """Record this process's connection to ``api_url``; return its id (one
     record per platform and token; registering again returns the same id)."""
-    global _atexit_registered
     key = (api_url, token)
     with _lock:
         known = _registered.get(key)
@@ -76,9 +68,7 @@ def register(api_url: str, token: str) -> str:
             },
         )
         _registered[key] = record_id
-        if not _atexit_registered:
-            atexit.register(unregister_all_of_this_process)
-            _atexit_registered = True
+        records.remove_at_exit(unregister_all_of_this_process)
         return record_id
 
 

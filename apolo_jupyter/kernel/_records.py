@@ -12,6 +12,7 @@ stale.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -19,14 +20,35 @@ import re
 import secrets
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from jupyter_core.paths import jupyter_runtime_dir
 
 from ..client._process import start_ticks as start_ticks  # re-exported
 
 ID_PATTERN = r"[A-Za-z0-9_-]{16,64}"
 _ID_RE = re.compile(ID_PATTERN)
 MAX_RECORD = 4096
+_removed_at_exit: set[Callable[[], None]] = set()
+
+
+def registry_dir(env: str, name: str) -> Path:
+    """A registry's directory (not created): ``$env`` if set, else ``name`` in
+    ``jupyter_runtime_dir()``."""
+    override = os.environ.get(env)
+    if override:
+        return Path(override)
+    return Path(jupyter_runtime_dir()) / name
+
+
+def remove_at_exit(unregister_all: Callable[[], None]) -> None:
+    """Run ``unregister_all`` (a registry's removal of this process's records)
+    when the process exits; once, however often it is asked."""
+    if unregister_all not in _removed_at_exit:
+        atexit.register(unregister_all)
+        _removed_at_exit.add(unregister_all)
 
 
 def new_id() -> str:

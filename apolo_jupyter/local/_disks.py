@@ -22,11 +22,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from yarl import URL
-
+from ._project import name_in_uri
 from ._records import now_iso
 from ._requests import BadRequest
-from ._settings import CLUSTER, ORG, PROJECT
+from ._settings import ORG, PROJECT
 
 _NAME = re.compile(r"[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?")
 _ID = re.compile(r"disk-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -158,18 +157,8 @@ class DiskStore:
 
     def id_of(self, uri: str) -> str:
         """The id of the disk a ``disk://local/local/default/ID`` URI names."""
-        parsed = URL(uri)
-        parts = [p for p in parsed.path.split("/") if p]
-        if (
-            parsed.scheme != "disk"
-            or parsed.host != CLUSTER
-            or parts[:-1] != [ORG, PROJECT]
-        ):
-            raise BadRequest(
-                f"disk {uri!r} is not on this platform: use "
-                f"disk://{CLUSTER}/{ORG}/{PROJECT}/<disk> (disk:<name> in the client)"
-            )
+        name = name_in_uri(uri, "disk", "disk", "name")
         try:
-            return str(self.get(parts[-1])["id"])
+            return str(self.get(name)["id"])
         except DiskNotFound as exc:
             raise BadRequest(str(exc)) from None

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from ._disks import DiskNotFound, DiskStore
+from ._project import check_project
 from ._requests import BadRequest
-from ._settings import ORG, PROJECT
 from ._web import SERVICE, json_error
 
 
@@ -14,16 +14,8 @@ def _store(request: web.Request) -> DiskStore:
     return request.app[SERVICE].disks
 
 
-def _scope(org: object, project: object) -> None:
-    if (org or ORG, project or PROJECT) != (ORG, PROJECT):
-        raise BadRequest(
-            f"org/project {org}/{project} does not exist here: the local platform "
-            f"serves {ORG}/{PROJECT}"
-        )
-
-
 async def list_disks(request: web.Request) -> web.Response:
-    _scope(request.query.get("org_name"), request.query.get("project_name"))
+    check_project(request.query.get("org_name"), request.query.get("project_name"))
     return web.json_response(_store(request).all())
 
 
@@ -34,7 +26,7 @@ async def create_disk(request: web.Request) -> web.Response:
         raise BadRequest("the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest('send {"storage": BYTES, "name": ..., "project_name": ...}')
-    _scope(body.get("org_name"), body.get("project_name"))
+    check_project(body.get("org_name"), body.get("project_name"))
     disk = _store(request).create(
         body.get("storage"), body.get("name"), body.get("life_span")
     )
@@ -42,7 +34,7 @@ async def create_disk(request: web.Request) -> web.Response:
 
 
 async def get_disk(request: web.Request) -> web.Response:
-    _scope(request.query.get("org_name"), request.query.get("project_name"))
+    check_project(request.query.get("org_name"), request.query.get("project_name"))
     try:
         disk = await _store(request).with_usage(request.match_info["disk"])
         return web.json_response(disk)
@@ -51,7 +43,7 @@ async def get_disk(request: web.Request) -> web.Response:
 
 
 async def remove_disk(request: web.Request) -> web.Response:
-    _scope(request.query.get("org_name"), request.query.get("project_name"))
+    check_project(request.query.get("org_name"), request.query.get("project_name"))
     try:
         await _store(request).remove(request.match_info["disk"])
     except DiskNotFound as exc:

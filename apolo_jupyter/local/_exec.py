@@ -1,9 +1,10 @@
 """Run a command inside a running job: ``exec`` (reference §4.4).
 
 In BWRAP mode the command enters the namespaces of the job's sandbox (mount and
-pid, and the user namespace when bubblewrap made one) through util-linux
-``nsenter``, with the job's root and working directory, then ``setpriv`` drops
-every capability as bubblewrap did for the job. So it sees what the job sees
+pid, and the user namespaces bubblewrap made for a normal user's platform,
+``_userns``) through util-linux ``nsenter``, with the job's root and working
+directory, then ``setpriv`` drops every capability as bubblewrap did for the
+job. So it sees what the job sees
 (its ``/tmp``, its volumes, its processes), and the kernel kills it when the
 job's pid namespace goes. In PLAIN mode it is a plain process in the job's
 working directory.
@@ -30,6 +31,19 @@ path it opens before the drop lies in those folders. (A helper that drops every
 capability before it touches the job's filesystem would not need this
 argument, but costs a process start of its own per exec; the command line is
 built in ``_exec_command``.)
+
+**As a normal user** the platform holds no capability on the host; bubblewrap's
+user namespaces give it rights over the job's namespaces only. The first
+``nsenter`` runs on the host as the user: it enters the outer user namespace
+(which owns the job's mounts) and the job's pid namespace. The second, the
+host's binary started before any of the job's mounts is entered, enters the
+job's mount namespace and root, and last the job's own user namespace, where
+the user is not root: from its exec of ``setsid`` or ``setpriv`` on, nothing
+holds a capability, so nothing of the job's loads with one (the same trace
+runs as a normal user in ``tests/test_nonroot.py``). There ``setpriv`` cannot
+empty the bounding set, which takes a capability; with ``no_new_privs`` set,
+and no root mapped in the job's user namespace, no exec could raise a
+capability that the bounding set would have to stop.
 
 The program to run is looked up before anything starts, in the job's own root
 (``openat2`` with ``RESOLVE_IN_ROOT`` from an fd of ``/proc/<init>/root``, in a
@@ -62,6 +76,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence, Set
 
 from ._exec_command import HOST_ENV, ExecError, ExecTarget, command_line, env_file
+from ._userns import UserNs, open_owner
 
 _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 _PR_SET_PDEATHSIG = 1
@@ -74,6 +89,14 @@ Sink = Callable[[int, bytes], Awaitable[None]]
 
 def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
+
+
+def _open_owner(target: ExecTarget) -> int:
+    """The user namespace that owns the job's pid namespace (``_userns``)."""
+    try:
+        return open_owner(target.init or 0)
+    except OSError:
+        raise ExecError(f"job {target.job_id} is no longer running") from None
 
 
 def _set_winsize(fd: int, rows: int, cols: int) -> None:
@@ -121,21 +144,33 @@ class ExecProcess:
         env = dict(target.env)
         if tty:
             env.setdefault("TERM", "xterm")
-        keep: tuple[int, ...] = ()
-        if target.init is not None:  # the env goes in through a memfd
-            keep = (env_file(env),)
-            env = dict(HOST_ENV)
+        env_fd = owner_fd = None
         try:
-            return await cls._spawn(target, argv, env, keep, tty, stdin, stdout, stderr)
+            if target.init is not None:  # the env goes in through a memfd
+                env_fd = env_file(env)
+                env = dict(HOST_ENV)
+                if target.user_ns is not UserNs.SHARED:
+                    owner_fd = _open_owner(target)
+            keep = tuple(fd for fd in (env_fd, owner_fd) if fd is not None)
+            # In a thread: the lookups in the job's filesystem may wait on a
+            # slow volume, never the platform's event loop.
+            cmd = await asyncio.to_thread(
+                command_line, target, argv, tty=tty, env_fd=env_fd, owner_fd=owner_fd
+            )
+            return await cls._spawn(
+                target, argv, cmd, env, keep, tty, stdin, stdout, stderr
+            )
         finally:
-            for fd in keep:
-                os.close(fd)
+            for fd in (env_fd, owner_fd):
+                if fd is not None:
+                    os.close(fd)
 
     @classmethod
     async def _spawn(
         cls,
         target: ExecTarget,
         argv: Sequence[str],
+        cmd: Sequence[str],
         env: dict[str, str],
         keep: tuple[int, ...],
         tty: bool,
@@ -143,11 +178,6 @@ class ExecProcess:
         stdout: bool,
         stderr: bool,
     ) -> ExecProcess:
-        # In a thread: the lookups in the job's filesystem may wait on a slow
-        # volume, never the platform's event loop.
-        cmd = await asyncio.to_thread(
-            command_line, target, argv, tty=tty, env_fd=keep[0] if keep else None
-        )
         cwd = "/" if target.init is not None else target.workdir
         if not os.path.isdir(cwd):  # noqa: ASYNC240 (one stat)
             cwd = "/"

@@ -181,12 +181,19 @@ def _uri(raw: Any, scheme: str, what: str) -> str:
     return uri
 
 
-def _secret_env(raw: Any) -> dict[str, str]:
+def _variables(raw: Any, what: str, example: str) -> dict[str, Any]:
+    """An ``env`` or ``secret_env`` object (empty when absent), of at most
+    MAX_ENV variables; each caller checks the names and values."""
     if raw is None:
         return {}
-    env = mapping(raw, "secret_env", '{"TOKEN": "secret://..."}')
+    env = mapping(raw, what, example)
     if len(env) > MAX_ENV:
-        raise BadRequest(f"secret_env has {len(env)} variables; the limit is {MAX_ENV}")
+        raise BadRequest(f"{what} has {len(env)} variables; the limit is {MAX_ENV}")
+    return env
+
+
+def _secret_env(raw: Any) -> dict[str, str]:
+    env = _variables(raw, "secret_env", '{"TOKEN": "secret://..."}')
     for key in env:
         if not _ENV_RE.match(key):
             raise BadRequest(f"secret_env name {key[:100]!r} is not a variable name")
@@ -256,11 +263,7 @@ def _check_targets(groups: Sequence[Sequence[Mapping[str, Any]]]) -> None:
 
 
 def _env(raw: Any) -> dict[str, str]:
-    if raw is None:
-        return {}
-    env = mapping(raw, "env", '{"NAME": "value"}')
-    if len(env) > MAX_ENV:
-        raise BadRequest(f"env has {len(env)} variables; the limit is {MAX_ENV}")
+    env = _variables(raw, "env", '{"NAME": "value"}')
     for key, value in env.items():
         if not _ENV_RE.match(key) or not isinstance(value, str):
             raise BadRequest(

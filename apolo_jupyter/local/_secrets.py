@@ -14,10 +14,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from yarl import URL
-
+from ._project import name_in_uri
 from ._requests import BadRequest
-from ._settings import CLUSTER, ORG, PROJECT
+from ._settings import ORG, PROJECT
 
 MAX_KEY = 253  # characters, as the real platform (a Kubernetes secret's data key)
 _KEY = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_.-]{{0,{MAX_KEY - 1}}}")
@@ -92,21 +91,10 @@ class SecretStore:
 
     def key_of(self, uri: str) -> str:
         """The key a ``secret://local/local/default/KEY`` URI names; it must exist."""
-        parsed = URL(uri)
-        parts = [p for p in parsed.path.split("/") if p]
-        if (
-            parsed.scheme != "secret"
-            or parsed.host != CLUSTER
-            or parts[:-1] != [ORG, PROJECT]
-            or len(parts) != 3
-        ):
+        key = name_in_uri(uri, "secret", "key", "key")
+        if self.get(key) is None:
             raise BadRequest(
-                f"secret {uri!r} is not on this platform: use "
-                f"secret://{CLUSTER}/{ORG}/{PROJECT}/<key> (secret:<key> in the client)"
+                f"secret {key!r} does not exist: add it first, e.g. "
+                f"apolo-jupyter secret add {key} VALUE"
             )
-        if self.get(parts[-1]) is None:
-            raise BadRequest(
-                f"secret {parts[-1]!r} does not exist: add it first, e.g. "
-                f"apolo-jupyter secret add {parts[-1]} VALUE"
-            )
-        return parts[-1]
+        return key

@@ -7,6 +7,7 @@ import binascii
 
 from aiohttp import web
 
+from ._project import check_project
 from ._requests import BadRequest
 from ._secrets import MAX_VALUE, SecretStore
 from ._settings import ORG, PROJECT
@@ -16,11 +17,7 @@ from ._web import SERVICE, json_error
 def _scope(request: web.Request) -> None:
     org = request.query.get("org_name") or ORG
     project = request.query.get("project_name") or PROJECT
-    if (org, project) != (ORG, PROJECT):
-        raise BadRequest(
-            f"org/project {org}/{project} does not exist here: the local platform "
-            f"serves {ORG}/{PROJECT}"
-        )
+    check_project(org, project)
 
 
 def _store(request: web.Request) -> SecretStore:

@@ -118,32 +118,13 @@ def locate(root: str, raw: str) -> Entry:
     return Entry(root, parts)
 
 
-def open_dirs(root: str, parts: Sequence[str]) -> int:
+def open_dirs(root: str, parts: Sequence[str], *, create: bool = False) -> int:
     """An open fd of ``root/parts``, every part opened relative to the one before
     with ``O_NOFOLLOW``: an OSError on a symlink, a file or a missing part, so
-    what it opens is a real folder inside the root."""
-    fd = os.open(root, DIR_FLAGS)
-    try:
-        for part in parts:
-            child = os.open(part, DIR_FLAGS, dir_fd=fd)
-            os.close(fd)
-            fd = child
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def walk(root: str, real_dir: str, *, create: bool = False) -> int:
-    """An open fd of ``real_dir`` (a resolved folder inside ``root``), reached
-    from the root one component at a time without following symlinks.
+    what it opens is a real folder inside the root.
 
     ``create`` makes missing folders on the way (as ``mkdir -p``).
     """
-    if not inside(real_dir, root):
-        raise PermissionError(errno.EACCES, "outside the storage root")
-    rel = os.path.relpath(real_dir, root)
-    parts = [] if rel == "." else rel.split(os.sep)
     fd = os.open(root, DIR_FLAGS)
     try:
         for part in parts:
@@ -161,6 +142,17 @@ def walk(root: str, real_dir: str, *, create: bool = False) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def walk(root: str, real_dir: str, *, create: bool = False) -> int:
+    """An open fd of ``real_dir`` (a resolved folder inside ``root``), reached
+    from the root one component at a time without following symlinks
+    (``open_dirs``, which ``create`` passes to)."""
+    if not inside(real_dir, root):
+        raise PermissionError(errno.EACCES, "outside the storage root")
+    rel = os.path.relpath(real_dir, root)
+    parts = [] if rel == "." else rel.split(os.sep)
+    return open_dirs(root, parts, create=create)
 
 
 @contextmanager

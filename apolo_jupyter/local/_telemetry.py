@@ -126,26 +126,21 @@ def parse_nvidia_smi(
     return duty, memory
 
 
+def _smi_csv(smi: str, query: str) -> str:
+    """What nvidia-smi prints for ``query``, as bare CSV (blocking)."""
+    args = [smi, query, "--format=csv,noheader,nounits"]
+    return subprocess.run(args, capture_output=True, text=True, timeout=5).stdout
+
+
 def gpu_usage(pids: Sequence[int], smi: str | None = None) -> tuple[int, int] | None:
     """The GPU use of ``pids`` through nvidia-smi (``smi``, else the one on
     PATH), or None; blocking."""
     smi = smi or shutil.which("nvidia-smi")
     if smi is None or not pids:
         return None
-    fmt = "--format=csv,noheader,nounits"
     try:
-        apps = subprocess.run(
-            [smi, "--query-compute-apps=pid,used_memory,gpu_uuid", fmt],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout
-        gpus = subprocess.run(
-            [smi, "--query-gpu=uuid,utilization.gpu", fmt],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout
+        apps = _smi_csv(smi, "--query-compute-apps=pid,used_memory,gpu_uuid")
+        gpus = _smi_csv(smi, "--query-gpu=uuid,utilization.gpu")
     except (OSError, subprocess.SubprocessError):
         return None
     return parse_nvidia_smi(apps, gpus, pids)

@@ -330,16 +330,9 @@ class ApoloMagics(Magics):
 
             %apolo_cp -r data storage:datasets/data
         """
-        from ._cp import copy
+        from ._cp import copy_parsed
 
-        args = _parse(self.apolo_cp, line, "apolo_cp")
-        copy(
-            args.src,
-            args.dst,
-            recursive=args.recursive,
-            update=args.update,
-            continue_=args.continue_,
-        )
+        copy_parsed(_parse(self.apolo_cp, line, "apolo_cp"))
 
     @magic_arguments()
     @argument("job", help="job id or name")

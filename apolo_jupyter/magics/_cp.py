@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from typing import TYPE_CHECKING
 
 from IPython.core.error import UsageError
 
@@ -12,6 +13,9 @@ from ..kernel._frontend import use_widgets
 from ..kernel._transfer import Tracker, TransferSnapshot
 from ..kernel._transfer_view import run_transfer
 from ._run import connect
+
+if TYPE_CHECKING:
+    from argparse import Namespace
 
 
 def copy(
@@ -42,3 +46,16 @@ def copy(
         return run_transfer(rt, work, tracker, widgets=use_widgets(), resume_hint=hint)
     except (OSError, ClientError) as exc:
         raise UsageError(f"copy stopped: {exc}. {hint}") from None
+
+
+def copy_parsed(args: Namespace, command: str = "%apolo_cp") -> TransferSnapshot:
+    """``copy`` with the options ``%apolo_cp`` and ``apolo-jupyter cp`` both
+    parse: ``src``, ``dst``, ``-r``, ``-u`` and ``-c``."""
+    return copy(
+        args.src,
+        args.dst,
+        recursive=args.recursive,
+        update=args.update,
+        continue_=args.continue_,
+        command=command,
+    )

@@ -9,7 +9,7 @@ from IPython.core.error import UsageError
 from ..kernel._forward_control import ForwardControl
 from ..kernel._frontend import use_widgets
 from ..widgets._forward_toggle import ERROR, ON, PortForwardToggle
-from ._run import connect, known_job
+from ._run import job_status
 
 TEXT_WAIT = 60.0  # seconds text mode waits for a forward asked for with --on
 
@@ -17,9 +17,7 @@ TEXT_WAIT = 60.0  # seconds text mode waits for a forward asked for with --on
 def forward_toggle(job_id: str, port: int, on: bool) -> PortForwardToggle:
     if not 0 < port < 65536:
         raise UsageError(f"port {port} is not a TCP port: use 1-65535, e.g. 8080")
-    rt, client = connect()
-    with known_job(job_id):
-        job = rt.run(client.jobs.status(job_id), timeout=30)
+    rt, client, job = job_status(job_id)
     if job.status.is_finished:
         raise UsageError(
             f"{job.id} is {job.status.value}; port forwarding needs a running job "

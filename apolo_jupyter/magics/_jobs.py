@@ -15,7 +15,7 @@ from ..client import Client, get
 from ..kernel._options import parse_duration
 from ..kernel._runtime import runtime
 from ._ps import parse_date
-from ._run import connect, known_job
+from ._run import connect, job_status, known_job
 from ._run_command import describe, run_command
 
 IDLE_END = 0.5  # without -f, stop reading a running job's log after this quiet time
@@ -68,9 +68,7 @@ def kill_jobs(ids: Sequence[str]) -> None:
 
 def describe_job(job_id: str, full_uri: bool) -> None:
     """What `apolo status` prints about a job."""
-    rt, client = connect()
-    with known_job(job_id):
-        job = rt.run(client.jobs.status(job_id), timeout=30)
+    _, client, job = job_status(job_id)
     print(describe(job, client, full_uri))
 
 
@@ -88,9 +86,7 @@ def bump_life_span(job_id: str, additional: str) -> None:
 
 def generate_run_command(job_id: str) -> str:
     """The `apolo run` line that starts the same job again."""
-    rt, client = connect()
-    with known_job(job_id):
-        job = rt.run(client.jobs.status(job_id), timeout=30)
+    job = job_status(job_id)[2]
     return run_command(job)
 
 

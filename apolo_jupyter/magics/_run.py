@@ -71,6 +71,14 @@ NO_COMMAND = (
 )
 
 
+def job_status(job_id: str) -> tuple[Runtime, Client, JobDescription]:
+    """Connect, then ask the job's status (an unknown job is a UsageError)."""
+    rt, client = connect()
+    with known_job(job_id):
+        job = rt.run(client.jobs.status(job_id), timeout=30)
+    return rt, client, job
+
+
 def start_job(o: JobOptions) -> JobDescription:
     """Check the options, start the job (as `apolo run` would), share it, start
     its port forwards; UsageError for whatever needs fixing."""
@@ -131,9 +139,7 @@ def attach_job(
 ) -> JobDescription:
     from ..kernel._attach import follow  # widgets are loaded only when a job is shown
 
-    rt, client = connect()
-    with known_job(job_id):
-        job = rt.run(client.jobs.status(job_id), timeout=30)
+    rt, client, job = job_status(job_id)
     if o.detach and o.wait_start and job.status.is_pending and wait_for_start:
         job = wait_start(rt, client, job)
     result = follow(rt, client, job, replace(o, detach=o.detach or not o.wait_start))

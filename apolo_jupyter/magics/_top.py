@@ -9,7 +9,7 @@ from IPython.core.error import UsageError
 
 from ..client import Client, IllegalArgumentError, ResourceNotFound
 from ..kernel._frontend import use_widgets
-from ._run import connect, known_job, not_running
+from ._run import job_status, not_running
 
 TEXT_SAMPLES = 10  # lines printed in text mode unless -n says otherwise
 
@@ -29,9 +29,7 @@ async def _print_samples(client: Client, job_id: str, limit: int) -> int:
 
 def show_top(job: str, samples: int | None) -> object:
     """The chart (widget mode), or print ``samples`` lines and return None."""
-    rt, client = connect()
-    with known_job(job):
-        desc = rt.run(client.jobs.status(job), timeout=30)
+    rt, client, desc = job_status(job)
     if desc.status.is_finished:
         raise not_running(desc, "%apolo_top")
     if samples is not None and samples < 1:

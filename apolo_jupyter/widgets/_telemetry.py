@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import html
 import time
-from pathlib import Path
 from typing import Any
 
 import anywidget
 import traitlets as t
 
 from ..client._stream_models import JobTelemetry
-from ._static import live_metadata
+from ._static import asset, live_metadata
 
-_STATIC = Path(__file__).with_name("static")
 WINDOW = 300  # samples kept: five minutes at one a second
 
 
@@ -37,8 +35,8 @@ def line(job_id: str, sample: JobTelemetry) -> str:
 
 
 class TelemetryChart(anywidget.AnyWidget):
-    _esm = (_STATIC / "telemetry.js").read_text()
-    _css = (_STATIC / "telemetry.css").read_text()
+    _esm = asset("common.js", "telemetry.js")
+    _css = asset("telemetry.css")
 
     job_id = t.Unicode("").tag(sync=True)
     # [timestamp, cpu cores, memory bytes, gpu duty % | None, gpu memory | None]

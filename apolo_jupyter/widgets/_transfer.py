@@ -10,18 +10,17 @@ saved or exported notebook tells the truth.
 from __future__ import annotations
 
 import html
-from pathlib import Path
 from typing import Any
 
 import anywidget
 import traitlets
 
-STATIC = Path(__file__).with_name("static")
+from ._static import asset
 
 
 class TransferProgress(anywidget.AnyWidget):
-    _esm = STATIC / "transfer.js"
-    _css = STATIC / "transfer.css"
+    _esm = asset("common.js", "transfer.js")
+    _css = asset("transfer.css")
 
     description = traitlets.Unicode("").tag(sync=True)
     fraction = traitlets.Float(0.0).tag(sync=True)

@@ -1,17 +1,24 @@
 """JupyterLab in Debian Chromium, driven by Playwright: the pieces the browser
-tests share (launch flags, settings, running cells, screenshots)."""
+tests share (the browser, a Lab server and the jobs it leaves, settings, running
+cells, screenshots)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import re
+import shutil
+import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from apolo_jupyter import JobStatus, get
 
 from .._jupyter import Server, launch
 
@@ -64,6 +71,53 @@ def start_lab(tmp: Path, root: Path, **env_extra: str) -> Server:
         "--LabApp.news_url=None", "--LabApp.check_for_updates_class="
         "jupyterlab.NeverCheckForUpdate",
     )  # fmt: skip
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless, closed on leaving."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+_ALIVE = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.SUSPENDED)
+
+
+async def alive_jobs() -> set[str]:
+    async with (
+        get(local=True, quiet=True) as client,
+        client.jobs.list(statuses=_ALIVE) as jobs,
+    ):
+        return {job.id async for job in jobs}
+
+
+async def kill_jobs(ids: set[str]) -> None:
+    async with get(local=True, quiet=True) as client:
+        for job_id in ids:
+            await client.jobs.kill(job_id)
+
+
+@contextlib.contextmanager
+def lab_server(root: Path, start: Callable[[], Server]) -> Iterator[Server]:
+    """The Lab server ``start()`` launches on ``root``; afterwards its log's tail
+    goes to stderr, ``root`` is removed, and the jobs its notebook left running
+    are killed, so they do not hold the platform's capacity (the kernel's
+    platform is the one the rest of the run uses)."""
+    before = asyncio.run(alive_jobs())
+    try:
+        server = start()
+        try:
+            yield server
+        finally:
+            server.stop()
+            sys.stderr.write(server.log.read_text()[-4000:])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        asyncio.run(kill_jobs(asyncio.run(alive_jobs()) - before))
 
 
 def shot(target: Page | Locator, path: Path) -> None:

@@ -13,11 +13,9 @@ and ``APOLO_JUPYTER_FORWARDS_DIR`` (a tmp registry shared by kernel and server).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,12 +25,10 @@ import pytest
 
 pytest.importorskip("playwright")
 
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
-
-from apolo_jupyter import JobStatus, get
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from .._jupyter import Server
-from ._lab import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, REPO, open_notebook
+from ._lab import ARTIFACTS, CHROMIUM, REPO, chromium, lab_server, open_notebook
 from ._lab import run_all as _run_all
 from ._lab import start_lab as _start_lab
 
@@ -78,51 +74,20 @@ def start_lab(tmp: Path, root: Path) -> Server:
     )
 
 
-_ALIVE = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.SUSPENDED)
-
-
-async def _alive_jobs() -> set[str]:
-    async with (
-        get(local=True, quiet=True) as client,
-        client.jobs.list(statuses=_ALIVE) as jobs,
-    ):
-        return {job.id async for job in jobs}
-
-
-async def _kill(ids: set[str]) -> None:
-    async with get(local=True, quiet=True) as client:
-        for job_id in ids:
-            await client.jobs.kill(job_id)
-
-
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Server]:
-    """The Lab server, and afterwards: the jobs its notebook left running (the web
-    job the toggle forwards to, by design) are killed, so they do not hold the
-    platform's capacity (the kernel's platform is the one the rest of the run uses)."""
+    """The Lab server; the web job the toggle forwards to is left running by
+    design, and killed afterwards (``lab_server``)."""
     ARTIFACTS.mkdir(exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="lab-root-", dir=ARTIFACTS))
-    before = asyncio.run(_alive_jobs())
-    try:
-        server = start_lab(tmp_path, root)
-        try:
-            yield server
-        finally:
-            server.stop()
-            sys.stderr.write(server.log.read_text()[-4000:])
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-        asyncio.run(_kill(asyncio.run(_alive_jobs()) - before))
+    with lab_server(root, lambda: start_lab(tmp_path, root)) as server:
+        yield server
 
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def shot(page: Page, name: str) -> None:

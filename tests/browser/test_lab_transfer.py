@@ -20,10 +20,10 @@ import pytest
 
 pytest.importorskip("playwright")
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from .._jupyter import Server, launch
-from ._lab import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, run_all
+from ._lab import ARTIFACTS, chromium, run_all
 
 pytestmark = [pytest.mark.timeout(150)]
 
@@ -98,12 +98,8 @@ def lab(tmp_path: Path) -> Iterator[Server]:
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def shot(page: Page, name: str) -> None:

@@ -31,8 +31,6 @@ import concurrent.futures
 import json
 import os
 import re
-import shutil
-import sys
 import tempfile
 import urllib.request
 import uuid
@@ -45,7 +43,7 @@ import pytest
 
 pytest.importorskip("playwright")
 
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 
 from apolo_jupyter import JobStatus, get
 
@@ -53,8 +51,9 @@ from .._jupyter import Server
 from ._lab import (
     ARTIFACTS,
     CHROMIUM,
-    CHROMIUM_FLAGS,
     REPO,
+    chromium,
+    lab_server,
     menu,
     open_notebook,
     run_all,
@@ -166,27 +165,10 @@ def _notebook(root: Path) -> None:
     nbformat.write(nb, str(root / NOTEBOOK))
 
 
-_ALIVE = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.SUSPENDED)
-
-
 def _sync(coro: Any) -> Any:
     """Run a coroutine from the tests (Playwright's sync API holds this thread's loop)."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result(60)
-
-
-async def _alive_jobs() -> set[str]:
-    async with (
-        get(local=True, quiet=True) as client,
-        client.jobs.list(statuses=_ALIVE) as jobs,
-    ):
-        return {job.id async for job in jobs}
-
-
-async def _kill(ids: set[str]) -> None:
-    async with get(local=True, quiet=True) as client:
-        for job_id in ids:
-            await client.jobs.kill(job_id)
 
 
 async def _job_named(name: str) -> Any:
@@ -205,37 +187,22 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path
     ARTIFACTS.mkdir(exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="lab-widgets-", dir=ARTIFACTS))
     _notebook(root)
-    before = asyncio.run(_alive_jobs())
-    try:
-        server = start_lab(tmp, root)
-        try:
-            yield server, root
-        finally:
-            server.stop()
-            sys.stderr.write(server.log.read_text()[-4000:])
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-        asyncio.run(_kill(asyncio.run(_alive_jobs()) - before))
+    with lab_server(root, lambda: start_lab(tmp, root)) as server:
+        yield server, root
 
 
 @pytest.fixture(scope="module")
 def page(lab: tuple[Server, Path]) -> Iterator[Page]:
     server, _ = lab
-    with sync_playwright() as pw:
-        browser: Browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 1500})
-            page.set_default_timeout(30_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            open_notebook(page, server, NOTEBOOK)
-            run_all(page, on_retry=SHOTS / "run-all-retry.png")
-            yield page
-            assert not errors, errors
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1300, "height": 1500})
+        page.set_default_timeout(30_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        open_notebook(page, server, NOTEBOOK)
+        run_all(page, on_retry=SHOTS / "run-all-retry.png")
+        yield page
+        assert not errors, errors
 
 
 def cell(page: Page, key: str) -> Locator:

@@ -19,14 +19,14 @@ import pytest
 
 pytest.importorskip("playwright")
 
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from apolo_jupyter.widgets._static import asset
 from apolo_jupyter.widgets._status_html import head_html
 from apolo_jupyter.widgets._status_model import StatusFeed
 
 from ..test_status_view import RUNNING, T0, snapshot
-from ._lab import CHROMIUM, CHROMIUM_FLAGS
+from ._lab import CHROMIUM, chromium
 
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed"),
@@ -66,14 +66,8 @@ def row(cpu: float, mb: int, gpu: int | None = None) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as b:
+        yield b
 
 
 def _view(browser: Browser, spark: dict[str, Any]) -> Page:

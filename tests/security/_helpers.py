@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import aiohttp
 from apolo_jupyter import Client, JobDescription
 from apolo_jupyter.client._local_home import DaemonInfo, LocalPaths, read_info
 
-from ..conftest import wait_finished
+from ..conftest import job_log, wait_finished
 
 
 def auth(token: str) -> dict[str, str]:
@@ -55,11 +54,7 @@ async def post_job(
 
 
 async def output(client: Client, job_id: str) -> str:
-    out = b""
-    async with client.jobs.monitor(job_id) as chunks:
-        async for chunk in chunks:
-            out += chunk
-    return out.decode(errors="replace")
+    return (await job_log(client, job_id)).decode(errors="replace")
 
 
 async def finished(client: Client, job_id: str, timeout: float = 60) -> JobDescription:
@@ -102,16 +97,3 @@ def tracebacks(log_file: Path) -> list[str]:
         for line in text.splitlines()
         if "Traceback" in line or "Error handling request" in line
     ]
-
-
-def cli(
-    *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "apolo_jupyter.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-        env=env if env is not None else dict(os.environ),
-    )

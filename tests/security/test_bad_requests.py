@@ -14,7 +14,7 @@ import pytest
 
 from apolo_jupyter import JobStatus, get
 
-from ..conftest import Platform, wait_running
+from ..conftest import Platform, start_job, wait_running
 from ._helpers import auth, finished, job_body, post_job, tracebacks
 
 NESTED = "[" * 100_000 + "]" * 100_000
@@ -244,11 +244,7 @@ async def test_big_requests_never_hold_the_platform(own_platform: Platform) -> N
         get(url, token, quiet=True) as client,
     ):
         pinger = asyncio.create_task(ping(session))
-        job = await client.jobs.start(
-            image=client.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
-            command="sleep 1",
-        )
+        job = await start_job(client, command="sleep 1")
         before = sum(daemon.cpu_times()[:2])
         answers = await asyncio.gather(*(post_job(session, url, token, b) for b in big))
         used = sum(daemon.cpu_times()[:2]) - before
@@ -270,9 +266,8 @@ async def test_a_refused_life_span_bump_changes_nothing(tmp_path: Any) -> None:
             aiohttp.ClientSession() as session,
             get(plat.url, plat.token, quiet=True) as client,
         ):
-            job = await client.jobs.start(
-                image=client.parse.remote_image("ubuntu"),
-                preset_name="cpu-small",
+            job = await start_job(
+                client,
                 command="sleep 60",
                 life_span=120,  # two (one-second) minutes
             )
@@ -313,9 +308,5 @@ async def test_a_job_that_cannot_run_never_blocks_the_queue(
             session, url, token, _resources(cpu=cpu, memory=2**26)
         )
         assert status == 400
-        job = await client.jobs.start(
-            image=client.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
-            command="true",
-        )
+        job = await start_job(client, command="true")
         assert (await finished(client, job.id, 30)).status == JobStatus.SUCCEEDED

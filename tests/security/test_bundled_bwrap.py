@@ -14,7 +14,8 @@ from apolo_jupyter.local._bwrap import Candidate, bundled_bwrap, candidates, det
 from apolo_jupyter.local._executor import Executor, JobSpec, Mount, PreflightError
 from apolo_jupyter.local._sandbox import SandboxMode
 
-from ._helpers import cli, finished, output
+from ..conftest import cli, start_job
+from ._helpers import finished, output
 
 # What bwrap prints where unprivileged user namespaces are disabled.
 USERNS_REFUSED = (
@@ -75,9 +76,8 @@ async def test_a_platform_without_system_bwrap_uses_the_wheel(tmp_path: Path) ->
         assert info is not None
         async with get(info.url, info.token, quiet=True) as client:
             folder = f"wheel-{uuid.uuid4().hex[:6]}"
-            job = await client.jobs.start(
-                image=client.parse.remote_image("ubuntu"),
-                preset_name="cpu-small",
+            job = await start_job(
+                client,
                 command="sh -c 'echo hi > /mnt/w/out; cat /mnt/w/out'",
                 volumes=[client.parse.volume(f"storage:{folder}:/mnt/w:rw")],
             )

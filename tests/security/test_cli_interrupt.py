@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ._helpers import cli
+from ..conftest import cli
 
 RUN = [sys.executable, "-m", "apolo_jupyter.cli", "run", "ubuntu", "--"]
 

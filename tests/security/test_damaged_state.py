@@ -12,8 +12,8 @@ import pytest
 from apolo_jupyter import JobStatus, get
 from apolo_jupyter.client._local_home import LocalPaths, read_info
 
-from ..conftest import Platform
-from ._helpers import cli, finished, output
+from ..conftest import Platform, cli, job_log, start_job
+from ._helpers import finished, output
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -22,9 +22,8 @@ def _env(home: Path) -> dict[str, str]:
 
 async def _finished_job(plat: Platform) -> str:
     async with get(plat.url, plat.token, quiet=True) as client:
-        job = await client.jobs.start(
-            image=client.parse.remote_image("ubuntu"),
-            preset_name="cpu-small",
+        job = await start_job(
+            client,
             command="sh -c 'echo one; sleep 0.3; echo two; sleep 0.3; echo three'",
         )
         assert (await finished(client, job.id)).status == JobStatus.SUCCEEDED
@@ -118,10 +117,7 @@ async def test_a_damaged_log_index_still_gives_the_whole_log(
         index.write_bytes(damage)
         async with get(own_platform.url, own_platform.token, quiet=True) as client:
             assert await output(client, job_id) == "one\ntwo\nthree\n"
-            stamped = b""
-            async with client.jobs.monitor(job_id, timestamps=True) as chunks:
-                async for chunk in chunks:
-                    stamped += chunk
+            stamped = await job_log(client, job_id, timestamps=True)
             lines = stamped.decode().splitlines()
             assert [line.split(" ", 1)[1] for line in lines] == ["one", "two", "three"]
     log = own_platform.paths.log_file.read_text()

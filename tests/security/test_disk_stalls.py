@@ -13,7 +13,7 @@ from typing import Any
 
 from apolo_jupyter import Client, DiskVolume, get
 
-from ..conftest import Platform, wait_finished
+from ..conftest import Platform, start_job, wait_finished
 
 FILES = 100_000
 
@@ -64,11 +64,7 @@ async def test_a_disk_of_many_files_never_stalls_other_requests(
     assert folder.is_dir()
     await asyncio.to_thread(_fill, folder, FILES)
     (folder / "data").write_bytes(b"x" * 1234)
-    other = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
-        command="sleep 300",
-    )
+    other = await start_job(client, command="sleep 300")
     async with get(platform.url, platform.token, quiet=True) as pinger:
         try:
             # Measuring its usage walks every file, in a thread.
@@ -83,9 +79,8 @@ async def test_a_disk_of_many_files_never_stalls_other_requests(
 
             # Creating and starting a job that mounts it walks nothing.
             async def run_job() -> None:
-                job = await client.jobs.start(
-                    image=client.parse.remote_image("ubuntu"),
-                    preset_name="cpu-small",
+                job = await start_job(
+                    client,
                     command="sh -c 'test -f /mnt/d/data'",
                     disk_volumes=[DiskVolume(disk.uri, "/mnt/d")],
                 )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from apolo_jupyter import Client, JobStatus
 
+from ..conftest import start_job
 from ._helpers import finished, output
 
 # Writes each sysctl's current value back to it; says what happened.
@@ -46,11 +47,7 @@ MASKED = (
 
 
 async def _job(client: Client, argv: list[str]) -> str:
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
-        command=shlex.join(argv),
-    )
+    job = await start_job(client, command=shlex.join(argv))
     job = await finished(client, job.id)
     log = await output(client, job.id)
     assert job.status == JobStatus.SUCCEEDED, log

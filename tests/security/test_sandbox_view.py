@@ -19,7 +19,7 @@ from apolo_jupyter import Client, JobStatus, get
 from apolo_jupyter.client._errors import StdStreamError
 from apolo_jupyter.client._local_home import DaemonInfo, LocalPaths
 
-from ..conftest import Platform, stop_daemon, wait_running
+from ..conftest import Platform, start_job, stop_daemon, wait_log, wait_running
 from ._helpers import finished, output, start_daemon
 
 SO_SOURCE = r"""
@@ -52,11 +52,7 @@ def started_in(tmp_path: Path) -> Iterator[tuple[Path, DaemonInfo]]:
 
 
 async def _run(client: Client, command: str) -> tuple[JobStatus, str]:
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
-        command=command,
-    )
+    job = await start_job(client, command=command)
     job = await finished(client, job.id)
     return job.status, await output(client, job.id)
 
@@ -107,12 +103,7 @@ async def test_ld_preload_from_a_request_never_loads_on_the_host(
     await client.storage.create(uri, library.read_bytes())
     host_copy = platform.paths.storage_dir / "local" / "default" / folder / "evil.so"
     assert host_copy.exists()
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
-        command="true",
-        env={"LD_PRELOAD": str(host_copy)},
-    )
+    job = await start_job(client, command="true", env={"LD_PRELOAD": str(host_copy)})
     job = await finished(client, job.id)
     assert job.status == JobStatus.SUCCEEDED, await output(client, job.id)
     assert not (marker_dir / "loaded").exists()
@@ -122,18 +113,14 @@ async def test_job_variables_are_in_no_command_line_or_host_environment(
     client: Client, platform: Platform
 ) -> None:
     value = f"s3cret-{uuid.uuid4().hex}"
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
+    job = await start_job(
+        client,
         command="sh -c 'echo $TOKEN_FOR_TEST; sleep 60'",
         env={"TOKEN_FOR_TEST": value},
     )
     try:
         await wait_running(client, job.id)
-        async with client.jobs.monitor(job.id) as chunks:
-            async for chunk in chunks:
-                if value.encode() in chunk:
-                    break  # the payload has it
+        await wait_log(client, job.id, value.encode())  # the payload has it
         daemon = psutil.Process(platform.info.pid)
         bwraps = [p for p in daemon.children() if p.name() == "bwrap"]
         assert bwraps, [p.name() for p in daemon.children()]
@@ -159,9 +146,8 @@ async def test_exec_into_a_job_never_loads_its_ld_preload_on_the_host(
     await client.storage.create(uri, library.read_bytes())
     host_copy = platform.paths.storage_dir / "local" / "default" / folder / "evil.so"
     value = "multi\nline value with spaces ' \" $HOME"
-    job = await client.jobs.start(
-        image=client.parse.remote_image("ubuntu"),
-        preset_name="cpu-small",
+    job = await start_job(
+        client,
         command="sleep 300",
         env={"LD_PRELOAD": str(host_copy), "ODD_VALUE": value},
     )

@@ -18,7 +18,7 @@ from apolo_jupyter import Client, JobStatus, get
 from apolo_jupyter.local._executor import Executor, JobSpec, Mount, PreflightError
 from apolo_jupyter.local._sandbox import SandboxMode
 
-from ..conftest import Platform, wait_running
+from ..conftest import Platform, start_job, wait_log, wait_running
 from ._helpers import finished, job_body, output, post_job, tracebacks
 
 # Swaps /mnt/f/d (a folder) and /mnt/f/l (a symlink to a host folder) as fast as
@@ -59,18 +59,15 @@ async def test_a_swapped_symlink_never_mounts_a_host_folder(
     (base / "l").symlink_to(os.path.relpath(host, base))
     url, token = own_platform.url, own_platform.token
     async with get(url, token, quiet=True) as client:
-        swapper = await client.jobs.start(
-            image=client.parse.remote_image("python:3.11"),
-            preset_name="cpu-small",
+        swapper = await start_job(
+            client,
+            image="python:3.11",
             command=f"python3 -c {shlex.quote(SWAPPER)}",
             volumes=[client.parse.volume(f"storage:{folder}:/mnt/f:rw")],
         )
         try:
             await wait_running(client, swapper.id)
-            async with client.jobs.monitor(swapper.id) as chunks:
-                async for chunk in chunks:
-                    if b"swapping" in chunk:
-                        break
+            await wait_log(client, swapper.id, b"swapping")
             statuses, logs = await _victims(client, url, token, folder)
             (base / "stop").touch()
             assert (await finished(client, swapper.id)).status == JobStatus.SUCCEEDED

@@ -81,6 +81,24 @@ function apoloEl(tag, className, text) {
   return node;
 }
 
+const APOLO_SVG_NS = "http://www.w3.org/2000/svg";
+
+// An SVG element with the given attributes (numbers are written as strings).
+function apoloSvg(tag, attrs = {}) {
+  const node = document.createElementNS(APOLO_SVG_NS, tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  return node;
+}
+
+// Calls `update` on every change of the named traits; returns the function that
+// stops it (a view's render returns it, so a removed view stops listening).
+function apoloOnChange(model, names, update) {
+  for (const name of names) model.on(`change:${name}`, update);
+  return () => {
+    for (const name of names) model.off(`change:${name}`, update);
+  };
+}
+
 // What Kill says where no Jupyter server route is available (VS Code, or a
 // server without our extension): the kernel handles the click, but only once
 // the running cell is done.

@@ -6,7 +6,6 @@
 // memory (and GPU) while the job runs, and a log pane that follows the tail
 // unless the user scrolled up.
 
-const SVG_NS = "http://www.w3.org/2000/svg";
 const SPARK_W = 36; // the sparkline's size in CSS pixels (status.css says the same)
 const SPARK_H = 16;
 
@@ -46,21 +45,16 @@ function apoloSize(bytes) {
 
 function sparkItem(kind) {
   const item = apoloEl("span", `apolo-spark-item apolo-spark-${kind}`);
-  const svg = document.createElementNS(SVG_NS, "svg");
-  svg.setAttribute("viewBox", `0 0 ${SPARK_W} ${SPARK_H}`);
-  svg.setAttribute("width", String(SPARK_W));
-  svg.setAttribute("height", String(SPARK_H));
-  svg.setAttribute("aria-hidden", "true");
-  const shape = (tag, cls) => {
-    const node = document.createElementNS(SVG_NS, tag);
-    node.setAttribute("class", cls);
-    svg.append(node);
-    return node;
-  };
-  const area = shape("path", "apolo-spark-area");
-  const line = shape("polyline", "apolo-spark-line");
-  const dot = shape("circle", "apolo-spark-dot");
-  dot.setAttribute("r", "1.75");
+  const svg = apoloSvg("svg", {
+    viewBox: `0 0 ${SPARK_W} ${SPARK_H}`,
+    width: SPARK_W,
+    height: SPARK_H,
+    "aria-hidden": "true",
+  });
+  const area = apoloSvg("path", { class: "apolo-spark-area" });
+  const line = apoloSvg("polyline", { class: "apolo-spark-line" });
+  const dot = apoloSvg("circle", { class: "apolo-spark-dot", r: "1.75" });
+  svg.append(area, line, dot);
   const value = apoloEl("span", "apolo-spark-value");
   item.append(svg, value);
   return { item, area, line, dot, value };

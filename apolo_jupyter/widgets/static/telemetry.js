@@ -1,6 +1,5 @@
 // TelemetryChart: CPU, memory and (when present) GPU of a job over time, as SVG.
 // Points come from the Python side as [time, cpu cores, memory bytes, gpu %, gpu bytes].
-const NS = "http://www.w3.org/2000/svg";
 const W = 600;
 const H = 64;
 
@@ -14,27 +13,14 @@ function fmtBytes(bytes) {
 }
 
 function panel(root, cls, title) {
-  const box = document.createElement("div");
-  box.className = "apolo-top-panel " + cls;
-  const label = document.createElement("div");
-  label.className = "apolo-top-label";
-  const name = document.createElement("span");
-  name.textContent = title;
-  const value = document.createElement("b");
-  label.append(name, value);
-  const svg = document.createElementNS(NS, "svg");
-  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  svg.setAttribute("preserveAspectRatio", "none");
-  const grid = document.createElementNS(NS, "line");
-  grid.setAttribute("class", "grid");
-  grid.setAttribute("x1", "0");
-  grid.setAttribute("x2", String(W));
-  grid.setAttribute("y1", String(H / 2));
-  grid.setAttribute("y2", String(H / 2));
-  const area = document.createElementNS(NS, "path");
-  area.setAttribute("class", "area");
-  const path = document.createElementNS(NS, "path");
-  path.setAttribute("class", "line");
+  const box = apoloEl("div", "apolo-top-panel " + cls);
+  const label = apoloEl("div", "apolo-top-label");
+  const value = apoloEl("b");
+  label.append(apoloEl("span", "", title), value);
+  const svg = apoloSvg("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
+  const grid = apoloSvg("line", { class: "grid", x1: 0, x2: W, y1: H / 2, y2: H / 2 });
+  const area = apoloSvg("path", { class: "area" });
+  const path = apoloSvg("path", { class: "line" });
   svg.append(grid, area, path);
   box.append(label, svg);
   root.append(box);
@@ -67,17 +53,11 @@ function draw(p, points, index, scale, text) {
 }
 
 function render({ model, el }) {
-  const root = document.createElement("div");
-  root.className = "apolo-top";
-  const head = document.createElement("div");
-  head.className = "apolo-top-head";
-  const title = document.createElement("b");
-  title.textContent = "top";
-  const job = document.createElement("span");
-  job.className = "apolo-top-job";
-  const state = document.createElement("span");
-  state.className = "apolo-top-state";
-  head.append(title, job, state);
+  const root = apoloEl("div", "apolo-top");
+  const head = apoloEl("div", "apolo-top-head");
+  const job = apoloEl("span", "apolo-top-job");
+  const state = apoloEl("span", "apolo-top-state");
+  head.append(apoloEl("b", "", "top"), job, state);
   root.append(head);
   const cpu = panel(root, "cpu", "CPU (cores)");
   const mem = panel(root, "mem", "Memory (resident)");
@@ -97,15 +77,9 @@ function render({ model, el }) {
     draw(gpumem, points, 4, (pts) => peak(4)(pts) * 1.1, (v) => fmtBytes(v));
     el.dataset.samples = String(points.length);
   }
-  model.on("change:points", update);
-  model.on("change:state", update);
-  model.on("change:job_id", update);
+  const stop = apoloOnChange(model, ["points", "state", "job_id"], update);
   update();
-  return () => {
-    model.off("change:points", update);
-    model.off("change:state", update);
-    model.off("change:job_id", update);
-  };
+  return stop;
 }
 
 export default { render };

@@ -2,24 +2,17 @@
 // The kernel sends the numbers and the text; this only draws them.
 function render({ model, el }) {
   el.classList.add("apolo-transfer");
-  const description = document.createElement("span");
-  description.className = "apolo-transfer-description";
-  const bar = document.createElement("div");
-  bar.className = "apolo-transfer-bar";
+  const description = apoloEl("span", "apolo-transfer-description");
+  const bar = apoloEl("div", "apolo-transfer-bar");
   bar.setAttribute("role", "progressbar");
   bar.setAttribute("aria-valuemin", "0");
   bar.setAttribute("aria-valuemax", "100");
-  const fill = document.createElement("div");
-  fill.className = "apolo-transfer-fill";
+  const fill = apoloEl("div", "apolo-transfer-fill");
   bar.appendChild(fill);
-  const percent = document.createElement("span");
-  percent.className = "apolo-transfer-percent";
-  const stats = document.createElement("span");
-  stats.className = "apolo-transfer-stats";
-  const message = document.createElement("div");
-  message.className = "apolo-transfer-message";
-  const row = document.createElement("div");
-  row.className = "apolo-transfer-row";
+  const percent = apoloEl("span", "apolo-transfer-percent");
+  const stats = apoloEl("span", "apolo-transfer-stats");
+  const message = apoloEl("div", "apolo-transfer-message");
+  const row = apoloEl("div", "apolo-transfer-row");
   row.append(description, bar, percent, stats);
   el.append(row, message);
 
@@ -34,12 +27,9 @@ function render({ model, el }) {
     message.hidden = !model.get("message");
     el.dataset.state = model.get("state");
   }
-  const names = ["description", "fraction", "stats", "state", "message"];
-  for (const name of names) model.on(`change:${name}`, draw);
+  const stop = apoloOnChange(model, ["description", "fraction", "stats", "state", "message"], draw);
   draw();
-  return () => {
-    for (const name of names) model.off(`change:${name}`, draw);
-  };
+  return stop;
 }
 
 export default { render };
