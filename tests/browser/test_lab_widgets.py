@@ -467,12 +467,15 @@ def _without_style(page: Page, saved_html: str) -> str:
     as an untrusted notebook in JupyterLab, GitHub or nbviewer shows it."""
     bare = re.sub(r"<style>.*?</style>", "", saved_html, flags=re.S)
     assert "<style" not in bare
-    other = page.context.new_page()
+    browser = page.context.browser
+    assert browser is not None
+    context = browser.new_context()
     try:
+        other = context.new_page()
         other.set_content(f"<!doctype html><html><body>{bare}</body></html>")
         text: str = other.locator("body").inner_text()
     finally:
-        other.close()
+        context.close()
     return text
 
 
