@@ -22,6 +22,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from apolo_jupyter.kernel._runtime import runtime
 
+from .conftest import cli as run_cli
 from .conftest import start_on_runtime, wait_running
 from .test_exec import until_output
 
@@ -42,19 +43,19 @@ def job() -> Iterator[str]:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CLI, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_cli(*args, stdin=subprocess.DEVNULL)
 
 
 class Terminal:
     """The CLI running in a pseudo-terminal, as in JupyterLab's terminal."""
 
-    def __init__(self, *args: str, rows: int = 24, cols: int = 80) -> None:
+    def __init__(
+        self,
+        *args: str,
+        rows: int = 24,
+        cols: int = 80,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.master, slave = pty.openpty()
         self.resize(rows, cols)
         self.proc = subprocess.Popen(
@@ -63,6 +64,7 @@ class Terminal:
             stdout=slave,
             stderr=slave,
             start_new_session=True,
+            env=env,
         )
         os.close(slave)
         self.seen = b""

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,14 +26,49 @@ GiB = 2**30
 CAP = Capacity(cpu=2.0, memory=4 * GiB)
 
 
-def _d(name: str, cpu: float = 1.0, preemptible: bool = False) -> Demand:
-    return Demand(name, cpu, GiB, preemptible, created=name)
+def _d(
+    job_id: str, cpu: float = 1.0, preemptible: bool = False, **kw: object
+) -> Demand:
+    fields: dict[str, Any] = {"created": job_id, **kw}
+    return Demand(job_id, cpu, GiB, preemptible, **fields)
 
 
 def test_fifo_within_capacity() -> None:
     decision = plan([_d("a"), _d("b"), _d("c")], [], set(), CAP)
     assert decision.start == ["a", "b"]
     assert "needs 1 CPU" in decision.waiting["c"]
+
+
+def test_a_wait_names_the_jobs_holding_the_room_and_how_to_free_it() -> None:
+    holding = [_d("a", name="my-run"), _d("b")]
+    why = plan([_d("c")], holding, set(), CAP).waiting["c"]
+    assert why == (
+        "waiting for room (CPU): needs 1 CPU and 1.0 GiB; in use 2 of 2 CPU and "
+        "2.0 of 4.0 GiB by a (my-run), b; kill one with apolo-jupyter kill a "
+        "(%apolo_kill a in a notebook)"
+    )
+
+
+def test_a_wait_names_at_most_three_holders_in_bounded_words() -> None:
+    cap = Capacity(cpu=6.0, memory=64 * GiB)
+    holding = [_d(f"job-{i:036d}", name="n" * 40, created=f"t{i}") for i in range(6)]
+    why = plan([_d("late", created="t9")], holding, set(), cap).waiting["late"]
+    assert f"job-{0:036d} ({'n' * 40}), job-{1:036d}" in why
+    assert f"job-{2:036d} ({'n' * 40}) +3 more;" in why
+    assert f"job-{3:036d}" not in why
+    assert len(why) < 500, len(why)
+
+
+def test_a_wait_names_only_holders_of_what_it_lacks() -> None:
+    cap = Capacity(cpu=8.0, memory=64 * GiB, gpus=("A100",))
+    holding = [_d("cpu-job", created="1"), _d("gpu-job", created="2", gpus=(0,))]
+    waiting = _d("needs-gpu", created="3", nvidia_gpu=1)
+    why = plan([waiting], holding, set(), cap).waiting["needs-gpu"]
+    assert "by gpu-job; kill one with apolo-jupyter kill gpu-job" in why
+    assert "cpu-job" not in why
+    # A holder that is already stopping is not offered for a kill.
+    why = plan([waiting], holding, {"gpu-job"}, cap).waiting["needs-gpu"]
+    assert why.endswith("by jobs that are stopping") and "kill" not in why
 
 
 def test_regular_job_preempts_the_newest_preemptible_one() -> None:
@@ -142,6 +178,37 @@ async def test_no_more_jobs_run_than_capacity_allows(
         t.reason == "WaitingForCapacity" and "needs 1 CPU" in t.description
         for t in waited
     )
+
+
+async def _reason_once(client: Client, job_id: str, has: str) -> str:
+    """The job's pending description, once it contains ``has``."""
+    async with asyncio.timeout(60), client.jobs.watch(job_id) as updates:
+        async for job in updates:
+            assert job.status == JobStatus.PENDING, job.history
+            if has in job.history.description:
+                return job.history.description
+    raise AssertionError(f"{job_id} never said {has!r}")
+
+
+async def test_a_waiting_job_names_who_holds_the_room_as_it_changes(
+    small: Client,
+) -> None:
+    holder_a = await _start(small, "sleep 300", name="holder-a")
+    holder_b = await _start(small, "sleep 300")
+    for job_id in (holder_a, holder_b):
+        await wait_running(small, job_id)
+    waiting = await _start(small, "true", preset="cpu-medium")  # needs both CPUs
+    why = await _reason_once(small, waiting, "by ")
+    assert f"in use 2 of 2 CPU and 2.0 of 64.0 GiB by {holder_a} (holder-a), " in why
+    assert f", {holder_b}; kill one with apolo-jupyter kill {holder_a} " in why
+    assert f"(%apolo_kill {holder_a} in a notebook)" in why
+    # One holder gone, still no room: the reason names the one left, not a
+    # finished job.
+    await small.jobs.kill(holder_a)
+    why = await _reason_once(small, waiting, f"by {holder_b};")
+    assert holder_a not in why and "in use 1 of 2 CPU" in why
+    await small.jobs.kill(holder_b)
+    assert (await wait_finished(small, waiting)).status == JobStatus.SUCCEEDED
 
 
 async def test_too_big_for_the_machine_is_refused(small: Client) -> None:

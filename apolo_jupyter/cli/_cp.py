@@ -11,7 +11,9 @@ def cmd_cp(args: argparse.Namespace) -> int:
     from IPython.core.error import UsageError
 
     from ..magics._cp import copy_parsed
+    from ._jobs import quiet_runtime
 
+    quiet_runtime()
     try:
         copy_parsed(args, command="apolo-jupyter cp")
     except UsageError as exc:

@@ -18,11 +18,12 @@ from typing import Any
 
 from ..client import Client, ClientError, JobDescription, JobStatus, get
 from ..client._users import Action, Permission
-from ..kernel._follow import JobEvents
+from ..kernel._follow import Event, JobEvents
 from ..kernel._job_options import COMMANDS, add_options
 from ..kernel._options import JobOptions, command_from_argv
 from ..kernel._run_options import CLI, add_run_options
 from ..kernel._run_request import RunPlan, plan_run, submit
+from ._pending import PendingTicker
 
 
 def _lines(job: JobDescription, shown: int, created: datetime) -> list[str]:
@@ -67,9 +68,25 @@ def _options(args: argparse.Namespace) -> JobOptions:
     return options
 
 
+async def _next(events: JobEvents, ticker: PendingTicker) -> Event | None:
+    """The next event; while the job is pending, the ticker ticks meanwhile."""
+    while True:
+        try:
+            event = await events.next(ticker.wait())
+        except TimeoutError:
+            ticker.tick()
+            continue
+        ticker.clear()
+        if event is not None and event.job is not None:
+            ticker.update(event.job)
+        return event
+
+
 async def _wait_start(client: Client, job: JobDescription) -> JobDescription:
-    async with client.jobs.watch(job.id) as updates:
-        async for job in updates:
+    ticker = PendingTicker(sys.stdout, "Ctrl-C stops waiting; the job stays")
+    async with JobEvents(client, job.id, logs=False) as events:
+        while (event := await _next(events, ticker)) is not None:
+            job = event.job or job
             if not job.status.is_pending:
                 break
     return job
@@ -78,9 +95,10 @@ async def _wait_start(client: Client, job: JobDescription) -> JobDescription:
 async def _follow(client: Client, job: JobDescription) -> JobDescription:
     created = job.history.transitions[0].transition_time
     shown = 0
+    ticker = PendingTicker(sys.stdout)
     async with JobEvents(client, job.id) as events:
         try:
-            while (event := await events.next()) is not None:
+            while (event := await _next(events, ticker)) is not None:
                 if event.job is None:
                     sys.stdout.write(event.log or "")
                     sys.stdout.flush()
@@ -92,6 +110,7 @@ async def _follow(client: Client, job: JobDescription) -> JobDescription:
         except asyncio.CancelledError:
             # Ctrl-C: kill the job first, while the streams are still open
             # (closing them waits for the platform's close handshakes).
+            ticker.clear()
             await _kill_on_interrupt(client, job.id)
             raise
     return job
@@ -161,12 +180,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
 
 
+def quiet_runtime() -> None:
+    """The platform in use is said by `run` only: other commands print what they
+    were asked for (a job list, a log), nothing else."""
+    from ..kernel._runtime import runtime
+
+    runtime().announce = False
+
+
 def _as_cli(func: Callable[[], None]) -> int:
     """Run one of the magics' commands from the shell: the same resolution of
     the platform (a login, else the local platform) and the same messages, with
     the magic names turned into commands."""
     from IPython.core.error import UsageError
 
+    quiet_runtime()
     try:
         func()
     except UsageError as exc:

@@ -33,6 +33,9 @@ class Runtime:
         self._thread.start()
         self._client: Client | None = None
         self._client_lock = threading.Lock()
+        # Whether connecting says which platform it picked (``get()``'s line); the
+        # CLI's commands print only what they were asked for.
+        self.announce = True
         atexit.register(self._close_client)
 
     def _close_client(self) -> None:
@@ -100,7 +103,7 @@ class Runtime:
         """The runtime's client, connected on first use (``get()`` resolution)."""
         with self._client_lock:
             if self._client is None or self._client.closed:
-                self._client = self.run(_connect())
+                self._client = self.run(_connect(quiet=not self.announce))
             return self._client
 
     def use(self, client: Client) -> None:
@@ -111,8 +114,8 @@ class Runtime:
             self.run(old.close())
 
 
-async def _connect() -> Client:
-    return await get()
+async def _connect(*, quiet: bool) -> Client:
+    return await get(quiet=quiet)
 
 
 _runtime: Runtime | None = None

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from ._memfd import nul_memfd
 from ._resolve import executable_in_root, open_root
 from ._sandbox import PreflightError, SandboxMode, find_executable, host_program
 from ._userns import UserNs, layout
@@ -124,17 +125,7 @@ def _loader(env_fd: int, owner_fd: int | None, workdir: str) -> list[str]:
 
 def env_file(env: Mapping[str, str]) -> int:
     """A memfd of ``NAME=value`` entries, NUL-separated, at offset 0."""
-    fd = os.memfd_create("exec-env", os.MFD_CLOEXEC)
-    try:
-        data = b"".join(f"{k}={v}".encode() + b"\0" for k, v in env.items())
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.lseek(fd, 0, os.SEEK_SET)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return nul_memfd("exec-env", (f"{k}={v}" for k, v in env.items()))
 
 
 def command_line(

@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ._bwrap import candidates, detect, detect_sandbox
+from ._memfd import nul_memfd
 from ._proc_table import group_alive, kill_tagged, ns_members, running
 from ._sandbox import (
     HOME,
@@ -369,7 +370,7 @@ class Executor:
         # The job's variables are set inside the sandbox, through a memfd of
         # NUL-separated arguments: bwrap's own environment stays clean, and no
         # value appears in a command line (`ps`, /proc/PID/cmdline).
-        args_fd = _args_file(["--clearenv", *_setenv(env)])
+        args_fd = nul_memfd("bwrap-args", ["--clearenv", *_setenv(env)])
         fds.callback(os.close, args_fd)
         bwrap_env = dict(_BWRAP_ENV)
         bwrap_env[SANDBOX_TAG_VAR] = f"{self._tag}/{spec.job_id}"  # as _tag_entry
@@ -380,21 +381,6 @@ class Executor:
 
 def _setenv(env: dict[str, str]) -> list[str]:
     return [arg for key, value in env.items() for arg in ("--setenv", key, value)]
-
-
-def _args_file(args: Sequence[str]) -> int:
-    """A sealed-size memfd holding ``args`` NUL-separated, at offset 0."""
-    fd = os.memfd_create("bwrap-args", os.MFD_CLOEXEC)
-    try:
-        data = b"".join(arg.encode() + b"\0" for arg in args)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.lseek(fd, 0, os.SEEK_SET)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 _MOUNT_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC

@@ -8,7 +8,7 @@ read-only, the merged-/usr aliases (``/bin``, ``/lib`` ... as read-only binds of
 ``/proc``, ``/dev``, ``/tmp`` and ``/root``, the platform's Python interpreter
 read-only at its host paths, and the job's mounts at their container paths.
 
-What a job must never see or steer (the security model, see the README):
+What a job must never see or steer (the security model, see docs/security.md):
 
 - **System folders take no volume.** ``SYSTEM_FOLDERS`` (``/usr``, ``/etc``,
   the aliases, ``/proc``, ``/dev``) are mount points in every job, which it

@@ -17,7 +17,7 @@ for), and no two jobs hold the same one.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 _GiB = 2**30
@@ -54,6 +54,7 @@ class Demand:
     nvidia_gpu: int = 0
     gpu_model: str | None = None  # None: any model
     gpus: tuple[int, ...] = ()  # the slots a started job holds
+    name: str | None = None  # the job's name, to say who holds the room
 
 
 @dataclass
@@ -118,8 +119,30 @@ def _gpu_words(count: int) -> str:
     return f"{count} NVIDIA GPU" + ("" if count == 1 else "s")
 
 
-def describe_wait(job: Demand, room: Room, cap: Capacity) -> str:
-    """What ``job`` waits for, and how much of each is in use."""
+MAX_NAMED = 3  # holders named in a wait reason; the rest are counted
+
+
+def _holder(job: Demand) -> str:
+    return f"{job.id} ({job.name})" if job.name else job.id
+
+
+def _holders_text(holders: list[Demand]) -> str:
+    """Who holds the room and how to free it, in bounded length: at most
+    MAX_NAMED jobs (ids of ~40 characters, names of at most 40), then a count."""
+    if not holders:
+        return " by jobs that are stopping"
+    named = ", ".join(_holder(j) for j in holders[:MAX_NAMED])
+    more = f" +{len(holders) - MAX_NAMED} more" if len(holders) > MAX_NAMED else ""
+    first = holders[0].id
+    return (
+        f" by {named}{more}; kill one with apolo-jupyter kill {first} "
+        f"(%apolo_kill {first} in a notebook)"
+    )
+
+
+def describe_wait(job: Demand, room: Room, cap: Capacity, holders: list[Demand]) -> str:
+    """What ``job`` waits for, how much of each is in use, and, given the jobs
+    holding room (``holders``), which of them hold what it lacks and how to free it."""
     used_cpu, used_memory = cap.cpu - room.cpu, cap.memory - room.memory
     needs = [f"{job.cpu:g} CPU", f"{job.memory / _GiB:.1f} GiB"]
     in_use = [
@@ -140,9 +163,10 @@ def describe_wait(job: Demand, room: Room, cap: Capacity) -> str:
         if free < job.nvidia_gpu:
             short.append("NVIDIA GPUs")
     what = f" ({' and '.join(short)})" if short else ""
+    lacking = [h for h in holders if room.helped_by(h, job, cap)]
     return (
         f"waiting for room{what}: needs {', '.join(needs[:-1])} and {needs[-1]}; "
-        f"in use {', '.join(in_use[:-1])} and {in_use[-1]}"
+        f"in use {', '.join(in_use[:-1])} and {in_use[-1]}{_holders_text(lacking)}"
     )
 
 
@@ -163,6 +187,11 @@ def plan(
         key=lambda j: j.created,
         reverse=True,
     )
+    # Who holds room, oldest first, to name in wait reasons: not the jobs that are
+    # stopping anyway (killing them again frees nothing sooner).
+    holders = sorted(
+        (j for j in holding if j.id not in stopping), key=lambda j: j.created
+    )
     blocked: set[tuple[bool, bool]] = set()  # (preemptible, GPU jobs only)
     for job in sorted(queue, key=lambda j: (j.preemptible, -j.priority, j.created)):
         if (job.preemptible, False) in blocked or (
@@ -175,6 +204,7 @@ def plan(
             result.start.append(job.id)
             result.gpus[job.id] = gpus
             room = room.take(job, gpus)
+            holders.append(replace(job, gpus=gpus))
             continue
         if not job.preemptible:
             chosen, freed = [], room
@@ -188,12 +218,14 @@ def plan(
             if chosen and reserved is not None:
                 result.preempt += [(v.id, job.id) for v in chosen]
                 victims = [v for v in victims if v not in chosen]
+                holders = [h for h in holders if h not in chosen]
                 # The room is reserved for this job; it starts once they have stopped.
                 room = freed.take(job, reserved)
+                holders.append(replace(job, gpus=reserved))
                 result.waiting[job.id] = (
                     f"preempting {len(chosen)} preemptible job(s) to make room"
                 )
                 continue
-        result.waiting[job.id] = describe_wait(job, room, cap)
+        result.waiting[job.id] = describe_wait(job, room, cap, holders)
         blocked.add((job.preemptible, room.short_of_gpus_only(job, cap)))
     return result

@@ -64,6 +64,7 @@ def _demand(job: JobRecord, gpus: tuple[int, ...] = ()) -> Demand:
         nvidia_gpu=int(resources.get("nvidia_gpu") or 0),
         gpu_model=resources.get("nvidia_gpu_model"),
         gpus=gpus,
+        name=job.name,
     )
 
 
@@ -253,9 +254,10 @@ class JobService:
             if proc is not None:
                 self._spawn(proc.kill(self._settings.kill_grace))
         for job_id, why in decision.waiting.items():
-            job = self._queue[job_id]
-            reason = _wait_reason(why)
-            if job.status == JobStatus.PENDING and job.statuses[-1].reason != reason:
+            job, reason = self._queue[job_id], _wait_reason(why)
+            said = job.statuses[-1]
+            fresh = (said.reason, said.description) != (reason, why)  # holders change
+            if job.status == JobStatus.PENDING and fresh:
                 self._transition(job, JobStatus.PENDING, reason, why)
         for job_id in decision.start:
             job = self._queue.pop(job_id)

@@ -27,7 +27,7 @@ PROJECT = "default"
 REGISTRY_URL = "http://registry.local.invalid"
 _GiB = 2**30
 _CONFIG_FIX = (
-    "fix it (see the README's local platform section for the keys) or move it "
+    "fix it (docs/local-platform.md, section config.json, lists the keys) or move it "
     "aside to use the defaults"
 )
 
