@@ -11,14 +11,16 @@ from .kernel._platform_registry import kill_base, register_client
 from .kernel._runtime import runtime
 from .magics._run import start_job
 from .widgets import JobStatusView, MountPicker
-from .widgets._jobs_panel import JobsPanelView
+from .widgets._jobs_panel import LIMIT, JobsPanelView
 from .widgets._launcher import JobLauncherView, LaunchRequest
 
 FIRST_LIST = 30.0  # seconds JobsPanel() waits for its first rows
 
 
-def JobsPanel(*, all_jobs: bool = False) -> JobsPanelView:
-    """Jobs with live status and kill buttons (running and pending ones by default).
+def JobsPanel(*, all_jobs: bool = False, limit: int = LIMIT) -> JobsPanelView:
+    """Jobs with live status and kill buttons (running and pending ones by default;
+    finished ones too with ``all_jobs``), newest first, at most ``limit`` rows
+    (a line under the table counts the rest).
 
     Rows update by push as jobs change; jobs started elsewhere appear within 2 s.
     The panel is returned with its first rows, so its saved text lists them.
@@ -30,7 +32,10 @@ def JobsPanel(*, all_jobs: bool = False) -> JobsPanelView:
         rt.submit(client.jobs.kill(job_id))
 
     view = JobsPanelView(
-        on_kill=kill, all_jobs=all_jobs, kill_base=kill_base(register_client(client))
+        on_kill=kill,
+        all_jobs=all_jobs,
+        kill_base=kill_base(register_client(client)),
+        limit=limit,
     )
     listed: concurrent.futures.Future[None] = concurrent.futures.Future()
     view.follower = rt.submit(
@@ -42,10 +47,12 @@ def JobsPanel(*, all_jobs: bool = False) -> JobsPanelView:
     return view
 
 
-def JobLauncher() -> JobLauncherView:  # a widget factory
+def JobLauncher(*, show_hidden: bool = False) -> JobLauncherView:  # a factory
     """A form to start a job: image, preset, command, mounts, ports, preemptible,
     life span. Its Run button starts the job and shows its live status; it never
     starts a job from invalid input. ``launcher.value`` is the ``%apolo_run`` line.
+    Its storage folders leave out internal ones (``.apolo-jupyter``, any name
+    starting with a dot) unless ``show_hidden``.
     """
     rt = runtime()
     client = rt.client()
@@ -77,7 +84,7 @@ def JobLauncher() -> JobLauncherView:  # a widget factory
 
     launcher = JobLauncherView(
         presets=list(client.presets),
-        picker=MountPicker(),
+        picker=MountPicker(show_hidden=show_hidden),
         check_image=client.parse.remote_image,
         check_env=client.parse.env,
         check_port_pair=parse_port_pair,

@@ -187,6 +187,27 @@ def test_exec_magic_streams_output_and_returns_the_exit_code(
         shell.run_line_magic("apolo_exec", f"{job} -- nope")
 
 
+def test_magics_say_unknown_and_ended_jobs_in_their_own_words(
+    shell: InteractiveShell,
+) -> None:
+    """Whatever the platform's words (the local one names its CLI), the magics
+    point to %apolo_ps, and say which state a job that is not running is in."""
+    for magic, rest in (("apolo_exec", " -- true"), ("apolo_top", "")):
+        with pytest.raises(
+            UsageError,
+            match=r"^unknown job 'no-such-job': list jobs with %apolo_ps --all$",
+        ):
+            shell.run_line_magic(magic, f"no-such-job{rest}")
+    ended = start_on_runtime("true", finish=True)
+    for magic, rest in (("apolo_exec", " -- true"), ("apolo_top", "")):
+        with pytest.raises(UsageError) as caught:
+            shell.run_line_magic(magic, f"{ended}{rest}")
+        assert str(caught.value) == (
+            f"job {ended} is succeeded, not running: %{magic} needs a running job "
+            "(%apolo_ps lists them)"
+        )
+
+
 def test_top_magic_prints_bounded_lines_without_a_frontend(
     shell: InteractiveShell, job: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,6 +3,7 @@ row at a time, and carry what the browser needs (kill route, live flag, age)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -88,3 +89,29 @@ def test_an_empty_panel_says_how_to_start_a_job() -> None:
     bundle, _ = panel._repr_mimebundle_()
     assert "Start one with %apolo_run" in bundle["text/plain"]
     assert repr(panel) == "JobsPanel(no jobs)"
+
+
+def test_all_jobs_newest_first_with_their_image_and_a_row_limit() -> None:
+    started = [start_on_runtime(f"echo {n}", finish=True) for n in range(3)]
+    panel = JobsPanel(all_jobs=True, limit=2)
+    try:
+        assert [r["id"] for r in panel.rows] == started[:0:-1]  # the newest two
+        total = len(panel.job_rows)
+        assert total >= 3
+        assert panel.more == f"{total - 2} more — %apolo_ps --all lists them all"
+        row = panel.rows[0]
+        assert (row["image"], row["command"]) == ("ubuntu:latest", "echo 2")
+        bundle, metadata = panel._repr_mimebundle_()
+        lines = bundle["text/plain"].splitlines()
+        assert lines[0].split() == ["ID", "NAME", "STATUS", "IMAGE", "PRESET", "AGE"]
+        assert [line.split()[0] for line in lines[1:3]] == started[:0:-1]
+        assert lines[3] == panel.more and len(lines) == 4
+        html = bundle["text/html"]
+        assert '<code title="echo 2">ubuntu:latest</code>' in html
+        assert panel.more in html and started[0] not in html
+        # The live widget names this kernel process (see server._reopen).
+        assert metadata["apolo_jupyter"]["kernel"]["pid"] == os.getpid()
+    finally:
+        _stop(panel)
+    with pytest.raises(ValueError, match="limit=0: show at least 1 row"):
+        JobsPanelView(on_kill=lambda _: None, limit=0)

@@ -40,6 +40,9 @@ def test_errors_show_under_their_field_once_touched() -> None:
         (launcher.ports, "ports", "8080:80 80", "“80”: write pairs"),
         (launcher.life_span, "life_span", "soon", "is not a duration"),
         (launcher.life_span, "life_span", "30s", "at least 1 minute"),
+        # The rule %apolo_run -n applies (one check for both).
+        (launcher.name, "name", "My Job!", "“My Job!” is not a job name: 3-40 low"),
+        (launcher.name, "name", "a--b", "is not a job name"),
     ]:
         good = field.value
         field.value = bad

@@ -25,7 +25,10 @@ from .conftest import free_port, until
     [
         ("--bogus ubuntu", r"unrecognized arguments: --bogus.*%apolo_run\?"),
         ("", "needs an image"),
-        ("Bad_Image!", "image 'Bad_Image!'"),
+        (
+            "Bad_Image! -- true",
+            "^image 'Bad_Image!' is not an image name: write one such as python:3.11",
+        ),
         ("-v /tmp:/data ubuntu -- true", r"-v.*'/tmp:/data'.*storage:"),
         ("-e =nameless ubuntu -- true", "NAME=value"),
         ("-e T=secret: ubuntu -- true", "secret"),
@@ -44,7 +47,8 @@ from .conftest import free_port, until
             "unknown preset 'cpu-huge': choose one of cpu-small",
         ),
         ("--life-span soon ubuntu -- true", "not a duration"),
-        ("ubuntu", "command is required"),
+        ("ubuntu", r"needs a command.*Add -- COMMAND, e.g. %apolo_run ubuntu:latest"),
+        ("-n 'My Job!' ubuntu -- true", r"job name 'My Job!' is invalid: 3-40 lower"),
         ("-n 'unclosed ubuntu -- true", "close the quote"),
     ],
 )
@@ -121,19 +125,23 @@ def test_every_option_of_the_job_magics_comes_from_the_option_table(
 def test_run_attached_prints_text_and_returns_the_description(
     shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    job = shell.run_line_magic(
-        "apolo_run", "-o done ubuntu -- sh -c 'echo hello; exit 3'"
+    # With -o the value goes into the variable only: no Out[] under the output.
+    assert (
+        shell.run_line_magic(
+            "apolo_run", "-o done ubuntu -- sh -c 'echo hello; exit 3'"
+        )
+        is None
     )
+    job = shell.user_ns["done"]
     assert isinstance(job, JobDescription)
     assert job.status == JobStatus.FAILED and job.history.exit_code == 3
-    assert shell.user_ns["done"] is job
     out = capsys.readouterr().out.splitlines()
     lines = [line for line in out if line.startswith(job.id)]
     assert [line.split()[1] for line in lines] == ["pending", "running", "failed"]
     # One line per status as it happened, the output, then the end.
     assert out.index(lines[1]) < out.index("hello") < out.index(lines[2])
     assert not any("exit code" in line for line in lines[:2]), lines
-    assert "(exit code 3)" in out[-1]
+    assert out[-1].endswith("failed  Error: the command exited with code 3")  # once
     assert shell.display_formatter is not None
     shown = shell.display_formatter.format(job)[0]["text/plain"]
     assert shown == (
@@ -189,7 +197,11 @@ def test_detach_ps_logs_kill(
     client = rt.client()
     try:
         assert job.status in (JobStatus.PENDING, JobStatus.RUNNING)
-        assert f"%apolo_kill {job.id}" in capsys.readouterr().out
+        # Named once: by its name, shorter than its id.
+        assert capsys.readouterr().out.splitlines()[-1] == (
+            "Detached: detached-one keeps running. Kill it with %apolo_kill "
+            "detached-one; watch it again with %apolo_status detached-one"
+        )
         shell.run_line_magic("apolo_ps", "-n detached-one")
         table = capsys.readouterr().out
         assert re.search(

@@ -18,6 +18,7 @@ from jupyter_client.manager import KernelManager, start_new_kernel
 from nbclient import NotebookClient
 
 from apolo_jupyter import JobStatus, get
+from apolo_jupyter.client._process import start_ticks
 
 pytestmark = pytest.mark.timeout(180)
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -114,9 +115,11 @@ async def test_interrupt_detaches_and_reattach_after_restart(
     km.interrupt_kernel()
     text = _finish(kc, msg_id, out)
     job_id = _job_id(text)
-    assert (
-        f"Detached: {job_id} keeps running. Kill it with %apolo_kill {job_id}" in text
-    )
+    detached = [line for line in text.splitlines() if line.startswith("Detached:")]
+    assert detached == [  # the id once, where it can be copied from
+        f"Detached: the job keeps running. Kill it with %apolo_kill {job_id}; watch "
+        "it again with %apolo_status and the same id"
+    ]
     assert await _status(job_id) == JobStatus.RUNNING
 
     km.restart_kernel(now=True)
@@ -186,6 +189,12 @@ async def test_in_a_kernel_a_view_detaches_on_interrupt_and_ends_in_the_outcome(
     assert len(shown) == 1
     data, transient = shown[0]["content"]["data"], shown[0]["content"]["transient"]
     assert {"text/plain", "text/html", WIDGET} <= set(data)
+    # It names the kernel process holding its model: a notebook reopened once
+    # that process has gone shows the fallbacks (server._reopen).
+    mark = shown[0]["content"]["metadata"]["apolo_jupyter"]["kernel"]
+    assert km.provisioner is not None
+    assert mark["pid"] == km.provisioner.pid  # type: ignore[attr-defined]
+    assert mark["started"] == start_ticks(mark["pid"])
     job_id = _job_id(data["text/plain"])
     km.interrupt_kernel()
     msgs = _iopub_until(

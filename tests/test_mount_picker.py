@@ -10,6 +10,7 @@ from yarl import URL
 from apolo_jupyter import Container, JobStatus, Resources, Volume
 from apolo_jupyter.kernel._runtime import runtime
 from apolo_jupyter.widgets import MountPicker
+from apolo_jupyter.widgets._mount_picker import UP
 
 from .conftest import wait_finished
 
@@ -59,6 +60,19 @@ def test_browse_into_folders_and_back() -> None:
     picker._folders.value = picker._folders.options[0]  # ".. (parent folder)"
     picker._open.click()
     assert parent in picker._folders.options
+
+
+def test_internal_folders_are_listed_only_when_asked() -> None:
+    """``--sync`` copies and ``--result`` values live in ``.apolo-jupyter``."""
+    parent = _name()
+    client = runtime().client()
+    for folder in (".apolo-jupyter/sync", "data"):
+        runtime().run(
+            client.storage.mkdir(URL(f"storage:{parent}/{folder}"), parents=True)
+        )
+    assert MountPicker(start=parent)._folders.options == (UP, "data")
+    shown = MountPicker(start=parent, show_hidden=True)._folders.options
+    assert shown == (UP, ".apolo-jupyter", "data")
 
 
 def test_errors_show_under_their_field_and_change_nothing() -> None:

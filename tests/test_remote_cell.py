@@ -233,6 +233,8 @@ def test_magics_bring_values_and_exceptions_back(tmp_path: Path) -> None:
     assert "up to date" not in _text(cells[1]) and "1 file uploaded" in _text(cells[1])
     assert "in the job at /apolo/sync/" in _text(cells[1])
     assert _text(cells[2]) == "x = 42\n"
+    # The value went into x: no Out[] with the JobDescription under the view.
+    assert not [o for o in cells[1].outputs if o["output_type"] == "execute_result"]
     assert _text(cells[5]) == "y = 300\n"
 
     error = _error(cells[6])
@@ -240,9 +242,15 @@ def test_magics_bring_values_and_exceptions_back(tmp_path: Path) -> None:
         "ZeroDivisionError",
         "division by zero",
     )
+    # The job's traceback is in its output (the cell's log), once: the error
+    # says the exception and where to read how it came.
     shown = "\n".join(error["traceback"])
-    assert 'File "<cell>", line 3, in <module>' in shown and "return a / b" in shown
-    assert shown.rstrip().endswith("ZeroDivisionError: division by zero")
+    assert shown.splitlines()[0] == "ZeroDivisionError: division by zero"
+    assert "its traceback is in the job's output above" in shown
+    assert "<cell>" not in shown
+    logged = _text(cells[6])
+    assert logged.count('File "<cell>", line 3, in <module>') == 1
+    assert "return a / b" in logged
 
     assert "--push lock: cannot pickle 'lock'" in _text(cells[8])
     assert "need --python" in _text(cells[9])

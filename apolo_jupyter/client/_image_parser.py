@@ -52,6 +52,16 @@ _TAG_RULES = (
     "with a period or a dash and may contain a maximum of 128 characters.\n"
     "Write it like 1.0, v2-rc1 or latest"
 )
+#: What the magics and the launcher say about any name that is not an image.
+IMAGE_EXAMPLES = "write one such as python:3.11, ubuntu:22.04 or image:NAME:TAG"
+
+
+class ImageNameError(ValueError):
+    """The text breaks the image name or tag grammar (not a platform problem).
+    Its words are the SDK's; the magics and the launcher say one line instead
+    (``IMAGE_EXAMPLES``)."""
+
+
 _FORMS = "write <name>[:<tag>] (e.g. ubuntu:22.04) or image:<name>[:<tag>]"
 
 
@@ -75,11 +85,19 @@ def parse_remote_image(
         try:
             return _parse_platform(text, registry_match, config, tag_option)
         except ValueError as exc:
-            raise ValueError(f"Invalid remote image '{text}': {exc}") from None
+            raise _same_kind(exc, f"Invalid remote image '{text}': {exc}") from None
     try:
         return _parse_external(text)
     except ValueError as exc:
-        raise ValueError(f"Invalid local image '{text}': {exc}") from None
+        raise _same_kind(exc, f"Invalid local image '{text}': {exc}") from None
+
+
+def _same_kind(exc: ValueError, message: str) -> ValueError:
+    return (
+        ImageNameError(message)
+        if isinstance(exc, ImageNameError)
+        else ValueError(message)
+    )
 
 
 def registry_authority(registry_url: URL) -> str:
@@ -190,9 +208,9 @@ def _parse_url(text: str) -> URL:
 
 def _validate_text(text: str) -> None:
     if not text:
-        raise ValueError(f"empty image name; {_FORMS}")
+        raise ImageNameError(f"empty image name; {_FORMS}")
     if text.startswith("-"):
-        raise ValueError(f"image cannot start with dash; {_FORMS}")
+        raise ImageNameError(f"image cannot start with dash; {_FORMS}")
     if text == "image:latest":
         raise ValueError(
             "ambiguous value: valid as both local and remote image name; write "
@@ -230,11 +248,11 @@ def _validate_name(name: str) -> None:
     if not checked:
         raise ValueError(f"no image name specified; {_FORMS}")
     if not IMAGE_NAME_RE.fullmatch(checked):
-        raise ValueError(_NAME_RULES)
+        raise ImageNameError(_NAME_RULES)
 
 
 def _validate_tag(tag: str) -> None:
     if len(tag) > 128:
-        raise ValueError("tag is to long; write a tag of 128 characters at most")
+        raise ImageNameError("tag is to long; write a tag of 128 characters at most")
     if not TAG_RE.fullmatch(tag):
-        raise ValueError(_TAG_RULES)
+        raise ImageNameError(_TAG_RULES)

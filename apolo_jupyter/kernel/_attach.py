@@ -34,19 +34,28 @@ VIEWS: dict[str, JobStatusView] = {}
 ATTACHMENTS: dict[str, Attachment] = {}
 
 
-def _detached_note(job_id: str) -> str:
+def _detached_note(job: JobDescription) -> str:
+    """How to reach a detached job again, naming it once (by its name if it has
+    one: shorter than its id)."""
+    if job.name:
+        return (
+            f"Detached: {job.name} keeps running. Kill it with %apolo_kill "
+            f"{job.name}; watch it again with %apolo_status {job.name}"
+        )
     return (
-        f"Detached: {job_id} keeps running. Kill it with %apolo_kill {job_id}; "
-        f"watch it again with %apolo_status {job_id}"
+        f"Detached: the job keeps running. Kill it with %apolo_kill {job.id}; "
+        "watch it again with %apolo_status and the same id"
     )
 
 
-def _interrupted(rt: Runtime, client: Client, att: Attachment, o: JobOptions) -> None:
+def _interrupted(
+    rt: Runtime, client: Client, att: Attachment, job: JobDescription, o: JobOptions
+) -> None:
     if o.kill_on_interrupt:
         rt.run(client.jobs.kill(att.job_id), timeout=60)
         print(f"Interrupted: killed {att.job_id}")
         return
-    message = _detached_note(att.job_id)
+    message = _detached_note(att.last or job)
     if att.view is not None:
         att.set_note(message)  # the view says it while the job runs, then shows the end
         return
@@ -78,7 +87,7 @@ def _follow_widget(
     ATTACHMENTS[job.id] = att
     holder.append(att)
     if o.detach and not job.status.is_finished:
-        att.set_note(_detached_note(job.id))
+        att.set_note(_detached_note(job))
         return job
     # Attached, or detached from a job that has already ended: wait here, so its
     # outcome replaces the output while the cell runs (headless runs record it).
@@ -89,7 +98,7 @@ def _follow_widget(
             except TimeoutError:
                 continue
     except KeyboardInterrupt:
-        _interrupted(rt, client, att, o)
+        _interrupted(rt, client, att, job, o)
         if o.kill_on_interrupt:
             return att.future.result(60)
         return att.last or job
@@ -101,7 +110,7 @@ def _follow_text(
     if o.detach:
         print(status_line(job))
         if not job.status.is_finished:
-            print(_detached_note(job.id))
+            print(_detached_note(job))
         return job
     att = Attachment(rt, client, job.id, None)
     shown = 0
@@ -121,7 +130,7 @@ def _follow_text(
                 sys.stdout.write(event.log)
                 sys.stdout.flush()
     except KeyboardInterrupt:
-        _interrupted(rt, client, att, o)
+        _interrupted(rt, client, att, job, o)
         if not o.kill_on_interrupt:
             return att.last or job
         final: JobDescription = rt.run(client.jobs.status(job.id), timeout=30)

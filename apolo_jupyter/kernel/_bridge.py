@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 
 from ..client import Client, JobDescription, JobStatus
 from ..widgets._jobs_panel import JobsPanelView
+from ..widgets._static import live_metadata
 from ..widgets._status_model import StatusFeed
 from ..widgets._status_view import JobStatusView, log_state_size
 from ..widgets._telemetry import TelemetryChart
@@ -96,7 +97,9 @@ class Attachment:
 
         self.display_id = f"apolo-{self.job_id}-{uuid.uuid4().hex[:8]}"
         bundle = view.bundle(live=True)
-        display(bundle, raw=True, display_id=self.display_id)  # type: ignore[no-untyped-call]
+        display(  # type: ignore[no-untyped-call]
+            bundle, raw=True, metadata=live_metadata(), display_id=self.display_id
+        )
 
     # -- requests from other threads (run on the runtime loop) ----------------------
 

@@ -26,6 +26,8 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_runtime_dir
 
+from ..client._process import start_ticks as start_ticks  # re-exported
+
 ID_PATTERN = r"[A-Za-z0-9_-]{16,64}"
 _ID_RE = re.compile(ID_PATTERN)
 MAX_RECORD = 4096
@@ -55,15 +57,6 @@ def new_id() -> str:
 
 def valid_id(record_id: object) -> bool:
     return isinstance(record_id, str) and _ID_RE.fullmatch(record_id) is not None
-
-
-def start_ticks(pid: int) -> int | None:
-    """When process ``pid`` started (clock ticks since boot), or None if gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-        return int(raw.rsplit(b")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def pid_alive(pid: int, started: int | None) -> bool:

@@ -294,6 +294,23 @@ def _remote_exception(payload: dict[str, Any], job: JobDescription) -> BaseExcep
     return fallback
 
 
+def point_to_the_output(exc: BaseException, job_id: str) -> None:
+    """For a cell whose job output is shown (the magics): IPython shows the
+    exception's last line and where its traceback is, not the traceback again."""
+    render = getattr(exc, "_render_traceback_", None)
+    if render is None:
+        return
+    lines = render()
+    last = lines[-1] if lines else f"{type(exc).__name__}: {exc}"
+    brief = [
+        last,
+        f"(raised in job {job_id}: its traceback is in the job's output above; "
+        f"all of it: %apolo_logs {job_id})",
+    ]
+    with contextlib.suppress(AttributeError, TypeError):
+        exc._render_traceback_ = lambda: brief  # type: ignore[attr-defined]
+
+
 class RemoteTraceback(Exception):
     """The job's traceback, as the cause of its exception (outside IPython)."""
 

@@ -27,6 +27,8 @@ from ..client import (
     JobRestartPolicy,
     ResourceNotFound,
 )
+from ..client._image_parser import IMAGE_EXAMPLES, ImageNameError
+from ..client._job_names import JOB_NAME_RULE, job_name_ok
 from ._options import JobOptions, parse_duration, parse_port_pair
 from ._run_options import refused_locally
 
@@ -133,9 +135,16 @@ async def plan_run(client: Client, o: JobOptions) -> RunPlan:
     _check_combinations(o)
     _local_refusals(client, o)
     cluster = o.cluster or client.config.cluster_name
-    image = _checked(
-        f"image {o.image!r}", client.parse.remote_image, o.image, cluster_name=cluster
-    )
+    try:
+        image = client.parse.remote_image(o.image, cluster_name=cluster)
+    except ImageNameError:
+        raise UsageError(
+            f"image {o.image!r} is not an image name: {IMAGE_EXAMPLES}"
+        ) from None
+    except (ValueError, RuntimeError) as exc:
+        raise UsageError(f"image {o.image!r}: {exc}") from None
+    if o.name is not None and not job_name_ok(o.name):
+        raise UsageError(f"job name {o.name!r} is invalid: {JOB_NAME_RULE} (-n NAME)")
     presets = client.config.get_cluster(cluster).presets
     preset_name = o.preset or next(iter(presets), "")
     if preset_name not in presets:

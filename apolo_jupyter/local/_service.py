@@ -97,8 +97,8 @@ class JobService:
         job = self._jobs.get(id_or_name) or self._store.get(id_or_name)
         if job is None:
             raise JobNotFound(
-                f"job {id_or_name!r} not found: list jobs with client.jobs.list() "
-                "or `apolo-jupyter local status`"
+                f"job {id_or_name!r} not found: list jobs with `apolo-jupyter ps -a` "
+                "or client.jobs.list()"
             )
         return job
 
@@ -121,8 +121,8 @@ class JobService:
         if job.status != JobStatus.RUNNING or proc is None:
             raise JobNotRunning(
                 f"job {job.id} is {job.status.value}, not running: this needs a "
-                "running job (see its status with client.jobs.status or "
-                "`apolo-jupyter ps`)"
+                "running job (see its status with `apolo-jupyter status JOB` or "
+                "client.jobs.status)"
             )
         return job, proc
 

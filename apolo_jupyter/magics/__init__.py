@@ -186,6 +186,8 @@ class ApoloMagics(Magics):
             self.shell.user_ns[options.out] = result
         if code is not None:
             code.after(result)
+        if options.out or (code is not None and code.result):
+            return None  # the value went into a variable: no Out[] under the view
         return result
 
     @magic_arguments()

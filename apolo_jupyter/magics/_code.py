@@ -26,6 +26,7 @@ from ..kernel._remote_cell import (
     forget,
     outcome,
     pickle_pushed,
+    point_to_the_output,
     prepare,
 )
 from ..kernel._sync import SyncError, SyncResult, sync_folder
@@ -185,6 +186,9 @@ class CodeOptions:
             value = outcome(payload, job, cell)
         except RemoteCellError as exc:
             raise UsageError(str(exc)) from None
+        except BaseException as exc:  # the cell's own exception, from the job
+            point_to_the_output(exc, job.id)
+            raise
         if self.result:
             self.namespace[self.result] = value
         sys.stdout.flush()

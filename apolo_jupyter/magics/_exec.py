@@ -8,7 +8,7 @@ import sys
 from IPython.core.error import UsageError
 
 from ..client import Client, IllegalArgumentError, ResourceNotFound, StdStreamError
-from ._run import connect
+from ._run import connect, running_job
 
 
 async def _exec(client: Client, job_id: str, command: str) -> int | None:
@@ -31,9 +31,11 @@ def exec_in_job(job_id: str, command: str) -> int:
             "%apolo_exec needs a command after --, e.g. %apolo_exec JOB -- ls -l /tmp"
         )
     rt, client = connect()
+    job = running_job(rt, client, job_id, "%apolo_exec")
     try:
-        code = rt.run(_exec(client, job_id, command))
+        code = rt.run(_exec(client, job.id, command))
     except (ResourceNotFound, IllegalArgumentError) as exc:
+        running_job(rt, client, job_id, "%apolo_exec")  # it ended meanwhile?
         raise UsageError(f"%apolo_exec {job_id}: {exc}") from None
     except KeyboardInterrupt:
         print(f"\n(interrupted: the command was stopped in {job_id}; the job goes on)")

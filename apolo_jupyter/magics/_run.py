@@ -34,15 +34,41 @@ def connect() -> tuple[Runtime, Client]:
         ) from None
 
 
+def unknown_job(job_id: str) -> UsageError:
+    return UsageError(f"unknown job {job_id!r}: list jobs with %apolo_ps --all")
+
+
 @contextmanager
 def known_job(job_id: str) -> Iterator[None]:
-    """The platform's 404 for ``job_id`` as a UsageError that says what to do."""
+    """The platform's 404 for ``job_id`` as a UsageError that says what to do
+    (whatever the platform's own words: they name its tools, not ours)."""
     try:
         yield
     except ResourceNotFound:
-        raise UsageError(
-            f"unknown job {job_id!r}: list jobs with %apolo_ps --all"
-        ) from None
+        raise unknown_job(job_id) from None
+
+
+def not_running(job: JobDescription, magic: str) -> UsageError:
+    return UsageError(
+        f"job {job.id} is {job.status.value}, not running: {magic} needs a running "
+        "job (%apolo_ps lists them)"
+    )
+
+
+def running_job(rt: Runtime, client: Client, job_id: str, magic: str) -> JobDescription:
+    """The job ``job_id`` if it runs now, else a UsageError in the magics' words."""
+    with known_job(job_id):
+        job: JobDescription = rt.run(client.jobs.status(job_id), timeout=30)
+    if not job.status.is_running:
+        raise not_running(job, magic)
+    return job
+
+
+NO_COMMAND = (
+    "the local platform needs a command: it runs programs of this machine and "
+    "pulls no image, so an image brings no default command. Add -- COMMAND, e.g. "
+    "%apolo_run ubuntu:latest -- echo hi"
+)
 
 
 def job_status(job_id: str) -> tuple[Runtime, Client, JobDescription]:
@@ -57,6 +83,8 @@ def start_job(o: JobOptions) -> JobDescription:
     """Check the options, start the job (as `apolo run` would), share it, start
     its port forwards; UsageError for whatever needs fixing."""
     rt, client = connect()
+    if client.config.local and not o.command:
+        raise UsageError(NO_COMMAND)
     plan: RunPlan = rt.run(plan_run(client, o), timeout=60)
     try:
         job: JobDescription = rt.run(submit(client, plan), timeout=60)

@@ -9,7 +9,7 @@ from IPython.core.error import UsageError
 
 from ..client import Client, IllegalArgumentError, ResourceNotFound
 from ..kernel._frontend import use_widgets
-from ._run import job_status
+from ._run import job_status, not_running
 
 TEXT_SAMPLES = 10  # lines printed in text mode unless -n says otherwise
 
@@ -31,10 +31,7 @@ def show_top(job: str, samples: int | None) -> object:
     """The chart (widget mode), or print ``samples`` lines and return None."""
     rt, client, desc = job_status(job)
     if desc.status.is_finished:
-        raise UsageError(
-            f"job {desc.id} has finished ({desc.status.value}); top follows running "
-            "jobs: %apolo_ps lists them"
-        )
+        raise not_running(desc, "%apolo_top")
     if samples is not None and samples < 1:
         raise UsageError("-n takes a number of samples >= 1, e.g. %apolo_top JOB -n 5")
     if use_widgets() and samples is None:

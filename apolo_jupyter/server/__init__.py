@@ -4,7 +4,9 @@
   registered in :mod:`apolo_jupyter.kernel._forward_registry` (:mod:`._proxy`);
 - ``POST <base_url>/apolo/platforms/<id>/jobs/<job>/kill`` kills a job through
   a platform a kernel registered in :mod:`apolo_jupyter.kernel._platform_registry`
-  (:mod:`._kill`): the views' Kill buttons, which must work while a cell runs.
+  (:mod:`._kill`): the views' Kill buttons, which must work while a cell runs;
+- a notebook opened after its kernel has gone shows our views' saved fallbacks,
+  not "Error displaying widget: model not found" (:mod:`._reopen`).
 
 Enabled on install by ``etc/jupyter/jupyter_server_config.d/apolo_jupyter.json``
 (jupyter-server does not discover extensions through entry points).
@@ -21,6 +23,7 @@ from apolo_jupyter.kernel._platform_registry import JOB_ID_PATTERN
 
 from ._kill import KillHandler
 from ._proxy import ForwardProxyHandler
+from ._reopen import install as install_reopen
 
 __all__ = ["ForwardProxyHandler", "KillHandler"]
 
@@ -45,4 +48,8 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     serverapp.log.info("apolo_jupyter: proxying registered forwards at %s", ROUTE)
     serverapp.log.info(
         "apolo_jupyter: killing jobs of registered kernels at %s", KILL_ROUTE
+    )
+    install_reopen(serverapp.contents_manager)
+    serverapp.log.info(
+        "apolo_jupyter: notebooks open with gone kernels' views as saved text"
     )

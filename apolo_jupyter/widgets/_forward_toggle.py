@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import ipywidgets as w
 
 from ._forms import error_html, style_carrier
+from ._static import KernelOwned
 
 OFF, STARTING, ON, ERROR = "off", "starting", "on", "error"
 
 
-class PortForwardToggle(w.VBox):
+class PortForwardToggle(KernelOwned, w.VBox):
     def __init__(
         self, job_id: str, job_port: int, on_change: Callable[[bool], None]
     ) -> None:
@@ -122,3 +125,26 @@ class PortForwardToggle(w.VBox):
 
     def __repr__(self) -> str:
         return f"PortForwardToggle({self.job_id}:{self.job_port}: {self.state})"
+
+    def saved_html(self) -> str:
+        """What a notebook shows once the kernel that served the forward is gone."""
+        e = html.escape
+        when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        state = self.error or self.state
+        if self.state == ON and self.url:
+            state = f'on at <a href="{e(self.url, quote=True)}">{e(self.url)}</a>'
+        else:
+            state = e(state)
+        again = f"%apolo_forward {self.job_id} {self.job_port} --on"
+        return (
+            f'<div class="apolo-w">Forward of port {self.job_port} of '
+            f"<code>{e(self.job_id)}</code>: {state} (as of {when}; the kernel "
+            f"serves it while it runs; <code>{e(again)}</code> starts it again)</div>"
+        )
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if not isinstance(bundle, tuple):
+            return bundle
+        data, metadata = bundle
+        return {**data, "text/html": self.saved_html()}, metadata

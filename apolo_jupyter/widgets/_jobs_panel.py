@@ -6,6 +6,9 @@ keyed by job id; ages tick there. Kill posts to the Jupyter server's kill route
 (``kill_base``), so it works while a cell runs; without one the click comes back
 here through ``on_kill``. ``text/plain`` and ``text/html`` say the same as the
 table, as of the moment they were made.
+
+Rows are newest first, at most ``limit`` of them; a line under the table says
+how many more there are and where to see them all (``%apolo_ps``).
 """
 
 from __future__ import annotations
@@ -21,15 +24,29 @@ import anywidget
 import traitlets as t
 
 from ..client import JobDescription
-from ._static import WIDGET_MIME, asset, style, widget_view
+from ._static import WIDGET_MIME, asset, live_metadata, style, widget_view
 from ._status_html import badge
 from ._status_text import age, epoch_ms, reason_text
+
+LIMIT = 20  # rows shown; the rest are counted under the table
 
 EMPTY = {
     False: "No running or pending jobs. Start one with %apolo_run IMAGE -- COMMAND "
     "or JobLauncher(); JobsPanel(all_jobs=True) also lists finished ones.",
     True: "No jobs yet. Start one with %apolo_run IMAGE -- COMMAND or JobLauncher().",
 }
+
+
+# (key, header) of the table's columns; the browser's are the same (panel.js).
+COLUMNS = (
+    ("id", "ID"),
+    ("name", "Name"),
+    ("status", "Status"),
+    ("image", "Image"),
+    ("preset", "Preset"),
+    ("age", "Age"),
+    ("act", ""),
+)
 
 
 def short_id(job_id: str) -> str:
@@ -45,22 +62,35 @@ class Row:
     name: str
     status: str
     reason: str
+    image: str
+    command: str
     preset: str
     created_ms: float | None
     live: bool
 
     @classmethod
     def of(cls, job: JobDescription) -> Row:
+        container = job.container
         return cls(
             id=job.id,
             short=short_id(job.id),
             name=job.name or "",
             status=job.status.value,
             reason=reason_text(job),
+            image=str(container.image),
+            command=" ".join(p for p in (container.entrypoint, container.command) if p),
             preset=job.preset_name or "",
             created_ms=epoch_ms(job.history.created_at),
             live=not job.status.is_finished,
         )
+
+
+def more_text(hidden: int, all_jobs: bool) -> str:
+    """The line under a table that shows only the newest rows."""
+    if not hidden:
+        return ""
+    where = "%apolo_ps --all" if all_jobs else "%apolo_ps"
+    return f"{hidden} more — {where} lists them all"
 
 
 class JobsPanelView(anywidget.AnyWidget):
@@ -72,6 +102,7 @@ class JobsPanelView(anywidget.AnyWidget):
     kill_base = t.Unicode("").tag(sync=True)
     now_ms = t.Float(0.0).tag(sync=True)
     empty_text = t.Unicode("").tag(sync=True)
+    more = t.Unicode("").tag(sync=True)  # "N more — %apolo_ps …", or ""
 
     def __init__(
         self,
@@ -79,9 +110,14 @@ class JobsPanelView(anywidget.AnyWidget):
         *,
         all_jobs: bool = False,
         kill_base: str = "",
+        limit: int = LIMIT,
     ) -> None:
+        if limit < 1:
+            raise ValueError(f"limit={limit!r}: show at least 1 row, e.g. limit=20")
         super().__init__(kill_base=kill_base, empty_text=EMPTY[all_jobs])
         self._on_kill = on_kill
+        self._all_jobs = all_jobs
+        self._limit = limit
         # The background task that keeps the panel current (cancel to stop it).
         self.follower: concurrent.futures.Future[None] | None = None
         self._rows: dict[str, Row] = {}
@@ -93,9 +129,19 @@ class JobsPanelView(anywidget.AnyWidget):
         if self._rows.get(job.id) == row:
             return
         self._rows[job.id] = row
+        shown = self.shown_rows
         with self.hold_sync():
             self.now_ms = datetime.now(UTC).timestamp() * 1000
-            self.rows = [asdict(r) for r in self._rows.values()]
+            self.rows = [asdict(r) for r in shown]
+            self.more = more_text(len(self._rows) - len(shown), self._all_jobs)
+
+    @property
+    def shown_rows(self) -> tuple[Row, ...]:
+        """The newest ``limit`` rows, newest first."""
+        newest = sorted(
+            self._rows.values(), key=lambda r: r.created_ms or 0.0, reverse=True
+        )
+        return tuple(newest[: self._limit])
 
     def _on_custom_msg(self, _: Any, content: Any, buffers: Any) -> None:
         if isinstance(content, dict) and content.get("event") == "kill":
@@ -122,15 +168,18 @@ class JobsPanelView(anywidget.AnyWidget):
         if not self._rows:
             return self.empty_text
         now = datetime.now(UTC).timestamp()
-        table = [("ID", "NAME", "STATUS", "PRESET", "AGE")]
-        for r in self._rows.values():
+        table = [("ID", "NAME", "STATUS", "IMAGE", "PRESET", "AGE")]
+        for r in self.shown_rows:
             when = age(now - r.created_ms / 1000) if r.created_ms else "-"
-            table.append((r.id, r.name, r.status, r.preset, when))
-        widths = [max(len(row[i]) for row in table) for i in range(5)]
-        return "\n".join(
+            table.append((r.id, r.name, r.status, r.image, r.preset, when))
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        lines = [
             "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
             for row in table
-        )
+        ]
+        if self.more:
+            lines.append(self.more)
+        return "\n".join(lines)
 
     def _table_html(self) -> str:
         e = html.escape
@@ -139,27 +188,23 @@ class JobsPanelView(anywidget.AnyWidget):
         if not self._rows:
             body = f'<div class="apolo-empty">{e(self.empty_text)}</div>'
         else:
-            cols = "".join(
-                f'<col class="apolo-c-{c}">'
-                for c in ("id", "name", "status", "preset", "age", "act")
-            )
-            head = "".join(
-                f'<th scope="col">{h}</th>'
-                for h in ("ID", "Name", "Status", "Preset", "Age", "")
-            )
+            cols = "".join(f'<col class="apolo-c-{c}">' for c, _ in COLUMNS)
+            head = "".join(f'<th scope="col">{h}</th>' for _, h in COLUMNS)
             rows = []
-            for r in self._rows.values():
+            for r in self.shown_rows:
                 when = (
                     age(now.timestamp() - r.created_ms / 1000) if r.created_ms else "-"
                 )
                 rows.append(
                     f'<tr><td><code title="{e(r.id)}">{e(r.id)}</code></td>'
                     f"<td>{e(r.name)}</td><td>{badge(r.status)}</td>"
+                    f'<td><code title="{e(r.command)}">{e(r.image)}</code></td>'
                     f'<td>{e(r.preset)}</td><td class="apolo-age">{e(when)}</td><td></td></tr>'
                 )
+            more = f'<div class="apolo-more">{e(self.more)}</div>' if self.more else ""
             body = (
                 f"<table><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead>"
-                f"<tbody>{''.join(rows)}</tbody></table>"
+                f"<tbody>{''.join(rows)}</tbody></table>{more}"
             )
         return (
             f'<div class="apolo-w apolo-panel">{style("status.css", "panel.css")}{body}'
@@ -172,7 +217,7 @@ class JobsPanelView(anywidget.AnyWidget):
             "text/html": self._table_html(),
             WIDGET_MIME: widget_view(self.model_id),
         }
-        return data, {}
+        return data, live_metadata()
 
     def __repr__(self) -> str:
         rows = ", ".join(f"{r.id}: {r.status}" for r in self._rows.values())

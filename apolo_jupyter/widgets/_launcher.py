@@ -16,8 +16,11 @@ from dataclasses import dataclass
 
 import ipywidgets as w
 
+from ..client._image_parser import IMAGE_EXAMPLES
+from ..client._job_names import JOB_NAME_RULE, job_name_ok
 from ._forms import error_html, field_row, form_grid, muted_html, style_carrier
 from ._mount_picker import MountPicker
+from ._static import KernelOwned
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ def _quoted(text: str) -> str:
     return f"“{text}”"
 
 
-class JobLauncherView(w.VBox):
+class JobLauncherView(KernelOwned, w.VBox):
     def __init__(
         self,
         *,
@@ -146,11 +149,12 @@ class JobLauncherView(w.VBox):
             found["image"] = "enter an image, e.g. python:3.11"
         elif not self._ok(self._check_image, req.image):
             found["image"] = (
-                f"{_quoted(req.image)} is not an image name: write one such as "
-                "python:3.11, ubuntu:22.04 or image:NAME:TAG"
+                f"{_quoted(req.image)} is not an image name: {IMAGE_EXAMPLES}"
             )
         if not req.command:
             found["command"] = "enter the program to run, e.g. python3 train.py"
+        if req.name and not job_name_ok(req.name):
+            found["name"] = f"{_quoted(req.name)} is not a job name: {JOB_NAME_RULE}"
         for number, line in enumerate(self.env.value.splitlines(), 1):
             line = line.strip()
             if not line or self._ok(lambda spec: self._check_env([spec]), line):

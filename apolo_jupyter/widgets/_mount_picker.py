@@ -5,7 +5,9 @@ a volume spec). By default they use the notebook runtime's client; pass your own
 to use it elsewhere. Rows are aligned in a grid; each error shows under the field
 it is about; an empty folder or mount list says what to do; an added mount's
 read-only flag can still be changed. Everything is reachable with the keyboard
-(Tab, arrows, Enter, Space).
+(Tab, arrows, Enter, Space). Folders whose name starts with a dot are internal
+(``.apolo-jupyter`` holds ``--sync`` copies and ``--result`` values) and are
+listed only with ``show_hidden=True``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import ipywidgets as w
 from ..client import Volume
 from ._forms import error_html, field_row, form_grid, muted_html, style_carrier
 from ._mounts import Mount, MountList, ParseVolume, default_container_path
+from ._static import KernelOwned
 
 ListFolders = Callable[[str], list[str]]
 CreateFolder = Callable[[str], None]
@@ -33,7 +36,7 @@ def _join(base: str, name: str) -> str:
     return posixpath.join(base, name).strip("/") if base else name.strip("/")
 
 
-class MountPicker(w.VBox):
+class MountPicker(KernelOwned, w.VBox):
     """Pick storage folders to mount into a job.
 
     ``picker.volumes`` is a ``list[Volume]``; ``picker.value`` the same as CLI strings
@@ -48,6 +51,7 @@ class MountPicker(w.VBox):
         parse_volume: ParseVolume | None = None,
         start: str = "",
         mounts: Iterable[str] = (),
+        show_hidden: bool = False,
     ) -> None:
         if list_folders is None or create_folder is None or parse_volume is None:
             from ..kernel._storage_access import runtime_callables
@@ -57,6 +61,7 @@ class MountPicker(w.VBox):
             create_folder = create_folder or defaults.create_folder
             parse_volume = parse_volume or defaults.parse_volume
         self._list = list_folders
+        self._show_hidden = show_hidden
         self._create_folder = create_folder
         self._model = MountList(parse_volume)
         self._cwd = start.strip("/")
@@ -227,6 +232,8 @@ class MountPicker(w.VBox):
         if self._guard(
             self._folders_note, lambda: names.extend(sorted(self._list(self._cwd)))
         ):
+            if not self._show_hidden:
+                names = [name for name in names if not name.startswith(".")]
             self._folders.options = ([UP] if self._cwd else []) + names
             self._folders.value = select if select in names else None
             self._folders_note.value = "" if names else muted_html(NO_FOLDERS)

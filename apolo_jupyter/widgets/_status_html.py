@@ -5,6 +5,12 @@ button, the resource sparkline and the log pane in the browser); ``status_html``
 and ``status_text`` are the saved forms: what GitHub, nbviewer, nbconvert, a
 reopened notebook or a terminal show. They say the resource figures in words in
 place of the sparkline. Every value from the job is escaped.
+
+The saved HTML reads well with no CSS at all: an untrusted notebook in
+JupyterLab, GitHub and nbviewer drop its ``<style>``. Parts of a row are
+separated by real text (``plain`` separators, which the CSS hides where it
+applies), the log tail is a ``<pre>``, each tqdm bar is a line, and every state
+is said in words beside its colour.
 """
 
 from __future__ import annotations
@@ -20,11 +26,17 @@ from ._usage import usage_text
 e = html.escape
 
 
+def plain(text: str) -> str:
+    """Text that only a page without our CSS shows: a separator or a space that
+    the live view's layout (flex and grid gaps) gives instead."""
+    return f'<span class="apolo-plain">{e(text)}</span>'
+
+
 def badge(status: str) -> str:
     glyph = GLYPH.get(status, "?")
     return (
         f'<span class="apolo-badge apolo-st-{e(status)}">'
-        f'<span class="apolo-glyph" aria-hidden="true">{glyph}</span>{e(status)}</span>'
+        f'<span class="apolo-glyph" aria-hidden="true">{glyph}</span> {e(status)}</span>'
     )
 
 
@@ -35,7 +47,7 @@ def _steps_html(s: StatusSnapshot) -> str:
             parts.append(badge(label))
         else:
             parts.append(f'<span class="apolo-step-{state}">{e(label)}</span>')
-    sep = '<span class="apolo-sep" aria-hidden="true">&rsaquo;</span>'
+    sep = '<span class="apolo-sep" aria-hidden="true"> &rsaquo; </span>'
     return f'<span class="apolo-steps">{sep.join(parts)}</span>'
 
 
@@ -82,8 +94,9 @@ def head_html(s: StatusSnapshot, *, saved: bool = False) -> str:
     """The status row, identity, reason, note and error: all but bars and logs.
     ``saved``: with the resource figures in words (the live view draws them)."""
     usage = _usage_html(s) if saved else ""
+    parts = [part for part in (_steps_html(s), _clock_html(s), usage) if part]
     row = (
-        f'<div class="apolo-head">{_steps_html(s)}{_clock_html(s)}{usage}'
+        f'<div class="apolo-head">{plain(" · ").join(parts)}'
         '<span class="apolo-actions"></span></div>'
     )
     out = [row, _meta_html(s)]
@@ -115,26 +128,30 @@ def _bar_text(p: Progress) -> str:
 
 
 def bars_html(bars: tuple[Progress, ...]) -> str:
+    """One row per bar (``display: contents`` in the grid; a line without CSS)."""
     if not bars:
         return ""
-    cells = []
+    rows = []
     for p in bars:
         desc = e(p.description)
         if p.percent is None:
-            track = '<div class="apolo-bar-none"></div>'
+            track = '<span class="apolo-bar-none"></span>'
         else:
             done = " apolo-bar-done" if p.percent >= 100 else ""
             track = (
-                f'<div class="apolo-bar-track{done}" role="progressbar" '
+                f'<span class="apolo-bar-track{done}" role="progressbar" '
                 f'aria-label="{desc or "progress"}" aria-valuemin="0" '
                 f'aria-valuemax="100" aria-valuenow="{p.percent:.0f}">'
-                f'<div class="apolo-bar-fill" style="width:{p.percent:.1f}%"></div></div>'
+                f'<span class="apolo-bar-fill" style="width:{p.percent:.1f}%"></span>'
+                "</span>"
             )
-        cells.append(
-            f'<div class="apolo-bar-desc">{desc}</div>{track}'
-            f'<div class="apolo-bar-text">{e(_bar_text(p))}</div>'
+        label = plain(": ") if desc else ""
+        rows.append(
+            f'<div class="apolo-bar-row"><span class="apolo-bar-desc">{desc}</span>'
+            f'{label}{track}{plain(" ")}<span class="apolo-bar-text">'
+            f"{e(_bar_text(p))}</span></div>"
         )
-    return f'<div class="apolo-bars">{"".join(cells)}</div>'
+    return f'<div class="apolo-bars">{"".join(rows)}</div>'
 
 
 def log_header(tail: LogTail, hint: str) -> str:
@@ -150,7 +167,7 @@ def _log_html(tail: LogTail, hint: str) -> str:
     body = e("\n".join(tail.lines))
     return (
         f'<div class="apolo-log"><div class="apolo-log-head">{header}</div>'
-        f'<div class="apolo-log-body apolo-log-static"><div>{body}</div></div></div>'
+        f'<div class="apolo-log-body apolo-log-static"><pre>{body}</pre></div></div>'
     )
 
 

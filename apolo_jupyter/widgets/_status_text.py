@@ -41,22 +41,13 @@ def reason_text(job: JobDescription) -> str:
     return reason or description
 
 
-def details(job: JobDescription, *, restarts: bool = True) -> tuple[str, str]:
-    """The reason, and the "(exit code …, restarts: …)" suffix."""
-    extras = []
-    code = exit_code(job)
-    if code is not None:
-        extras.append(f"exit code {code}")
-    if restarts and job.history.restarts:
-        extras.append(f"restarts: {job.history.restarts}")
-    return reason_text(job), f"({', '.join(extras)})" if extras else ""
-
-
 def status_line(job: JobDescription) -> str:
     """One deterministic line per status, for terminals and text outputs, e.g.
-    ``job-1  failed  Error: … (exit code 3)``."""
-    detail, extras = details(job)
-    tail = " ".join(part for part in (detail, extras) if part)
+    ``job-1  failed  Error: the command exited with code 3``: each fact once,
+    as the view says it (``outcome_line``), then the restarts if any."""
+    tail = outcome_line(job)
+    if job.history.restarts:
+        tail = f"{tail} (restarts: {job.history.restarts})".lstrip()
     return f"{job.id}  {job.status.value}  {tail}".rstrip()
 
 

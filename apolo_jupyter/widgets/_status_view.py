@@ -27,7 +27,7 @@ import anywidget
 import traitlets as t
 
 from ..client import JobStatus
-from ._static import WIDGET_MIME, asset, widget_view
+from ._static import WIDGET_MIME, asset, live_metadata, widget_view
 from ._status_html import bars_html, head_html, status_html, status_text
 from ._status_model import StatusSnapshot, empty_snapshot
 from ._status_text import status_line
@@ -137,7 +137,9 @@ class JobStatusView(anywidget.AnyWidget):
     # -- what a notebook saves --------------------------------------------------------
 
     def bundle(self, *, live: bool = True) -> dict[str, Any]:
-        """The mimebundle: the widget (if ``live``) plus text and HTML fallbacks."""
+        """The mimebundle: the widget (if ``live``) plus text and HTML fallbacks.
+        A live one goes out with ``_static.live_metadata()``, so that a notebook
+        reopened after this kernel has gone shows the fallbacks."""
         data: dict[str, Any] = {
             "text/plain": status_text(self._snapshot),
             "text/html": status_html(self._snapshot),
@@ -147,7 +149,8 @@ class JobStatusView(anywidget.AnyWidget):
         return data
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[Any, Any], dict[Any, Any]]:
-        return self.bundle(live=not self._snapshot.finished), {}
+        live = not self._snapshot.finished
+        return self.bundle(live=live), live_metadata() if live else {}
 
     def __repr__(self) -> str:
         job = self._snapshot.job

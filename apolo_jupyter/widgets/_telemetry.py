@@ -18,7 +18,7 @@ import anywidget
 import traitlets as t
 
 from ..client._stream_models import JobTelemetry
-from ._static import asset
+from ._static import asset, live_metadata
 
 WINDOW = 300  # samples kept: five minutes at one a second
 
@@ -87,4 +87,4 @@ class TelemetryChart(anywidget.AnyWidget):
         assert bundle is not None
         data, metadata = bundle
         data["text/html"] = f"<pre>{html.escape(self.summary())}</pre>"
-        return data, metadata
+        return data, {**metadata, **live_metadata()}

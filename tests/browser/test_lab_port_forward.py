@@ -1,8 +1,9 @@
 """End to end in a real browser: JupyterLab + Debian Chromium, driven by Playwright.
 
 Starts ``jupyter lab`` (with the ``apolo_jupyter.server`` proxy extension enabled as
-installed) on a tmp copy of ``notebooks/03-port-forward.ipynb``, runs all its
-cells, and switches the last cell's ``PortForwardToggle`` on and off: on, its
+installed) on a tmp copy of ``notebooks/03-port-forward.ipynb`` up to its toggle's
+cell (the cells after it kill the job), runs them all, and switches the
+``PortForwardToggle`` on and off: on, its
 inline frame shows the job's page served through ``/apolo/forward/<id>/``; off,
 that URL is gone (404). Screenshots go to ``artifacts/``.
 
@@ -44,10 +45,11 @@ pytestmark = [
 
 
 def _copy_notebook(root: Path) -> None:
-    """The notebook without its saved outputs and widget state, so that nothing
-    stale renders; and a copy of ``tests/grpc_helloworld`` beside it: the gRPC
-    cell imports it from ``Path.cwd().parent`` and runs its ``server.py`` as a job
-    (local jobs do not see the host's /tmp, so ``root`` is under ``artifacts/``)."""
+    """The notebook up to the toggle's cell, without its saved outputs and widget
+    state, so that nothing stale renders; and a copy of ``tests/grpc_helloworld``
+    beside it: the gRPC cell imports it from ``Path.cwd().parent`` and runs its
+    ``server.py`` as a job (local jobs do not see the host's /tmp, so ``root`` is
+    under ``artifacts/``)."""
     (root / "notebooks").mkdir(parents=True)
     (root / "tests").mkdir()
     shutil.copy(REPO / "tests" / "__init__.py", root / "tests")
@@ -58,6 +60,14 @@ def _copy_notebook(root: Path) -> None:
     )
     nb = json.loads((REPO / "notebooks" / NOTEBOOK).read_text())
     nb["metadata"].pop("widgets", None)
+    # The notebook's last cells kill the web job; this test switches the toggle
+    # first, so the copy ends at the toggle's cell (the fixture kills the job).
+    (at,) = [
+        i
+        for i, cell in enumerate(nb["cells"])
+        if cell["cell_type"] == "code" and "%apolo_forward" in "".join(cell["source"])
+    ]
+    del nb["cells"][at + 1 :]
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
             cell["outputs"] = []

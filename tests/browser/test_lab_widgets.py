@@ -10,6 +10,10 @@ its cells once; the tests then act on its outputs in order, as a user would:
 - the saved ``.ipynb`` of finished jobs says their final status in its text
   fallback (also for a detached job that ended after its cell), and a reopened
   notebook shows that outcome, not "Error displaying widget";
+- that saved HTML reads well with its ``<style>`` stripped (as an untrusted
+  notebook, GitHub and nbviewer show it): separators, one log line per line;
+- after a kernel restart, a reopened notebook shows the views of the gone
+  kernel (a running job's, a JobsPanel, a forward toggle) as their saved HTML;
 - JobsPanel's status column lines up across rows;
 - a running job's view draws its CPU and memory as a sparkline in the status row,
   fed live, and a reopened notebook's view gets the whole window back;
@@ -28,6 +32,7 @@ import json
 import os
 import re
 import tempfile
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -454,7 +459,49 @@ def test_3_a_saved_notebook_tells_the_outcome(
         assert first.split()[1] == status, plain
         assert text in plain and text in "".join(data["text/html"])
         assert "application/vnd.jupyter.widget-view+json" not in data
-    assert "exit code 3" in "".join(_bundle_of(nb, "failed")["text/plain"])
+    assert "exited with code 3" in "".join(_bundle_of(nb, "failed")["text/plain"])
+
+
+def _without_style(page: Page, saved_html: str) -> str:
+    """The text Chromium shows for ``saved_html`` with its <style> stripped,
+    as an untrusted notebook in JupyterLab, GitHub or nbviewer shows it."""
+    bare = re.sub(r"<style>.*?</style>", "", saved_html, flags=re.S)
+    assert "<style" not in bare
+    browser = page.context.browser
+    assert browser is not None
+    context = browser.new_context()
+    try:
+        other = context.new_page()
+        other.set_content(f"<!doctype html><html><body>{bare}</body></html>")
+        text: str = other.locator("body").inner_text()
+    finally:
+        context.close()
+    return text
+
+
+def test_3b_saved_html_reads_without_its_style(
+    page: Page, lab: tuple[Server, Path]
+) -> None:
+    _, root = lab
+    nb = json.loads((root / NOTEBOOK).read_text())  # saved by test 3
+    failed = _without_style(page, "".join(_bundle_of(nb, "failed")["text/html"]))
+    lines = failed.splitlines()
+    steps = " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} ".join(
+        ("created", "pending", "running", "✗ failed")
+    )
+    assert re.fullmatch(rf"{steps} · ran \d+:\d\d:\d\d", lines[0]), failed
+    assert re.fullmatch(
+        rf"job-\S+ fails-{RUN} · preset \S+ · image ubuntu:latest", lines[1]
+    )
+    assert lines[2:] == [
+        "Error: the command exited with code 3",
+        "1 line of output",
+        "about to fail",
+    ], failed
+    streamed = _without_style(page, "".join(_bundle_of(nb, "stream")["text/html"]))
+    tail = streamed.splitlines()
+    at = tail.index(next(t for t in tail if t.startswith("last 200 of 400 lines")))
+    assert tail[at + 1 :] == [f"line {i} of the stream" for i in range(201, 401)]
 
 
 def test_4_jobs_panel_is_a_table_whose_columns_line_up(page: Page) -> None:
@@ -462,7 +509,19 @@ def test_4_jobs_panel_is_a_table_whose_columns_line_up(page: Page) -> None:
     rows = table.locator("tbody tr")
     wait_for(page, lambda: rows.count() >= 4, 60, "four rows in the JobsPanel")
     expect(table.locator("th")).to_have_text(
-        ["ID", "Name", "Status", "Preset", "Age", ""]
+        ["ID", "Name", "Status", "Image", "Preset", "Age", ""]
+    )
+    # Started in this order by the notebook: the panel lists the newest first
+    # (of those it saw: a job that ended between two looks is not listed).
+    names = [n for n in rows.locator("td.apolo-name").all_inner_texts() if RUN in n]
+    started = [
+        f"{key}-{RUN}"
+        for key in ("kill-me", "streamer", "fails", "late", "training", "web", "spare")
+    ]
+    assert names == [n for n in reversed(started) if n in names], names
+    # The image, with the command as its tooltip.
+    expect(rows.first.locator("td.apolo-image")).to_have_attribute(
+        "title", re.compile(r"^\S+:\S+: \S")
     )
     lefts = {
         "status cell": [
@@ -706,3 +765,37 @@ def test_9_a_reopened_notebook_shows_outcomes_not_widget_errors(
     assert _points(web_line) >= drawn
     save_shot(output(page, "failed"), "status-failed-reopened-light")
     save_shot(output(page, "stream"), "status-log-reopened-light")
+
+
+def test_10_after_a_kernel_restart_the_reopened_views_are_their_saved_html(
+    page: Page, lab: tuple[Server, Path]
+) -> None:
+    """The notebook saved by test 9 holds live views (a running job's status, a
+    JobsPanel, a forward toggle) of a kernel that a restart ends: reopened, they
+    show their saved HTML, not "Error displaying widget: model not found"."""
+    server, _ = lab
+    with urllib.request.urlopen(
+        urllib.request.Request(f"{server.url}/api/sessions", headers=server.auth),
+        timeout=30,
+    ) as response:
+        sessions = json.loads(response.read())
+    (kernel,) = [s["kernel"]["id"] for s in sessions if s["path"] == NOTEBOOK]
+    restart = urllib.request.Request(
+        f"{server.url}/api/kernels/{kernel}/restart",
+        data=b"",
+        method="POST",
+        headers=server.auth,
+    )
+    with urllib.request.urlopen(restart, timeout=60) as response:
+        assert response.status == 200
+    page.reload()
+    open_notebook(page, server, NOTEBOOK)
+    toggle = output(page, "toggle")
+    expect(toggle.locator(".apolo-status .apolo-st-running")).to_be_visible(
+        timeout=30_000
+    )
+    expect(toggle).to_contain_text(re.compile(r"as of .* shows it live"))
+    expect(toggle).to_contain_text("Forward of port")
+    expect(output(page, "panel").locator(".apolo-panel")).to_contain_text("jobs as of")
+    expect(page.locator(".jp-Notebook")).not_to_contain_text("Error displaying widget")
+    save_shot(toggle, "status-running-reopened-after-restart-light")

@@ -6,8 +6,9 @@ const GLYPHS = {
   created: "○", pending: "◔", suspended: "⏸", running: "▶",
   succeeded: "✓", failed: "✗", cancelled: "■", unknown: "?",
 };
+// The same as _jobs_panel.COLUMNS (the saved table).
 const COLUMNS = [
-  ["id", "ID"], ["name", "Name"], ["status", "Status"],
+  ["id", "ID"], ["name", "Name"], ["status", "Status"], ["image", "Image"],
   ["preset", "Preset"], ["age", "Age"], ["act", ""],
 ];
 
@@ -27,10 +28,11 @@ function render({ model, el }) {
   const tbody = apoloEl("tbody");
   table.append(colgroup, thead, tbody);
   const empty = apoloEl("div", "apolo-empty");
+  const more = apoloEl("div", "apolo-more");
   const message = apoloEl("div", "apolo-error");
   message.setAttribute("role", "alert");
   message.hidden = true;
-  el.append(table, empty, message);
+  el.append(table, more, empty, message);
 
   const rows = new Map(); // job id -> {tr, cells, data}
   const killing = new Set(); // kills asked for from here
@@ -91,20 +93,24 @@ function render({ model, el }) {
     cells.id.append(idBox);
     const badge = apoloEl("span", "apolo-badge");
     cells.status.append(badge);
+    const image = apoloEl("code");
+    cells.image.append(image);
     const kill = apoloEl("button", "apolo-button apolo-kill", "Kill");
     kill.title = `kill ${data.id}`;
     kill.addEventListener("click", () => onKill(data.id));
     cells.act.append(kill);
-    const row = { tr, cells, badge, kill, data };
+    const row = { tr, cells, badge, image, kill, data };
     rows.set(data.id, row);
     tbody.append(tr);
     return row;
   }
 
   function update(row) {
-    const { data, cells, badge, kill } = row;
+    const { data, cells, badge, image, kill } = row;
     cells.name.textContent = data.name;
     cells.name.title = data.name;
+    image.textContent = data.image;
+    cells.image.title = data.command ? `${data.image}: ${data.command}` : data.image;
     badge.className = `apolo-badge apolo-st-${data.status}`;
     badge.textContent = `${GLYPHS[data.status] || "?"} ${data.status}`;
     cells.status.title = data.reason ? `${data.status}: ${data.reason}` : data.status;
@@ -129,6 +135,13 @@ function render({ model, el }) {
   function renderRows() {
     offset = (model.get("now_ms") || Date.now()) - Date.now();
     const list = model.get("rows") || [];
+    const listed = new Set(list.map((data) => data.id));
+    for (const [id, row] of rows) {
+      if (!listed.has(id)) {  // past the row limit now: counted under the table
+        row.tr.remove();
+        rows.delete(id);
+      }
+    }
     for (const data of list) {
       const row = rows.get(data.id) || create(data);
       if (JSON.stringify(row.data) !== JSON.stringify(data) || !row.rendered) {
@@ -136,14 +149,18 @@ function render({ model, el }) {
         row.rendered = true;
         update(row);
       }
+      tbody.append(row.tr);  // in the kernel's order: newest first
     }
     table.hidden = list.length === 0;
     empty.hidden = list.length !== 0;
     empty.textContent = model.get("empty_text") || "";
+    more.textContent = model.get("more") || "";
+    more.hidden = !more.textContent;
   }
 
   renderRows();
   model.on("change:rows", renderRows);
+  model.on("change:more", renderRows);
   const timer = setInterval(() => rows.forEach(age), 1000);
   return () => clearInterval(timer);
 }
