@@ -65,6 +65,7 @@ _OTHER_ACCELERATORS = (
     "tpu",
 )
 MAX_GPUS = 1024
+MAX_SCHEDULE_TIMEOUT = 30 * 24 * 3600 - 1
 # What the local platform cannot honour: refused, never silently dropped.
 _REFUSED = {
     "privileged": "its jobs run in a sandbox with every capability dropped",
@@ -375,6 +376,21 @@ def _choice(
     return value.lower()
 
 
+def _schedule_timeout(raw: Any, scheduled: bool) -> float | None:
+    """Seconds a job may wait to start (the real platform's bounds: 1 s to 30
+    days); not for scheduled (preemptible) jobs, which wait as long as it takes."""
+    if raw is None:
+        return None
+    timeout = number(raw, "schedule_timeout (seconds)", 1, MAX_SCHEDULE_TIMEOUT)
+    if scheduled:
+        raise BadRequest(
+            "schedule_timeout is not allowed for scheduled jobs: a preemptible job "
+            "waits for room as long as it takes; drop --schedule-timeout, or "
+            "--preemptible (a preset that is not preemptible)"
+        )
+    return timeout
+
+
 def parse_job_request(
     settings: Settings, body: Any, *, from_preset: bool, owner: str
 ) -> JobRecord:
@@ -421,23 +437,9 @@ def parse_job_request(
     life = body.get("max_run_time_minutes")
     if life is not None:
         life = whole(life, "max_run_time_minutes", 1, MAX_LIFE_SPAN)
-    timeout = body.get("schedule_timeout")
-    if timeout is not None:
-        timeout = number(timeout, "schedule_timeout (seconds)", 0, 1e9)
-    if timeout:
-        raise BadRequest(
-            "schedule_timeout is refused by the local platform: a job waits for room "
-            "as long as it takes; drop --schedule-timeout to run here (a real "
-            "cluster honours it)"
-        )
     restart = _choice(
         body, "restart_policy", "never", ("never", "on-failure", "always")
     )
-    if restart != "never":
-        raise BadRequest(
-            f"restart_policy {restart} is refused by the local platform: it does not "
-            "restart jobs; drop --restart to run here (a real cluster honours it)"
-        )
     volumes = _volumes(container.get("volumes"))
     others = {k: _mounts(container.get(f"{k}_volumes"), k) for k in ("secret", "disk")}
     _check_targets([volumes, *others.values()])
@@ -466,6 +468,8 @@ def parse_job_request(
     preemptible = flag(body, "preemptible_node", False) or bool(
         preset and preset.preemptible
     )
+    scheduled = flag(body, "scheduler_enabled", False) or preemptible
+    timeout = _schedule_timeout(body.get("schedule_timeout"), scheduled)
     return JobRecord(
         id=f"job-{uuid.uuid4()}",
         owner=owner,
@@ -478,7 +482,7 @@ def parse_job_request(
         tags=_tags(body.get("tags")),
         description=text(body, "description"),
         preset_name=preset_name,
-        scheduler_enabled=flag(body, "scheduler_enabled", False) or preemptible,
+        scheduler_enabled=scheduled,
         preemptible_node=preemptible,
         pass_config=flag(body, "pass_config", False),
         restart_policy=restart,

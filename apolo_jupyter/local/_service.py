@@ -3,37 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import logging
-import os
-import shutil
 import time
 from collections import defaultdict
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..client._models import JobStatus
-from ._command import split
-from ._disks import DiskStore
-from ._executor import Executor, JobSpec, Mount, PreflightError, RunningJob
+from ._executor import Executor, PreflightError, RunningJob
+from ._job_spec import JobSpecs, log_path
 from ._logs import index_log
 from ._records import JobRecord, TransitionRefused
-from ._requests import BadRequest, volume_parts
+from ._requests import BadRequest
+from ._restart import (
+    RESTARTING,
+    SCHEDULE_TIMEOUT,
+    Backoff,
+    restart_description,
+    restarts_after,
+    timeout_description,
+)
 from ._scheduler import Demand, Room, plan
-from ._secrets import SecretStore
 from ._settings import Settings
 from ._store import Store
 from ._validate import MAX_LIFE_SPAN
-from ._volume_fs import VolumeError, check_volume, open_volume
 
 log = logging.getLogger(__name__)
-# Secret copies and disk folders live in the platform's data directory, which no
-# job sees; opened without following a symlink all the same.
-_PLATFORM_FILE = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
-_PLATFORM_DIR = _PLATFORM_FILE | os.O_DIRECTORY
 
 
 class JobNotFound(LookupError):
@@ -75,8 +73,7 @@ class JobService:
         self._settings = settings
         self._store = store
         self._executor = executor
-        self.api_url = ""  # set once the server is bound; used for pass_config
-        self._token = token
+        self._specs = JobSpecs(settings, token)
         self._jobs: dict[str, JobRecord] = {}
         self._procs: dict[str, RunningJob] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -86,10 +83,21 @@ class JobService:
         self._holding: dict[str, JobRecord] = {}  # started: they hold their room
         self._gpus: dict[str, tuple[int, ...]] = {}  # the GPU slots each one holds
         self._life_timers: dict[str, asyncio.TimerHandle] = {}
+        self._schedule_timers: dict[str, asyncio.TimerHandle] = {}
+        self._backing_off: dict[str, asyncio.Event] = {}  # set: stop waiting
         self._background: set[asyncio.Task[Any]] = set()
-        home = settings.paths.home
-        self.secrets = SecretStore(home / "secrets", settings.owner)
-        self.disks = DiskStore(home / "disks", settings.owner)
+        self.secrets = self._specs.secrets
+        self.disks = self._specs.disks
+        self._backoff = Backoff(settings.restart_backoff, settings.restart_backoff_max)
+
+    @property
+    def api_url(self) -> str:
+        """Set once the server is bound; jobs get it with ``pass_config``."""
+        return self._specs.api_url
+
+    @api_url.setter
+    def api_url(self, url: str) -> None:
+        self._specs.api_url = url
 
     # -- queries ------------------------------------------------------------------
 
@@ -103,7 +111,7 @@ class JobService:
         return job
 
     def log_path(self, job_id: str) -> Path:
-        return self._settings.paths.jobs_dir / job_id / "log"
+        return log_path(self._settings, job_id)
 
     @property
     def store(self) -> Store:
@@ -118,6 +126,11 @@ class JobService:
         JobNotRunning (JobNotFound) if it is not running now."""
         job = self.get(id_or_name)
         proc = self._procs.get(job.id)
+        if job.status == JobStatus.RUNNING and proc is None:
+            raise JobNotRunning(
+                f"job {job.id} is restarting: its command exited and runs again "
+                "after a back-off (its status reason says when); retry then"
+            )
         if job.status != JobStatus.RUNNING or proc is None:
             raise JobNotRunning(
                 f"job {job.id} is {job.status.value}, not running: this needs a "
@@ -214,14 +227,44 @@ class JobService:
         return len(lost)
 
     def create(self, job: JobRecord) -> str:
-        self._check_volumes(job)
-        self._check_secrets_and_disks(job)
+        self._specs.check_volumes(job)
+        self._specs.check_secrets_and_disks(job)
         self._check_capacity(job)
         self._jobs[job.id] = job
         body = self._commit(job)
         self._queue[job.id] = job
         self._schedule()
+        if job.id in self._queue and job.schedule_timeout:
+            created = datetime.fromisoformat(job.created_at).timestamp()
+            self._schedule_timers[job.id] = asyncio.get_running_loop().call_later(
+                max(0.0, created + job.schedule_timeout - time.time()),
+                self._schedule_timed_out,
+                job.id,
+            )
         return body
+
+    def _schedule_timed_out(self, job_id: str) -> None:
+        """A job that has not started within its ``schedule_timeout`` fails, as
+        the real platform fails a pod it could not schedule in time."""
+        self._schedule_timers.pop(job_id, None)
+        job = self._queue.get(job_id)
+        if job is None or job.status != JobStatus.PENDING:
+            return
+        del self._queue[job_id]
+        waited_for = job.statuses[-1].description
+        self._transition(
+            job,
+            JobStatus.FAILED,
+            SCHEDULE_TIMEOUT,
+            timeout_description(job.schedule_timeout or 0, waited_for),
+        )
+        self._schedule()  # jobs queued behind it may fit now
+
+    def _wake(self, job_id: str) -> None:
+        """Stop a job's restart back-off, to see that it is being stopped."""
+        wake = self._backing_off.get(job_id)
+        if wake is not None:
+            wake.set()
 
     def _check_capacity(self, job: JobRecord) -> None:
         need, cap = _demand(job), self._settings.capacity
@@ -253,6 +296,7 @@ class JobService:
             proc = self._procs.get(victim)
             if proc is not None:
                 self._spawn(proc.kill(self._settings.kill_grace))
+            self._wake(victim)
         for job_id, why in decision.waiting.items():
             job, reason = self._queue[job_id], _wait_reason(why)
             said = job.statuses[-1]
@@ -261,6 +305,9 @@ class JobService:
                 self._transition(job, JobStatus.PENDING, reason, why)
         for job_id in decision.start:
             job = self._queue.pop(job_id)
+            timer = self._schedule_timers.pop(job_id, None)
+            if timer is not None:
+                timer.cancel()
             self._holding[job_id] = job
             self._gpus[job_id] = decision.gpus.get(job_id, ())
             self._tasks[job_id] = asyncio.create_task(
@@ -292,132 +339,22 @@ class JobService:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _check_volumes(self, job: JobRecord) -> None:
-        storage = self._settings.paths.storage_dir
-        for volume in job.container.get("volumes", ()):
-            parts = volume_parts(volume["src_storage_uri"])
-            try:
-                check_volume(storage, parts, must_exist=volume["read_only"])
-            except VolumeError as exc:
-                raise BadRequest(str(exc)) from None
-            except OSError as exc:
-                raise BadRequest(
-                    f"volume source {volume['src_storage_uri']} cannot be opened: "
-                    f"{exc.strerror or exc}"
-                ) from None
-
-    def _check_secrets_and_disks(self, job: JobRecord) -> None:
-        """Every secret and disk a job names exists (their values stay out of the
-        record: it keeps the URIs only)."""
-        container = job.container
-        for uri in container.get("secret_env", {}).values():
-            self.secrets.key_of(uri)
-        for item in container.get("secret_volumes", ()):
-            self.secrets.key_of(item["src_secret_uri"])
-        for item in container.get("disk_volumes", ()):
-            self.disks.id_of(item["src_disk_uri"])
-
-    def _secret_mounts(
-        self, job: JobRecord, env: dict[str, str], fds: contextlib.ExitStack
-    ) -> list[Mount]:
-        """``secret_env`` into ``env``; each secret file as a 0600 file of the job's
-        own, bound read-only at its path; disks as their folders. Each mount is
-        opened here (fds closed by ``fds``), in folders no job can write."""
-        container = job.container
-        for name, uri in container.get("secret_env", {}).items():
-            value = self.secrets.get(self.secrets.key_of(uri)) or b""
-            try:
-                env[name] = value.decode()
-            except UnicodeDecodeError:
-                raise BadRequest(
-                    f"secret {uri} is not UTF-8 text, so it cannot be the value of "
-                    f"{name}: mount it as a file instead (-v secret:KEY:/path)"
-                ) from None
-        mounts = []
-        folder = self.log_path(job.id).parent / "secrets"
-        for index, item in enumerate(container.get("secret_volumes", ())):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            data = self.secrets.get(self.secrets.key_of(item["src_secret_uri"]))
-            path = folder / str(index)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, data or b"")
-            finally:
-                os.close(fd)
-            secret_fd = os.open(path, _PLATFORM_FILE)
-            fds.callback(os.close, secret_fd)
-            mounts.append(Mount(path, item["dst_path"], True, secret_fd))
-        for item in container.get("disk_volumes", ()):
-            disk_id = self.disks.id_of(item["src_disk_uri"])
-            self.disks.touch(disk_id)
-            folder = self.disks.data_dir(disk_id)
-            # Jobs write inside a disk, never to the folders leading to it.
-            disk_fd = os.open(folder, _PLATFORM_DIR)
-            fds.callback(os.close, disk_fd)
-            mounts.append(Mount(folder, item["dst_path"], item["read_only"], disk_fd))
-        return mounts
-
-    def _drop_secret_files(self, job: JobRecord) -> None:
-        shutil.rmtree(self.log_path(job.id).parent / "secrets", ignore_errors=True)
-
-    @contextlib.contextmanager
-    def _spec(self, job: JobRecord) -> Iterator[JobSpec]:
-        """The job to run, with each volume's folder open (closed on exit)."""
-        container = job.container
-        argv = split(container.get("entrypoint") or "") + split(container["command"])
-        env = dict(container.get("env") or {})
-        gpus = self._gpus.get(job.id, ())
-        env.update(self._settings.gpus.env(gpus))  # the platform's choice wins
-        if job.pass_config:
-            passed = base64.b64encode(
-                json.dumps(
-                    {
-                        "token": self._token,
-                        "cluster": job.cluster_name,
-                        "url": self.api_url,
-                        "org_name": job.org_name,
-                        "project_name": job.project_name,
-                    }
-                ).encode()
-            ).decode()
-            env["APOLO_PASSED_CONFIG"] = env["NEURO_PASSED_CONFIG"] = passed
-        storage = self._settings.paths.storage_dir
-        with contextlib.ExitStack() as fds:
-            mounts = []
-            for volume in container.get("volumes", ()):
-                parts = volume_parts(volume["src_storage_uri"])
-                read_only = volume["read_only"]
-                try:
-                    fd = open_volume(storage, parts, create=not read_only)
-                except VolumeError as exc:
-                    raise PreflightError(str(exc)) from None
-                fds.callback(os.close, fd)
-                host = storage.joinpath(*parts)
-                mounts.append(Mount(host, volume["dst_path"], read_only, fd))
-            mounts += self._secret_mounts(job, env, fds)
-            log_path = self.log_path(job.id)
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            yield JobSpec(
-                job.id,
-                argv,
-                env,
-                container.get("working_dir"),
-                mounts,
-                log_path,
-                tty=bool(container.get("tty")),
-                devices=self._settings.gpus.nodes(gpus),
-            )
-
     async def _run(self, job: JobRecord) -> None:
         try:
-            await self._run_once(job)
+            in_a_row = 0  # restarts since the last long run
+            while (outcome := await self._run_once(job)) is not None:
+                ran, exit_code = outcome
+                in_a_row = 1 if ran >= self._backoff.reset_after else in_a_row + 1
+                if not await self._restart(job, exit_code, in_a_row):
+                    break
         except Exception as exc:  # never leave a job unfinished on a bug
             log.exception("job %s crashed the runner", job.id)
             self._transition(job, JobStatus.FAILED, "PlatformError", str(exc))
         finally:
-            self._drop_secret_files(job)
+            self._specs.drop_secret_files(job)
             self._tasks.pop(job.id, None)
             self._procs.pop(job.id, None)
+            self._backing_off.pop(job.id, None)
             self._holding.pop(job.id, None)
             self._gpus.pop(job.id, None)
             timer = self._life_timers.pop(job.id, None)
@@ -427,14 +364,43 @@ class JobService:
                 self._queue[job.id] = job
             self._schedule()
 
-    async def _run_once(self, job: JobRecord) -> None:
+    async def _restart(self, job: JobRecord, exit_code: int, in_a_row: int) -> bool:
+        """Wait out the back-off as ``running``/``Restarting`` (the job keeps its
+        room, as a pod keeps its node); False if it was stopped meanwhile."""
+        delay = self._backoff.delay(in_a_row)
+        job.restarts += 1
+        self._transition(
+            job,
+            JobStatus.RUNNING,
+            RESTARTING,
+            restart_description(
+                job.id, job.restart_policy, exit_code, delay, job.restarts
+            ),
+        )
+        wake = self._backing_off[job.id] = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), delay)
+        del self._backing_off[job.id]
+        stop = self._stopping.pop(job.id, None)
+        if stop is None:
+            return True
+        if stop[0] == "Preempted":
+            self._transition(job, JobStatus.SUSPENDED, *stop)
+        else:
+            self._transition(job, JobStatus.CANCELLED, *stop)
+        return False
+
+    async def _run_once(self, job: JobRecord) -> tuple[float, int] | None:
+        """Run the command once; for a restart, how long it ran and its exit code,
+        else None (the job has its next status)."""
         try:
-            with self._spec(job) as spec:
+            with self._specs.spec(job, self._gpus.get(job.id, ())) as spec:
                 proc = await self._executor.start(spec)
         except (PreflightError, BadRequest, OSError) as exc:
             self._transition(job, JobStatus.FAILED, "ContainerCannotRun", str(exc))
-            return
+            return None
         self._procs[job.id] = proc
+        began = time.monotonic()
         ended = asyncio.Event()
         indexer = asyncio.create_task(index_log(self.log_path(job.id), ended))
         if job.id in self._stopping:  # killed while the process was being started
@@ -449,11 +415,14 @@ class JobService:
         finally:
             ended.set()
             await indexer
+            self._procs.pop(job.id, None)
         stop = self._stopping.pop(job.id, None)
         if stop is not None and stop[0] == "Preempted":
             self._transition(job, JobStatus.SUSPENDED, stop[0], stop[1])
         elif stop is not None:
             self._transition(job, JobStatus.CANCELLED, stop[0], stop[1], code)
+        elif restarts_after(job.restart_policy, code):
+            return time.monotonic() - began, code
         elif code == 0:
             self._transition(job, JobStatus.SUCCEEDED, exit_code=0)
         else:
@@ -464,6 +433,7 @@ class JobService:
                 f"the command exited with code {code}",
                 code,
             )
+        return None
 
     async def kill(
         self, id_or_name: str, reason: str = "UserRequested", description: str = ""
@@ -473,12 +443,16 @@ class JobService:
             return job
         job = self._jobs.get(job.id, job)
         if self._queue.pop(job.id, None) is not None:  # waiting: no process to stop
+            timer = self._schedule_timers.pop(job.id, None)
+            if timer is not None:
+                timer.cancel()
             self._transition(job, JobStatus.CANCELLED, reason, description)
             self._schedule()
             return job
         task = self._tasks.get(job.id)
         # A user's kill wins over a preemption in progress.
         self._stopping[job.id] = (reason, description)
+        self._wake(job.id)
         proc = self._procs.get(job.id)
         if proc is not None:
             await proc.kill(self._settings.kill_grace)

@@ -149,6 +149,10 @@ class Settings:
     capacity: Capacity = field(default_factory=Capacity.of_machine)
     # Seconds in a life-span minute; only tests shorten it.
     minute: float = 60.0
+    # A restarting job's back-off (restart policy): at once, then this, doubling
+    # up to the maximum, as the kubelet does (10 s, 5 min).
+    restart_backoff: float = 10.0
+    restart_backoff_max: float = 300.0
     nvidia: NvidiaSettings = NvidiaSettings()
     gpus: Gpus = Gpus()  # found by the daemon at start (with_gpus)
     custom_presets: bool = False  # config.json lists the presets
@@ -216,6 +220,18 @@ class Settings:
             ),
             minute=number(
                 data.get("minute_seconds", 60.0), "minute_seconds", 1e-3, 1e6
+            ),
+            restart_backoff=number(
+                data.get("restart_backoff_seconds", 10.0),
+                "restart_backoff_seconds",
+                1e-3,
+                3600,
+            ),
+            restart_backoff_max=number(
+                data.get("restart_backoff_max_seconds", 300.0),
+                "restart_backoff_max_seconds",
+                1e-3,
+                86400,
             ),
             nvidia=_nvidia(data.get("nvidia", {}), paths),
             custom_presets=bool(presets),

@@ -61,6 +61,8 @@ CORPUS = [
     "--detach --life-span 1d2h3m ubuntu -- true",
     "--detach --life-span 0 ubuntu -- true",
     "--detach --restart never ubuntu -- true",
+    "--detach --restart on-failure ubuntu -- true",
+    "--detach --schedule-timeout 5m ubuntu -- true",
     "--detach --priority high ubuntu -- true",
     "--detach --priority low ubuntu -- true",
     "--detach -t ubuntu -- true",
@@ -81,8 +83,6 @@ REFUSED = {
     "--detach --privileged ubuntu -- true": "privileged",
     "--detach --energy-schedule green -s cpu-small ubuntu -- true": "energy",
     "--detach --share bob ubuntu -- true": "shar",
-    "--detach --restart on-failure ubuntu -- true": "restart",
-    "--detach --schedule-timeout 5m ubuntu -- true": "schedule",
     "--browse --http-port 80 ubuntu -- true": "browse",
 }
 
