@@ -21,6 +21,7 @@ from apolo_jupyter import (
     ResourceNotFound,
     get,
 )
+from apolo_jupyter.kernel._follow import as_of
 
 from .conftest import Platform, cli, job_log, wait_finished, wait_running
 
@@ -148,6 +149,14 @@ async def test_on_failure_restarts_until_the_command_succeeds(
         JobStatus.RUNNING,
         JobStatus.SUCCEEDED,
     ]
+    # A follower that replays the history (the magics, `apolo-jupyter run`)
+    # shows each state with the restarts made by then, not the final count.
+    counts = [as_of(done, n).history.restarts for n in range(1, len(items) + 1)]
+    made = [
+        sum(t.reason == "Restarting" for t in items[:n])
+        for n in range(1, len(items) + 1)
+    ]
+    assert counts == made and counts[0] == 0 and counts[-1] == 2, counts
 
 
 async def test_on_failure_ends_at_the_first_success_and_never_is_unchanged(

@@ -17,18 +17,30 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 
-from ..client import Client, JobDescription, JobStatus
+from ..client import Client, JobDescription, JobStatus, JobStatusItem
 
 __all__ = ["Event", "JobEvents", "as_of"]
 
 
+def _restart_marks(items: Sequence[JobStatusItem]) -> int:
+    """Transitions that count as a restart, as the platform counts them: a
+    container restarting in place, or a suspension (preemption)."""
+    return sum(
+        item.reason == "Restarting" or item.status == JobStatus.SUSPENDED
+        for item in items
+    )
+
+
 def as_of(job: JobDescription, n: int) -> JobDescription:
-    """``job`` as it stood after its first ``n`` (>= 1) status transitions."""
+    """``job`` as it stood after its first ``n`` (>= 1) status transitions
+    (its restart count too, so a replayed line does not claim later restarts)."""
     items = job.history.transitions[:n]
     last = items[-1]
+    later = _restart_marks(job.history.transitions[n:])
     history = replace(
         job.history,
         status=last.status,
@@ -36,6 +48,7 @@ def as_of(job: JobDescription, n: int) -> JobDescription:
         description=last.description,
         exit_code=last.exit_code,
         transitions=items,
+        restarts=max(0, job.history.restarts - later),
     )
     return replace(job, status=last.status, history=history)
 
