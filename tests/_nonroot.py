@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -76,19 +77,24 @@ class NonRootPlatform:
                       home=self.paths.home.parent, timeout=timeout)  # fmt: skip
 
 
+def as_account(account: Account) -> dict[str, Any]:
+    """``subprocess`` arguments that run a child as ``account`` (no supplementary
+    groups); none when that is who we are already."""
+    if account.uid == os.geteuid():
+        return {}
+    return {"user": account.uid, "group": account.gid, "extra_groups": []}
+
+
 def run_as(
     account: Account, argv: Sequence[str], *, home: Path, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """``argv`` as ``account`` (no supplementary groups), with a minimal
     environment whose HOME and APOLO_JUPYTER_HOME lie in ``home``."""
-    own = account.uid == os.geteuid()
     return subprocess.run(
         argv,
         env={**_ENV, "HOME": str(home), "APOLO_JUPYTER_HOME": str(home / "platform")},
         cwd=home,
-        user=None if own else account.uid,
-        group=None if own else account.gid,
-        extra_groups=None if own else [],
+        **as_account(account),
         capture_output=True,
         text=True,
         timeout=timeout,

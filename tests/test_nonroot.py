@@ -37,7 +37,7 @@ from apolo_jupyter.local._sandbox import SandboxMode, build_view
 from apolo_jupyter.local._userns import UserNs, open_owner
 
 from . import _nonroot
-from ._nonroot import NonRootPlatform
+from ._nonroot import NonRootPlatform, as_account
 from .conftest import until, wait_finished, wait_running
 from .security.test_exec_chain import IMMUTABLE, _paths_before_the_command
 from .test_exec import (
@@ -299,7 +299,7 @@ async def test_the_privileged_part_of_a_users_exec_reads_only_immutable_folders(
     env = {"PATH": "/usr/bin:/bin"}
     target = make_target("job", SandboxMode.BWRAP, init, env, "/")
     assert target.user_ns is UserNs.NESTED
-    as_account = [] if not nonroot.account.made else ["-u", nonroot.account.name]
+    strace_as = [] if not nonroot.account.made else ["-u", nonroot.account.name]
     for tty in (False, True):
         env_fd, owner_fd = env_file(env), open_owner(init)
         cmd = command_line(target, ["true"], tty=tty, env_fd=env_fd, owner_fd=owner_fd)
@@ -307,7 +307,7 @@ async def test_the_privileged_part_of_a_users_exec_reads_only_immutable_folders(
         master, slave = pty.openpty()
         try:
             done = subprocess.run(
-                ["strace", "-f", "-qq", "-e", "trace=%file", *as_account,
+                ["strace", "-f", "-qq", "-e", "trace=%file", *strace_as,
                  "-o", str(log), *cmd],
                 stdin=slave if tty else subprocess.DEVNULL,
                 stdout=slave if tty else subprocess.PIPE,
@@ -342,15 +342,12 @@ def test_exec_enters_a_sandbox_that_lives_in_the_namespace_owning_it(
     argv = [candidates()[0].path, *build_view([], []).args(), "--uid", "0",
             "--gid", "0", "--", "sleep", marker]  # fmt: skip
     account = nonroot.account
-    own = account.uid == os.geteuid()
     sandbox = subprocess.Popen(
         argv,
         env=HOST_ENV,
         cwd="/",
-        user=None if own else account.uid,
-        group=None if own else account.gid,
-        extra_groups=None if own else [],
         start_new_session=True,
+        **as_account(account),
     )
     try:
         until(lambda: _find_payload(marker) is not None)
@@ -371,9 +368,7 @@ def test_exec_enters_a_sandbox_that_lives_in_the_namespace_owning_it(
                 cmd,
                 env=HOST_ENV,
                 cwd="/",
-                user=None if own else account.uid,
-                group=None if own else account.gid,
-                extra_groups=None if own else [],
+                **as_account(account),
                 pass_fds=(env_fd, owner_fd),
                 capture_output=True,
                 text=True,
