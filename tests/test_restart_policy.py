@@ -5,6 +5,7 @@ a job that cannot start in time fails with ``ClusterScaleUpFailed``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -318,3 +319,61 @@ def test_apolo_jupyter_run_restarts_and_follows_every_run(
     for n in (1, 2, 3):
         assert f"run {n}" in run.stdout, run.stdout
     assert "succeeded" in run.stdout
+
+
+async def test_top_during_a_back_off_waits_and_the_platform_keeps_answering(
+    slow: Client,
+) -> None:
+    """``top`` of a job between two runs waits for the next run: it must not spin
+    the daemon's loop (status and kill would never be answered)."""
+    job = await _start(slow, "false", restart_policy="on-failure")
+    await _until(
+        slow,
+        job.id,
+        lambda j: j.history.restarts == 2 and j.history.reason == "Restarting",
+    )
+
+    async def read_top() -> None:
+        # No run to sample until the kill; then the stream ends, and having
+        # sampled nothing the client says the job is not running (as the SDK).
+        with contextlib.suppress(IllegalArgumentError):
+            async with slow.jobs.top(job.id) as samples:
+                async for _ in samples:
+                    pass
+
+    top = asyncio.create_task(read_top())
+    try:
+        await asyncio.sleep(1)  # top is open and waiting for a run
+        async with asyncio.timeout(10):
+            assert (await slow.jobs.status(job.id)).status == JobStatus.RUNNING
+            await slow.jobs.kill(job.id)
+            await asyncio.wait_for(top, 10)  # ends with the job
+    finally:
+        top.cancel()
+    done = await wait_finished(slow, job.id)
+    assert done.status == JobStatus.CANCELLED
+
+
+async def test_top_follows_the_job_into_its_next_run(
+    fast: Client, fast_platform: Platform
+) -> None:
+    """Run 1 idles and fails; run 2 keeps a core busy. ``top``, opened during
+    run 1, must report run 2's CPU, not keep sampling the ended run."""
+    volume, _ = _state(fast_platform)
+    command = (
+        f"sh -c '{COUNT}echo run $n; "
+        "if [ $n -ge 2 ]; then while :; do :; done; fi; sleep 2; exit 1'"
+    )
+    job = await _start(fast, command, volume, restart_policy="on-failure")
+    try:
+        await _until(fast, job.id, lambda j: j.status == JobStatus.RUNNING)
+        busy = 0.0
+        async with asyncio.timeout(60), fast.jobs.top(job.id) as samples:
+            async for sample in samples:
+                busy = max(busy, sample.cpu)
+                if busy > 0.5:
+                    break
+        assert busy > 0.5
+        assert (await fast.jobs.status(job.id)).history.restarts >= 1
+    finally:
+        await fast.jobs.kill(job.id)

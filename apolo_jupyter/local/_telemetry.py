@@ -35,6 +35,7 @@ from ._web import SERVICE, SETTINGS, json_error
 
 INTERVAL = 1.0
 FIRST_AFTER = 0.25  # the first frame comes early, so a chart starts at once
+RECHECK = 0.5  # seconds between looks while no run of the job is there to sample
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -167,17 +168,27 @@ def _telemetry(
     )
 
 
-async def _until_running(service: JobService, job_id: str) -> bool:
-    """Wait while the job is pending; True once it runs, False if it never will."""
+async def _next_run(
+    service: JobService, job_id: str, ws: web.WebSocketResponse
+) -> RunningJob | None:
+    """The job's current process, waited for while the job is pending or between
+    two runs (a suspension, a restart's back-off); None once the job has ended
+    for good or the client has gone. Every wait yields to the loop: a job that is
+    ``running`` with no process is between runs, not a reason to spin."""
     queue = service.subscribe(job_id)
     try:
-        while True:
+        while not ws.closed:
             status = service.get(job_id).status
-            if status == JobStatus.RUNNING:
-                return True
             if status.is_finished:
-                return False
-            await queue.get()
+                return None
+            if status == JobStatus.RUNNING:
+                with contextlib.suppress(JobNotRunning):
+                    return service.running(job_id)[1]
+            # The next status change, or a fresh look (the process may be set a
+            # moment after its status, and a closed client must be noticed).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(queue.get(), RECHECK)
+        return None
     finally:
         service.unsubscribe(job_id, queue)
 
@@ -193,11 +204,7 @@ async def top_ws(request: web.Request) -> web.StreamResponse:
     reader = asyncio.create_task(drain(ws))
     reason = f"the job is {job.status.value}"
     try:
-        while not ws.closed and await _until_running(service, job.id):
-            try:
-                _, running = service.running(job.id)
-            except JobNotRunning:
-                continue  # between a suspension and its restart
+        while (running := await _next_run(service, job.id, ws)) is not None:
             smi = request.app[SETTINGS].nvidia.smi
             await _stream(ws, service, job.id, running, smi)
         reason = f"the job is {service.get(job.id).status.value}"
@@ -215,7 +222,8 @@ async def _stream(
     running: RunningJob,
     smi: str | None,
 ) -> None:
-    """Send a frame about every INTERVAL while this run of the job lasts."""
+    """Send a frame about every INTERVAL while this run of the job (``running``,
+    its process) lasts."""
 
     def where() -> tuple[str | None, int | None]:
         if running.mode is SandboxMode.PLAIN:
@@ -230,8 +238,12 @@ async def _stream(
     while not ws.closed:
         await asyncio.sleep(delay)
         delay = INTERVAL
-        if service.get(job_id).status != JobStatus.RUNNING:
-            return
+        try:
+            _, current = service.running(job_id)
+        except JobNotRunning:
+            return  # ended, suspended, or between two runs
+        if current is not running:
+            return  # restarted: the caller samples the new run
         sample = await asyncio.to_thread(_telemetry, sampler, *where(), smi)
         try:
             await ws.send_str(json.dumps(_wire.telemetry_to_api(sample)))
