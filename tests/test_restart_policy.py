@@ -22,7 +22,10 @@ from apolo_jupyter import (
     ResourceNotFound,
     get,
 )
+from apolo_jupyter.client._local_home import LocalPaths
 from apolo_jupyter.kernel._follow import as_of
+from apolo_jupyter.local._restart import RESET_FLOOR, Backoff
+from apolo_jupyter.local._settings import ConfigError, Settings
 
 from .conftest import Platform, cli, job_log, wait_finished, wait_running
 
@@ -297,6 +300,12 @@ async def test_bad_values_are_refused_with_a_message(fast: Client) -> None:
         )
     with pytest.raises(IllegalArgumentError, match="restart_policy must be one of"):
         await _start(fast, "true", restart_policy="sometimes")
+    # 30 days is one second too many; the bound is shown in full, with the fix.
+    with pytest.raises(
+        IllegalArgumentError,
+        match=r"between 1 and 2591999, got 2592000: .* e\.g\. --schedule-timeout 5m",
+    ):
+        await _start(fast, "true", schedule_timeout=30.0 * 24 * 3600)
     async with fast.jobs.list() as listed:
         after = {job.id async for job in listed}
     assert after == before  # refused requests leave nothing behind
@@ -377,3 +386,19 @@ async def test_top_follows_the_job_into_its_next_run(
         assert (await fast.jobs.status(job.id)).history.restarts >= 1
     finally:
         await fast.jobs.kill(job.id)
+
+
+def test_a_back_off_config_must_keep_a_pause_between_runs(tmp_path: Path) -> None:
+    """A cap below the first wait is refused when the platform reads its config;
+    a tiny cap still keeps failures counting for at least RESET_FLOOR seconds,
+    so a crash loop never restarts without a pause."""
+    paths = LocalPaths(tmp_path / "home")
+    paths.home.mkdir(parents=True)
+    paths.home.joinpath("config.json").write_text(
+        '{"restart_backoff_seconds": 5, "restart_backoff_max_seconds": 1}'
+    )
+    with pytest.raises(ConfigError, match="must be at least the first"):
+        Settings.load(paths)
+    tiny = Backoff(first=0.001, cap=0.001)
+    assert tiny.reset_after == RESET_FLOOR
+    assert [tiny.delay(n) for n in (1, 2, 3)] == [0.0, 0.001, 0.001]

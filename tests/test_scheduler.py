@@ -224,6 +224,14 @@ async def test_preemption_suspends_restarts_and_finishes(
     )
     await wait_running(small, preemptible)
     regular = await _start(small, "sleep 1.5", preset="cpu-medium")  # needs both CPUs
+    # Counted when it is suspended, as the platform counts a suspended item.
+    restarts_when_suspended = None
+    async with asyncio.timeout(60), small.jobs.watch(preemptible) as updates:
+        async for seen in updates:
+            if seen.status == JobStatus.SUSPENDED:
+                restarts_when_suspended = seen.history.restarts
+                break
+    assert restarts_when_suspended == 1
     job = await wait_finished(small, regular)
     assert job.status == JobStatus.SUCCEEDED
     final = await wait_finished(small, preemptible)

@@ -381,7 +381,13 @@ def _schedule_timeout(raw: Any, scheduled: bool) -> float | None:
     days); not for scheduled (preemptible) jobs, which wait as long as it takes."""
     if raw is None:
         return None
-    timeout = number(raw, "schedule_timeout (seconds)", 1, MAX_SCHEDULE_TIMEOUT)
+    try:
+        timeout = number(raw, "schedule_timeout (seconds)", 1, MAX_SCHEDULE_TIMEOUT)
+    except BadRequest as exc:
+        raise BadRequest(
+            f"{exc.args[0]}: give a number of seconds under 30 days, e.g. "
+            "--schedule-timeout 5m (schedule_timeout=300)"
+        ) from None
     if scheduled:
         raise BadRequest(
             "schedule_timeout is not allowed for scheduled jobs: a preemptible job "

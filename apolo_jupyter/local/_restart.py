@@ -12,7 +12,8 @@ Kubernetes. Between them the job stays ``running`` with reason ``Restarting`` (t
 reason the real platform gives a running pod whose container is down), and each
 one counts in ``history.restarts``. Like the kubelet, the platform restarts the
 first time at once, then waits ``first`` seconds, doubling up to ``cap``; a run that
-lasted ``2 * cap`` seconds (10 minutes by default) resets the back-off.
+lasted ``2 * cap`` seconds (10 minutes by default; never under 10 s) resets the
+back-off.
 
 A job whose ``schedule_timeout`` passes before it could start fails with the
 real platform's reason for it, ``ClusterScaleUpFailed``.
@@ -23,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 RESTARTING = "Restarting"
+RESET_FLOOR = 10.0
 SCHEDULE_TIMEOUT = "ClusterScaleUpFailed"
 
 
@@ -38,8 +40,10 @@ class Backoff:
 
     @property
     def reset_after(self) -> float:
-        """A run at least this long forgets the earlier failures."""
-        return 2 * self.cap
+        """A run at least this long forgets the earlier failures: twice the cap,
+        and never under RESET_FLOOR seconds, so that a tiny cap in config.json
+        cannot turn a crash loop into restarts without a pause."""
+        return max(2 * self.cap, RESET_FLOOR)
 
     def delay(self, in_a_row: int) -> float:
         """The wait before restart number ``in_a_row`` of an unbroken series

@@ -406,8 +406,6 @@ class JobService:
         if job.id in self._stopping:  # killed while the process was being started
             await proc.kill(self._settings.kill_grace)
         else:
-            if job.status == JobStatus.SUSPENDED:
-                job.restarts += 1
             self._transition(job, JobStatus.RUNNING)
             self._arm_life_span(job)
         try:
@@ -418,6 +416,8 @@ class JobService:
             self._procs.pop(job.id, None)
         stop = self._stopping.pop(job.id, None)
         if stop is not None and stop[0] == "Preempted":
+            # Counted now, as the platform counts a suspended item a restart.
+            job.restarts += 1
             self._transition(job, JobStatus.SUSPENDED, stop[0], stop[1])
         elif stop is not None:
             self._transition(job, JobStatus.CANCELLED, stop[0], stop[1], code)

@@ -206,6 +206,7 @@ class Settings:
                 mapping(p, "a preset", '{"name": ...}') for p in raw_presets
             )
         )
+        first, cap_seconds = _backoff(data)
         machine = Capacity.of_machine()
         cap = mapping(data.get("capacity", {}), "capacity", '{"cpu": 4}')
         return cls(
@@ -221,21 +222,31 @@ class Settings:
             minute=number(
                 data.get("minute_seconds", 60.0), "minute_seconds", 1e-3, 1e6
             ),
-            restart_backoff=number(
-                data.get("restart_backoff_seconds", 10.0),
-                "restart_backoff_seconds",
-                1e-3,
-                3600,
-            ),
-            restart_backoff_max=number(
-                data.get("restart_backoff_max_seconds", 300.0),
-                "restart_backoff_max_seconds",
-                1e-3,
-                86400,
-            ),
+            restart_backoff=first,
+            restart_backoff_max=cap_seconds,
             nvidia=_nvidia(data.get("nvidia", {}), paths),
             custom_presets=bool(presets),
         )
 
     def preset(self, name: str) -> PresetSpec | None:
         return next((p for p in self.presets if p.name == name), None)
+
+
+def _backoff(data: dict[str, Any]) -> tuple[float, float]:
+    """``restart_backoff_seconds`` and ``restart_backoff_max_seconds``: the first
+    wait between two runs of a restarting job, and the longest."""
+    first = number(
+        data.get("restart_backoff_seconds", 10.0), "restart_backoff_seconds", 1e-3, 3600
+    )
+    cap = number(
+        data.get("restart_backoff_max_seconds", 300.0),
+        "restart_backoff_max_seconds",
+        1e-3,
+        86400,
+    )
+    if cap < first:
+        raise BadRequest(
+            f"restart_backoff_max_seconds ({cap:g}) is below restart_backoff_seconds "
+            f"({first:g}): the longest wait must be at least the first"
+        )
+    return first, cap

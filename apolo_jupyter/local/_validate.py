@@ -92,8 +92,18 @@ def number(value: Any, what: str, low: float, high: float) -> float:
     except OverflowError:
         result = math.inf
     if not math.isfinite(result) or not low <= result <= high:
-        raise BadRequest(f"{what} must be between {low:g} and {high:g}, got {result:g}")
+        raise BadRequest(
+            f"{what} must be between {_shown(low)} and {_shown(high)}, "
+            f"got {_shown(result)}"
+        )
     return result
+
+
+def _shown(x: float) -> str:
+    """A bound as typed: whole numbers in full (2591999, not 2.592e+06)."""
+    return (
+        str(int(x)) if math.isfinite(x) and x == int(x) and abs(x) < 1e15 else f"{x:g}"
+    )
 
 
 def mapping(value: Any, what: str, example: str) -> dict[str, Any]:
