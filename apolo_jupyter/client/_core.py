@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from . import _ws_pipe
+from . import _ws_connect, _ws_pipe
 from ._errors import (
     ClientError,
     ConnectionDropped,
@@ -158,7 +158,7 @@ class Core:
         headers = self._auth({"User-Agent": USER_AGENT})
         try:
             await asyncio.wait_for(
-                _ws_pipe.connect(
+                _ws_connect.connect(
                     pipe,
                     host=host,
                     port=url.port or (443 if secure else 80),
@@ -169,7 +169,7 @@ class Core:
                 ),
                 HANDSHAKE_TIMEOUT,
             )
-        except _ws_pipe.HandshakeRefused as exc:
+        except _ws_connect.HandshakeRefused as exc:
             text = exc.headers.get("X-Error") or exc.reason
             raise error_from_response(exc.status, text) from exc
         except TimeoutError as exc:
@@ -178,7 +178,7 @@ class Core:
             raise ClientError(f"WebSocket upgrade at {url} failed: {exc}") from exc
         except OSError as exc:
             raise _unreachable(url, exc.strerror or str(exc)) from exc
-        _ws_pipe.keep_alive(pipe, heartbeat)
+        _ws_connect.keep_alive(pipe, heartbeat)
 
 
 @functools.cache

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager, contextmanager
 import aiohttp
 from yarl import URL
 
-from . import _wire
+from . import _stream_wire
 from ._core import Core
 from ._errors import ClientError, ResourceNotFound, StdStreamError
 from ._stream_models import Message
@@ -52,22 +52,22 @@ class StdStream:
         if msg.type != aiohttp.WSMsgType.BINARY or not msg.data:
             raise ClientError(f"unexpected frame on the job's stream: {msg.type.name}")
         channel, payload = msg.data[0], msg.data[1:]
-        if channel == _wire.EXIT:
+        if channel == _stream_wire.EXIT:
             self._closing = True
-            raise StdStreamError(*_wire.exit_from_api(payload))
+            raise StdStreamError(*_stream_wire.exit_from_api(payload))
         return Message(channel, payload)
 
     async def write_in(self, data: bytes) -> None:
         """Send ``data`` to the stdin (or the terminal) of the other side."""
         if self._closing:
             return
-        await self._ws.send_bytes(bytes([_wire.STDIN]) + data)
+        await self._ws.send_bytes(bytes([_stream_wire.STDIN]) + data)
 
     async def resize(self, h: int, w: int) -> None:
         """Tell the other side's terminal its new size (rows ``h``, columns ``w``)."""
         if self._closing:
             return
-        await self._ws.send_bytes(_wire.resize_frame(h, w))
+        await self._ws.send_bytes(_stream_wire.resize_frame(h, w))
 
 
 @asynccontextmanager

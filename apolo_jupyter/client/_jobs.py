@@ -14,7 +14,7 @@ import aiohttp
 from multidict import MultiDict
 from yarl import URL
 
-from . import _wire
+from . import _stream_wire, _wire
 from ._config import Config
 from ._core import Core
 from ._errors import ClientError, NDJSONError
@@ -358,7 +358,7 @@ class Jobs:
         running job; yields a :class:`StdStream` whose ``read_out`` raises
         ``StdStreamError(exit_code)`` once the command has ended."""
         url = self._monitoring_url(cluster_name) / id / "exec"
-        query = _wire.stream_query(
+        query = _stream_wire.stream_query(
             cmd=cmd, tty=tty, stdin=stdin, stdout=stdout, stderr=stderr
         )
         return open_stream(self._core, url.with_query(query), protocol=None)
@@ -375,9 +375,11 @@ class Jobs:
     ) -> AbstractAsyncContextManager[StdStream]:
         """Connect to the running job's own stdio (input only for ``tty`` jobs)."""
         url = self._monitoring_url(cluster_name) / id / "attach"
-        query = _wire.stream_query(tty=tty, stdin=stdin, stdout=stdout, stderr=stderr)
+        query = _stream_wire.stream_query(
+            tty=tty, stdin=stdin, stdout=stdout, stderr=stderr
+        )
         return open_stream(
-            self._core, url.with_query(query), protocol=_wire.ATTACH_PROTOCOL
+            self._core, url.with_query(query), protocol=_stream_wire.ATTACH_PROTOCOL
         )
 
     def top(

@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator
 import aiohttp
 from yarl import URL
 
-from . import _wire
+from . import _stream_wire
 from ._core import Core
 from ._errors import ClientError, IllegalArgumentError
 from ._exec import missing_route
@@ -31,7 +31,7 @@ async def top(core: Core, url: URL, job_id: str) -> AsyncGenerator[JobTelemetry,
                 msg = await ws.receive()
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     received = True
-                    yield _wire.telemetry_from_api(json.loads(msg.data))
+                    yield _stream_wire.telemetry_from_api(json.loads(msg.data))
                 elif msg.type in _CLOSED:
                     reason = str(msg.extra or "") if msg.type is _CLOSE else ""
                     break

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..client import _wire
+from ..client import _stream_wire
 from ._exec_route import HEARTBEAT, Flags, read_input, refusal
 from ._port_forward import _job_stopped
 from ._service import JobNotFound
@@ -39,14 +39,14 @@ async def attach_ws(request: web.Request) -> web.StreamResponse:
         return refusal(exc)
     terminal = running.terminal
     ws = web.WebSocketResponse(
-        protocols=(_wire.ATTACH_PROTOCOL,), heartbeat=HEARTBEAT, compress=False
+        protocols=(_stream_wire.ATTACH_PROTOCOL,), heartbeat=HEARTBEAT, compress=False
     )
     await ws.prepare(request)
     try:
         if terminal is not None:
             await _attach_terminal(ws, terminal, flags)
         else:
-            channel = _wire.STDOUT if flags.stdout else _wire.STDERR
+            channel = _stream_wire.STDOUT if flags.stdout else _stream_wire.STDERR
             stopped = asyncio.ensure_future(_job_stopped(service, job.id))
             reader = asyncio.create_task(read_input(ws, _ignore, _no_resize))
             try:
@@ -92,7 +92,7 @@ async def _attach_terminal(
                     await ws.close(message=b"detached: the client fell behind")
                 return
             if flags.stdout or flags.stderr:
-                channel = _wire.STDOUT if flags.stdout else _wire.STDERR
+                channel = _stream_wire.STDOUT if flags.stdout else _stream_wire.STDERR
                 await ws.send_bytes(bytes([channel]) + chunk)
     except ConnectionError:
         return

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import WSMsgType, web
 
-from ..client import _wire
+from ..client import _stream_wire
 from ._exec import ExecProcess
 from ._exec_command import ExecError, make_target, wait_ready
 from ._executor import SandboxMode
@@ -85,11 +85,11 @@ async def read_input(
     async for msg in ws:
         if msg.type == WSMsgType.BINARY and msg.data:
             channel, payload = msg.data[0], msg.data[1:]
-            if channel == _wire.STDIN:
+            if channel == _stream_wire.STDIN:
                 await write(payload)
-            elif channel == _wire.RESIZE:
+            elif channel == _stream_wire.RESIZE:
                 with contextlib.suppress(ValueError, KeyError, TypeError):
-                    resize(*_wire.resize_from_api(payload))
+                    resize(*_stream_wire.resize_from_api(payload))
         elif msg.type == WSMsgType.ERROR:
             return
 
@@ -120,7 +120,7 @@ async def exec_ws(request: web.Request) -> web.StreamResponse:
     except (ValueError, JobNotFound, ExecError) as exc:
         return refusal(exc)
     ws = web.WebSocketResponse(
-        protocols=(_wire.ATTACH_PROTOCOL,), heartbeat=HEARTBEAT, compress=False
+        protocols=(_stream_wire.ATTACH_PROTOCOL,), heartbeat=HEARTBEAT, compress=False
     )
     try:
         await ws.prepare(request)
@@ -160,7 +160,7 @@ async def _session(
             await proc.kill()  # the job stopped (PLAIN; BWRAP: already dead)
         code = await waiter
         message = None if code == 0 else f"command terminated with exit code {code}"
-        await send(_wire.EXIT, _wire.exit_frame(code, message)[1:])
+        await send(_stream_wire.EXIT, _stream_wire.exit_frame(code, message)[1:])
     finally:
         stopped.cancel()
         if not waiter.done():

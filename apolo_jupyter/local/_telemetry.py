@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from ..client import _wire
+from ..client import _stream_wire
 from ..client._models import JobStatus
 from ..client._stream_models import JobTelemetry
 from ._executor import RunningJob, SandboxMode
@@ -246,6 +246,6 @@ async def _stream(
             return  # restarted: the caller samples the new run
         sample = await asyncio.to_thread(_telemetry, sampler, *where(), smi)
         try:
-            await ws.send_str(json.dumps(_wire.telemetry_to_api(sample)))
+            await ws.send_str(json.dumps(_stream_wire.telemetry_to_api(sample)))
         except ConnectionError:
             return
