@@ -65,6 +65,21 @@ async def started(client: Client, command: str, ready: str = "") -> str:
     return job.id
 
 
+async def _apolo_streaming(
+    platform: Platform, tmp_path: Path, *args: str
+) -> asyncio.subprocess.Process:
+    """The official ``apolo ARGS`` against the platform, no input, its output
+    piped for the test to read as it comes."""
+    return await asyncio.create_subprocess_exec(
+        str(APOLO),
+        *args,
+        env=cli_env(platform, tmp_path),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
 async def test_apolo_exec_returns_the_remote_exit_code(
     client: Client, platform: Platform, tmp_path: Path
 ) -> None:
@@ -106,15 +121,7 @@ async def test_apolo_attach_prints_the_jobs_output(
         "sh -c 'while [ ! -e /tmp/go ]; do echo waiting; sleep 0.1; done; "
         "echo after-go; exit 0'",
     )
-    proc = await asyncio.create_subprocess_exec(
-        str(APOLO),
-        "attach",
-        job,
-        env=cli_env(platform, tmp_path),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = await _apolo_streaming(platform, tmp_path, "attach", job)
     assert proc.stdout is not None
     try:
         seen = b""
@@ -137,15 +144,7 @@ async def test_apolo_top_shows_the_job(
 ) -> None:
     job = await started(client, "sh -c 'while :; do :; done'")
     try:
-        proc = await asyncio.create_subprocess_exec(
-            str(APOLO),
-            "top",
-            job,
-            env=cli_env(platform, tmp_path),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        proc = await _apolo_streaming(platform, tmp_path, "top", job)
         assert proc.stdout is not None
         seen = b""
         try:
