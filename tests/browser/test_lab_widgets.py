@@ -613,6 +613,25 @@ def _points(line: Locator) -> int:
     return len((line.first.get_attribute("points") or "").split())
 
 
+# The boxes of a status view's row parts (null: not drawn), and the row's HTML
+# and the view's state to say why if one is missing.
+ROW_BOXES_JS = """(view) => {
+  const box = (selector) => {
+    const node = view.querySelector(selector);
+    if (!node) return null;
+    const r = node.getBoundingClientRect();
+    return r.width && r.height ? {x: r.x, y: r.y, width: r.width, height: r.height} : null;
+  };
+  return {
+    badge: box('.apolo-badge'),
+    spark: box('.apolo-head .apolo-spark'),
+    clock: box('.apolo-clock'),
+    kill: box('.apolo-kill'),
+    head: (view.querySelector('.apolo-head') || {}).outerHTML,
+  };
+}"""
+
+
 def test_5b_a_running_job_draws_its_usage_in_the_status_row(page: Page) -> None:
     out = output(page, "spare")
     view = out.locator(".apolo-status")
@@ -634,11 +653,21 @@ def test_5b_a_running_job_draws_its_usage_in_the_status_row(page: Page) -> None:
     )
     expect(spark.locator(".apolo-spark-gpu")).to_be_hidden()  # no GPU here
     expect(spark).to_have_attribute("aria-label", re.compile(r"^CPU \S+ cores, memory"))
-    # In the status row, centred on it, between the clock and Kill.
-    badge, line = view.locator(".apolo-badge").bounding_box(), spark.bounding_box()
-    clock = view.locator(".apolo-clock").bounding_box()
-    kill = view.locator(".apolo-kill").bounding_box()
-    assert badge and line and clock and kill
+    # In the status row, centred on it, between the clock and Kill. Measured in
+    # one go (the row's HTML is replaced on every update: a lookup and its
+    # measure could straddle one), until all four are drawn; once, in CI, Kill
+    # was not, and the failure then shows the row as it was.
+    row: dict[str, Any] = {}
+
+    def measured() -> bool:
+        row.update(view.evaluate(ROW_BOXES_JS))
+        return all(row[part] for part in ("badge", "spark", "clock", "kill"))
+
+    try:
+        wait_for(page, measured, 20, "the badge, sparkline, clock and Kill drawn")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {row}") from None
+    badge, line, clock, kill = row["badge"], row["spark"], row["clock"], row["kill"]
     middle = badge["y"] + badge["height"] / 2
     assert abs(line["y"] + line["height"] / 2 - middle) <= 2, (badge, line)
     assert clock["x"] + clock["width"] < line["x"] < kill["x"], (clock, line, kill)
