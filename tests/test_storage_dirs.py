@@ -560,3 +560,35 @@ async def test_glob(client: Client, platform: Platform) -> None:
     assert await found(f"{base}/nothing*") == []
     # no pattern: the URI itself, unchecked, as the SDK does
     assert await found(f"{base}/not-there") == [f"{base}/not-there"]
+
+
+async def test_glob_with_a_trailing_slash_matches_folders_only(
+    client: Client, platform: Platform
+) -> None:
+    # As a shell does, and apolo_sdk: "data/*/" names the folders in data, so a
+    # file there must not come back as "file/" (a path that does not exist).
+    folder = _folder()
+    host = _host(platform, folder)
+    (host / "sub" / "inner").mkdir(parents=True)
+    (host / "other").mkdir()
+    (host / "file.txt").write_text("a file")
+    (host / "sub" / "note.txt").write_text("a file")
+
+    async def found(pattern: str) -> list[str]:
+        async with client.storage.glob(URL(pattern)) as it:
+            return sorted(str(u) for u in [u async for u in it])
+
+    base = f"storage:{folder}"
+    assert await found(f"{base}/*/") == [f"{base}/other/", f"{base}/sub/"]
+    assert await found(f"{base}/**/") == [
+        f"{base}/",
+        f"{base}/other/",
+        f"{base}/sub/",
+        f"{base}/sub/inner/",
+    ]
+    # without the slash, files match too
+    assert await found(f"{base}/*") == [
+        f"{base}/file.txt",
+        f"{base}/other",
+        f"{base}/sub",
+    ]
