@@ -7,6 +7,7 @@ import apolo_jupyter.client
 
 PUBLIC = {
     "AMDGPUPreset",
+    "AbstractDeleteProgress",
     "AbstractFileProgress",
     "AbstractRecursiveFileProgress",
     "AsyncFilterFunc",
@@ -57,6 +58,7 @@ PUBLIC = {
     "TPUPreset",
     "TagOption",
     "StorageProgressComplete",
+    "StorageProgressDelete",
     "StorageProgressEnterDir",
     "StorageProgressFail",
     "StorageProgressLeaveDir",

@@ -17,12 +17,14 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from apolo_jupyter import (
+    AbstractDeleteProgress,
     Client,
     Container,
     IllegalArgumentError,
     JobStatus,
     ResourceNotFound,
     Resources,
+    StorageProgressDelete,
     Volume,
 )
 from apolo_jupyter.client._storage import Storage
@@ -227,6 +229,39 @@ async def test_rm_and_mv(storage: Storage, platform: Platform) -> None:
     with pytest.raises(PermissionError, match="managed by the platform"):
         await storage.rm(URL("storage:"), recursive=True)
     assert _host(platform).is_dir()
+
+
+class Deletions(AbstractDeleteProgress):
+    def __init__(self) -> None:
+        self.events: list[StorageProgressDelete] = []
+
+    def delete(self, data: StorageProgressDelete) -> None:
+        self.events.append(data)
+
+
+async def test_rm_reports_each_removed_entry_to_progress(
+    storage: Storage, platform: Platform
+) -> None:
+    # apolo_sdk's rm(progress=...) calls progress.delete once per entry the
+    # platform removed, children before their folder, with full storage URIs.
+    folder = _folder()
+    await storage.mkdir(URL(f"storage:{folder}/d/e"), parents=True)
+    await storage.create(URL(f"storage:{folder}/d/e/f"), b"1")
+    await storage.create(URL(f"storage:{folder}/d/g"), b"2")
+    base = f"storage://local/local/default/{folder}"
+
+    one = Deletions()
+    await storage.rm(URL(f"storage:{folder}/d/g"), progress=one)
+    assert one.events == [StorageProgressDelete(URL(f"{base}/d/g"), is_dir=False)]
+
+    tree = Deletions()
+    await storage.rm(URL(f"storage:{folder}/d"), recursive=True, progress=tree)
+    assert tree.events == [
+        StorageProgressDelete(URL(f"{base}/d/e/f"), is_dir=False),
+        StorageProgressDelete(URL(f"{base}/d/e"), is_dir=True),
+        StorageProgressDelete(URL(f"{base}/d"), is_dir=True),
+    ]
+    assert not _host(platform, folder, "d").exists()
 
 
 async def test_disk_usage(storage: Storage) -> None:

@@ -46,9 +46,11 @@ from ._secrets import Secret, Secrets
 from ._storage import Storage
 from ._storage_models import DiskUsageInfo, FileStatus, FileStatusType
 from ._storage_progress import (
+    AbstractDeleteProgress,
     AbstractFileProgress,
     AbstractRecursiveFileProgress,
     StorageProgressComplete,
+    StorageProgressDelete,
     StorageProgressEnterDir,
     StorageProgressFail,
     StorageProgressLeaveDir,
@@ -59,6 +61,7 @@ from ._stream_models import JobTelemetry
 
 __all__ = [
     "AMDGPUPreset",
+    "AbstractDeleteProgress",
     "AbstractFileProgress",
     "AbstractRecursiveFileProgress",
     "AsyncFilterFunc",
@@ -107,6 +110,7 @@ __all__ = [
     "StdStreamError",
     "Storage",
     "StorageProgressComplete",
+    "StorageProgressDelete",
     "StorageProgressEnterDir",
     "StorageProgressFail",
     "StorageProgressLeaveDir",
