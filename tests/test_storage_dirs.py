@@ -137,6 +137,38 @@ async def test_upload_then_download_a_tree_byte_exact_with_progress(
     assert str(down.of(StorageProgressStart)[0].src).startswith("storage://local/")
 
 
+async def test_an_empty_file_reports_start_and_complete_without_a_step(
+    client: Client, platform: Platform, tmp_path: Path
+) -> None:
+    # apolo_sdk sends no step for a file with no bytes (a progress bar would
+    # otherwise draw 0 of 0); /dev/null is read as an empty file.
+    folder = _folder()
+    await client.storage.mkdir(URL(f"storage:{folder}"))
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    for src in (empty, Path(os.devnull)):
+        rec = Recorder()
+        dst = URL(f"storage:{folder}/{src.name}")
+        await client.storage.upload_file(src, dst, progress=rec)
+        assert [type(e) for e in rec.events] == [
+            StorageProgressStart,
+            StorageProgressComplete,
+        ]
+        assert rec.events[0].size == rec.events[1].size == 0
+        assert _host(platform, folder, src.name).read_bytes() == b""
+
+    rec = Recorder()
+    back = tmp_path / "back.bin"
+    await client.storage.download_file(
+        URL(f"storage:{folder}/empty.bin"), back, progress=rec
+    )
+    assert [type(e) for e in rec.events] == [
+        StorageProgressStart,
+        StorageProgressComplete,
+    ]
+    assert back.read_bytes() == b""
+
+
 async def test_upload_dir_into_an_existing_folder_merges(
     client: Client, platform: Platform, tmp_path: Path
 ) -> None:
