@@ -222,7 +222,7 @@ async def fetch_file(
             await asyncio.to_thread(stream.seek, offset)
             await asyncio.to_thread(stream.truncate)
         if offset < size:
-            await _fetch_resuming(storage, src, stream, size, got)
+            await _fetch_resuming(storage, src, stream, offset, size, got)
         report.complete(src, dst, size)
     finally:
         await asyncio.to_thread(stream.close)
@@ -233,21 +233,28 @@ RESUME_ATTEMPTS = 10
 
 
 async def _fetch_resuming(
-    storage: Storage, src: URL, stream: BinaryIO, size: int, got: OnBytes
+    storage: Storage, src: URL, stream: BinaryIO, offset: int, size: int, got: OnBytes
 ) -> None:
-    """Download ``src`` into ``stream`` from its position up to ``size`` bytes.
-    When the connection drops, ask again from the byte where it stopped, as
-    ``apolo_sdk`` does; give up after RESUME_ATTEMPTS drops in a row that
-    brought no byte."""
+    """Download ``src`` into ``stream`` (positioned at ``offset``) up to ``size``
+    bytes. When the connection drops, ask again from the byte where it stopped,
+    as ``apolo_sdk`` does; give up after RESUME_ATTEMPTS drops in a row that
+    brought no byte. Where it stopped is counted, not asked of the file: the
+    position of /dev/null stays 0, and a pipe has none."""
+    at = offset
+
+    def count(more: int) -> None:
+        nonlocal at
+        at += more
+        got(more)
+
     failures = 0
     while True:
-        start = await asyncio.to_thread(stream.tell)
+        start = at
         try:
             async with storage.open(src, start) as chunks:
-                await download_stream(chunks, stream, got)
+                await download_stream(chunks, stream, count)
             return
         except ConnectionDropped:
-            at = await asyncio.to_thread(stream.tell)
             if at >= size:
                 return  # every byte had arrived before the drop
             failures = 0 if at > start else failures + 1
