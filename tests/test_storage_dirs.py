@@ -506,6 +506,45 @@ async def test_continue_resumes_an_interrupted_upload(
     assert _host(platform, folder, "t", "small.txt").read_text() == "small"
 
 
+async def test_continue_keeps_a_short_copy_and_sends_only_the_rest(
+    client: Client, platform: Platform, tmp_path: Path
+) -> None:
+    # A storage copy of at most one MiB was written by one CREATE, so all of it
+    # is there: continue_ sends the bytes after it, as apolo_sdk does, not the
+    # whole file again. The copy's own first bytes differ here to show which
+    # bytes were sent.
+    folder = _folder()
+    host = _host(platform, folder)
+    (host / "t").mkdir(parents=True)
+    src = tmp_path / "t" / "f.txt"
+    src.parent.mkdir()
+    src.write_bytes(b"new content")
+    os.utime(src, (OLD, OLD))
+    for copy in (host / "f.txt", host / "t" / "f.txt"):
+        copy.write_bytes(b"old")  # written now: surely newer than the source
+
+    await client.storage.upload_file(
+        src, URL(f"storage:{folder}/f.txt"), continue_=True
+    )
+    assert (host / "f.txt").read_bytes() == b"old content"
+    await client.storage.upload_dir(
+        src.parent, URL(f"storage:{folder}/t"), continue_=True
+    )
+    assert (host / "t" / "f.txt").read_bytes() == b"old content"
+
+    # a copy that is not shorter is left alone; one that is longer goes again
+    (host / "f.txt").write_bytes(b"older stuff")
+    await client.storage.upload_file(
+        src, URL(f"storage:{folder}/f.txt"), continue_=True
+    )
+    assert (host / "f.txt").read_bytes() == b"older stuff"
+    (host / "f.txt").write_bytes(b"a longer old copy")
+    await client.storage.upload_file(
+        src, URL(f"storage:{folder}/f.txt"), continue_=True
+    )
+    assert (host / "f.txt").read_bytes() == b"new content"
+
+
 async def test_continue_resumes_an_interrupted_download(
     client: Client, platform: Platform, tmp_path: Path
 ) -> None:

@@ -153,8 +153,11 @@ async def send_file(
     else:
         stream, size, data = await asyncio.to_thread(_open_for_upload, path)
     report.start(src, dst, size)
-    if data is not None:  # all of it, in one CREATE (offset is 0 below a CHUNK)
-        await storage.create(dst, data)
+    if data is not None:  # all of it in one CREATE, or what `continue_` lacks
+        if offset:
+            await storage.write(dst, data[offset:], offset)
+        else:
+            await storage.create(dst, data)
         if data:  # an empty file has no step, as in apolo_sdk
             report.step(src, dst, len(data), size)
         report.complete(src, dst, size)
