@@ -264,6 +264,21 @@ async def test_rm_reports_each_removed_entry_to_progress(
     assert not _host(platform, folder, "d").exists()
 
 
+async def test_an_unknown_cluster_is_named_in_apolo_sdk_words(
+    storage: Storage,
+) -> None:
+    # Code written for apolo_sdk matches the start of its message.
+    sdk_words = "Cluster nowhere doesn't exist in a list of available clusters"
+    with pytest.raises(RuntimeError, match=sdk_words) as caught:
+        await storage.stat(URL("storage://nowhere/local/default/x"))
+    assert "['local']" in str(caught.value)
+    with pytest.raises(RuntimeError, match=sdk_words):
+        await storage.mv(
+            URL("storage://nowhere/local/default/a"),
+            URL("storage://nowhere/local/default/b"),
+        )
+
+
 async def test_disk_usage(storage: Storage) -> None:
     usage = await storage.disk_usage()
     assert usage.cluster_name == "local" and usage.org_name == "local"
