@@ -18,6 +18,7 @@ from yarl import URL
 
 from apolo_jupyter import (
     AbstractDeleteProgress,
+    Action,
     Client,
     Container,
     IllegalArgumentError,
@@ -78,6 +79,8 @@ async def test_project_root_is_a_managed_directory(storage: Storage) -> None:
     root = await storage.stat(URL("storage:"))
     assert root.type == FileStatusType.DIRECTORY
     assert root.permission == "manage"
+    # typed as apolo_sdk types it: an Action, not a bare string
+    assert root.permission is Action.MANAGE
     assert root.path == "/local/default"
     assert root.uri == URL("storage://local/local/default")
     assert isinstance(root.modification_time, int)

@@ -58,12 +58,14 @@ from ._storage_progress import (
     StorageProgressStep,
 )
 from ._stream_models import JobTelemetry
+from ._users import Action, Permission
 
 __all__ = [
     "AMDGPUPreset",
     "AbstractDeleteProgress",
     "AbstractFileProgress",
     "AbstractRecursiveFileProgress",
+    "Action",
     "AsyncFilterFunc",
     "AuthError",
     "AuthenticationError",
@@ -97,6 +99,7 @@ __all__ = [
     "NDJSONError",
     "NvidiaGPUPreset",
     "Parser",
+    "Permission",
     "PlatformUnreachable",
     "Preset",
     "RemoteImage",
