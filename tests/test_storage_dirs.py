@@ -305,6 +305,10 @@ PATTERNS = [
     "doc/*.md",
     "[abc].txt",
     "[!x]y",
+    # "^" negates only "!" does in the SDK (as in fnmatch): "[^x]y" is ^y or xy
+    "[^x]y",
+    "[]z]",
+    "[a-]q",
     "file?.bin",
     "\\#notacomment",
     "trailing\\ ",
@@ -335,6 +339,11 @@ PATHS = [
     "d.txt",
     "zy",
     "xy",
+    "^y",
+    "]",
+    "z",
+    "-q",
+    "aq",
     "file1.bin",
     "file12.bin",
     "#notacomment",
@@ -372,6 +381,10 @@ def test_translate_edge_cases() -> None:
     assert not re.fullmatch(translate("a/*/c"), "a/b/d/c")
     assert re.fullmatch(translate("a/**/c"), "a/c")
     assert not re.fullmatch(translate("[!a]"), "/")
+    assert not re.fullmatch(translate("[^a]"), "/")
+    # a backward range matches nothing (the SDK's regex fails to compile there)
+    assert not re.fullmatch(translate("[z-a]"), "m")
+    assert re.fullmatch(translate("[!z-a]"), "m")
     with pytest.raises(ValueError, match="end with '/'"):
         FileFilter().exclude("x", prefix="sub")
 
