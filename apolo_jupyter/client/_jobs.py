@@ -240,8 +240,15 @@ class Jobs:
         cluster_name: str | None = None,
         org_names: Iterable[str | None] = (),
         project_names: Iterable[str] = (),
+        _materialized: bool | None = None,
+        _being_dropped: bool | None = False,
+        _logs_removed: bool | None = False,
     ) -> AsyncIteratorAndContextManager[JobDescription]:
-        """Stream jobs (ndjson, one at a time: memory stays flat for long lists)."""
+        """Stream jobs (ndjson, one at a time: memory stays flat for long lists).
+
+        The ``_``-flags filter on the platform's bookkeeping (``None``: either),
+        as in ``apolo_sdk``; by default jobs being dropped or without logs are
+        left out."""
         params: MultiDict[str] = MultiDict()
         for status in statuses:
             params.add("status", JobStatus(status).value)
@@ -261,8 +268,13 @@ class Jobs:
             params.add("reverse", "1")
         if limit is not None:
             params.add("limit", str(limit))
-        params.add("being_dropped", "False")
-        params.add("logs_removed", "False")
+        for key, flag in (
+            ("materialized", _materialized),
+            ("being_dropped", _being_dropped),
+            ("logs_removed", _logs_removed),
+        ):
+            if flag is not None:
+                params.add(key, str(flag))
         for org in org_names or [self._config.org_name]:
             if org is not None:
                 params.add("org_name", org)
