@@ -46,7 +46,8 @@ def _pairs() -> list[tuple[str, Any, Any]]:
     methods = {
         (_jobs.Jobs, s.Jobs): [
             "run", "start", "status", "kill", "bump_life_span", "monitor",
-            "port_forward",
+            "port_forward", "list", "exec", "attach", "top", "send_signal",
+            "get_capacity",
         ],
         (_parser.Parser, s.Parser): [
             "volume", "volumes", "envs", "remote_image", "str_to_uri",

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +36,11 @@ from ._parser import Parser
 from ._port_forward import Forward, forward
 from ._stream_models import JobTelemetry
 from ._telemetry import top
-from ._url_utils import normalize_storage_path_uri
+from ._url_utils import (
+    normalize_disk_uri,
+    normalize_secret_uri,
+    normalize_storage_path_uri,
+)
 from ._utils import AsyncIteratorAndContextManager, asyncgeneratorcontextmanager
 
 # Adaptive polling for servers without a push endpoint: start fast, back off.
@@ -59,13 +64,37 @@ class Jobs:
     def _api(self) -> URL:
         return self._config.api_url
 
-    def _volumes(self, volumes: Sequence[Volume]) -> list[dict[str, Any]]:
-        return [
-            _wire.volume_to_api(
-                v, normalize_storage_path_uri(v.storage_uri, self._config)
-            )
-            for v in volumes
-        ]
+    def _mounts(
+        self,
+        volumes: Sequence[Volume],
+        secret_env: Mapping[str, URL] | None,
+        secret_files: Sequence[SecretFile],
+        disk_volumes: Sequence[DiskVolume],
+    ) -> dict[str, Any]:
+        """What a container mounts, each URI completed with the current cluster,
+        org and project (``secret:key`` -> ``secret://c/o/p/key``) as the SDK
+        sends it: the platform takes full URIs only."""
+        config = self._config
+        return {
+            "volumes": [
+                _wire.volume_to_api(
+                    v, normalize_storage_path_uri(v.storage_uri, config)
+                )
+                for v in volumes
+            ],
+            "secret_env": {
+                k: normalize_secret_uri(v, config)
+                for k, v in (secret_env or {}).items()
+            },
+            "secret_files": [
+                replace(f, secret_uri=normalize_secret_uri(f.secret_uri, config))
+                for f in secret_files
+            ],
+            "disk_volumes": [
+                replace(d, disk_uri=normalize_disk_uri(d.disk_uri, config))
+                for d in disk_volumes
+            ],
+        }
 
     async def _post_job(self, url: URL, payload: dict[str, Any]) -> JobDescription:
         async with self._core.request("POST", url, json=payload) as resp:
@@ -111,11 +140,13 @@ class Jobs:
             working_dir=container.working_dir,
             http=container.http,
             env=container.env,
-            volumes=self._volumes(container.volumes),
-            secret_env=container.secret_env,
-            secret_files=container.secret_files,
-            disk_volumes=container.disk_volumes,
             tty=container.tty,
+            **self._mounts(
+                container.volumes,
+                container.secret_env,
+                container.secret_files,
+                container.disk_volumes,
+            ),
         )
         payload["container"]["resources"] = _wire.resources_to_api(container.resources)
         payload["scheduler_enabled"] = scheduler_enabled
@@ -186,12 +217,9 @@ class Jobs:
                 working_dir=working_dir,
                 http=http,
                 env=env,
-                volumes=self._volumes(volumes),
-                secret_env=secret_env,
-                secret_files=secret_files,
-                disk_volumes=disk_volumes,
                 tty=tty,
                 shm=shm,
+                **self._mounts(volumes, secret_env, secret_files, disk_volumes),
             )
         )
         return await self._post_job(
@@ -212,8 +240,15 @@ class Jobs:
         cluster_name: str | None = None,
         org_names: Iterable[str | None] = (),
         project_names: Iterable[str] = (),
+        _materialized: bool | None = None,
+        _being_dropped: bool | None = False,
+        _logs_removed: bool | None = False,
     ) -> AsyncIteratorAndContextManager[JobDescription]:
-        """Stream jobs (ndjson, one at a time: memory stays flat for long lists)."""
+        """Stream jobs (ndjson, one at a time: memory stays flat for long lists).
+
+        The ``_``-flags filter on the platform's bookkeeping (``None``: either),
+        as in ``apolo_sdk``; by default jobs being dropped or without logs are
+        left out."""
         params: MultiDict[str] = MultiDict()
         for status in statuses:
             params.add("status", JobStatus(status).value)
@@ -233,8 +268,13 @@ class Jobs:
             params.add("reverse", "1")
         if limit is not None:
             params.add("limit", str(limit))
-        params.add("being_dropped", "False")
-        params.add("logs_removed", "False")
+        for key, flag in (
+            ("materialized", _materialized),
+            ("being_dropped", _being_dropped),
+            ("logs_removed", _logs_removed),
+        ):
+            if flag is not None:
+                params.add(key, str(flag))
         for org in org_names or [self._config.org_name]:
             if org is not None:
                 params.add("org_name", org)

@@ -274,6 +274,16 @@ class JobStatusHistory:
 
 
 @dataclass(frozen=True)
+class JobDescriptionInternal:
+    """The platform's bookkeeping flags of a job record; ``apolo_sdk`` keeps them
+    out of the public fields, under ``JobDescription._internal``."""
+
+    materialized: bool = False
+    being_dropped: bool = False
+    logs_removed: bool = False
+
+
+@dataclass(frozen=True)
 class JobDescription:
     id: str
     owner: str
@@ -303,6 +313,7 @@ class JobDescription:
     privileged: bool = False
     priority: JobPriority = JobPriority.NORMAL
     energy_schedule_name: str | None = None
+    _internal: JobDescriptionInternal = JobDescriptionInternal()
 
     @property
     def reason(self) -> str:
