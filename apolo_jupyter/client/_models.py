@@ -61,6 +61,9 @@ class JobRestartPolicy(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    def __repr__(self) -> str:  # as apolo_sdk: 'never'
+        return repr(self.value)
+
 
 class JobPriority(enum.IntEnum):
     LOW = enum.auto()

@@ -235,7 +235,7 @@ def container_from_api(data: Mapping[str, Any], parser: Parser) -> Container:
                 port=int(http.get("port", -1)),
                 requires_auth=bool(http.get("requires_auth", False)),
             )
-            if http
+            if isinstance(http, Mapping)  # {} too: a port the platform did not name
             else None
         ),
         env=dict(data.get("env") or {}),

@@ -92,3 +92,27 @@ async def test_bookkeeping_flags_and_absent_tags_read_as_the_sdk_does(
     theirs = sdk_jobs._job_description_from_api(untagged, sdk_client.parse)
     assert _plain(ours) == _plain(theirs)
     assert ours.tags == ()
+
+
+async def test_a_bare_http_entry_and_the_restart_policy_read_as_the_sdk_does(
+    platform: Platform, client: Client, sdk_client: Any
+) -> None:
+    raw = await _raw(platform, await _finished_job(client))
+    container = {k: v for k, v in raw["container"].items() if k != "http"}
+    for http in [{}, {"port": 8080}, {"requires_auth": True}, None]:
+        data = {
+            **raw,
+            "container": container if http is None else {**container, "http": http},
+        }
+        ours = _wire.job_description_from_api(data, client.parse)
+        theirs = sdk_jobs._job_description_from_api(data, sdk_client.parse)
+        assert _plain(ours) == _plain(theirs), http
+    # an empty entry is a port the platform did not name, as the SDK reads it
+    bare = {**raw, "container": {**container, "http": {}}}
+    assert _wire.job_description_from_api(bare, client.parse).container.http is not None
+    for policy in ("never", "on-failure", "always"):
+        data = {**raw, "restart_policy": policy}
+        ours = _wire.job_description_from_api(data, client.parse)
+        theirs = sdk_jobs._job_description_from_api(data, sdk_client.parse)
+        assert repr(ours.restart_policy) == repr(theirs.restart_policy) == repr(policy)
+        assert str(ours.restart_policy) == str(theirs.restart_policy) == policy
