@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from typing import Any
 
 import aiohttp
 import pytest
@@ -248,3 +250,32 @@ async def test_short_secret_and_disk_uris_are_completed_before_sending(
             )
     finally:
         await client.disks.rm(disk.id)
+
+
+async def test_requests_carry_the_sdks_tracing_headers(platform: Platform) -> None:
+    """As apolo_sdk: ``b3`` and ``sentry-trace`` on every request, a fresh trace
+    id each (the SDK makes one per request unless given one)."""
+    sent: list[Any] = []
+    trace = aiohttp.TraceConfig()
+
+    async def on_end(
+        session: aiohttp.ClientSession,
+        ctx: Any,
+        params: aiohttp.TraceRequestEndParams,
+    ) -> None:
+        sent.append(params.headers)
+
+    trace.on_request_end.append(on_end)
+    async with get(
+        platform.url, platform.token, quiet=True, trace_configs=[trace]
+    ) as c:
+        await c.jobs.get_capacity()
+        await c.storage.disk_usage()
+    traces = set()
+    for headers in sent:
+        trace_id, span = headers["b3"].split("-")
+        assert re.fullmatch("[0-9a-f]{32}", trace_id), headers["b3"]
+        assert re.fullmatch("[0-9a-f]{16}", span), headers["b3"]
+        assert headers["sentry-trace"] == f"{trace_id}-{span}-"
+        traces.add(trace_id)
+    assert len(sent) == len(traces) == 2
