@@ -20,6 +20,17 @@ from ._errors import (
 from ._exec import StdStream
 from ._file_filter import AsyncFilterFunc, FileFilter
 from ._image_parser import TagOption
+from ._image_save import (
+    AbstractDockerImageProgress,
+    DockerError,
+    ImageCommitFinished,
+    ImageCommitStarted,
+    ImageProgressPull,
+    ImageProgressPush,
+    ImageProgressSave,
+    ImageProgressStep,
+    LocalImage,
+)
 from ._jobs import Jobs
 from ._models import (
     AMDGPUPreset,
@@ -59,6 +70,7 @@ from ._stream_models import JobTelemetry
 
 __all__ = [
     "AMDGPUPreset",
+    "AbstractDockerImageProgress",
     "AbstractFileProgress",
     "AbstractRecursiveFileProgress",
     "AsyncFilterFunc",
@@ -76,12 +88,19 @@ __all__ = [
     "DiskUsageInfo",
     "DiskVolume",
     "Disks",
+    "DockerError",
     "EnvParseResult",
     "FileFilter",
     "FileStatus",
     "FileStatusType",
     "HTTPPort",
     "IllegalArgumentError",
+    "ImageCommitFinished",
+    "ImageCommitStarted",
+    "ImageProgressPull",
+    "ImageProgressPush",
+    "ImageProgressSave",
+    "ImageProgressStep",
     "IntelGPUPreset",
     "JobDescription",
     "JobPriority",
@@ -91,6 +110,7 @@ __all__ = [
     "JobStatusItem",
     "JobTelemetry",
     "Jobs",
+    "LocalImage",
     "NDJSONError",
     "NvidiaGPUPreset",
     "Parser",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -20,6 +18,8 @@ from ._config import Config
 from ._core import Core
 from ._errors import ClientError, NDJSONError
 from ._exec import StdStream, open_stream
+from ._image_save import QUIET, AbstractDockerImageProgress, follow_save
+from ._job_watch import watch_polled, watch_pushed
 from ._models import (
     Container,
     DiskVolume,
@@ -43,15 +43,10 @@ from ._url_utils import (
 )
 from ._utils import AsyncIteratorAndContextManager, asyncgeneratorcontextmanager
 
-# Adaptive polling for servers without a push endpoint: start fast, back off.
-POLL_MIN = 0.05
-POLL_MAX = 2.0
-
-
-def _status_key(job: JobDescription) -> tuple[Any, ...]:
-    """What counts as a change for ``watch``: status, reason, a new transition."""
-    history = job.history
-    return (job.status, history.reason, history.description, len(history.transitions))
+# A save streams nothing while the commit runs, which can take minutes.
+SAVE_TIMEOUT = aiohttp.ClientTimeout(
+    total=None, connect=None, sock_read=None, sock_connect=60
+)
 
 
 class Jobs:
@@ -443,6 +438,32 @@ class Jobs:
             data: Mapping[str, int] = await resp.json()
             return data
 
+    async def save(
+        self,
+        id: str,
+        image: RemoteImage,
+        *,
+        progress: AbstractDockerImageProgress | None = None,
+        cluster_name: str | None = None,
+    ) -> None:
+        """Commit the running job's container and push it as ``image``, which
+        must be in the platform's registry (``image:name:tag``); the steps go
+        to ``progress``, a failure raises ``DockerError``."""
+        if not image._is_in_apolo_registry:
+            raise ValueError(f"Image `{image}` must be in the platform registry")
+        url = self._monitoring_url(cluster_name) / id / "save"
+        payload = {"container": {"image": image.as_docker_url()}}
+        async with self._core.request(
+            "POST", url, json=payload, timeout=SAVE_TIMEOUT
+        ) as resp:
+            await follow_save(
+                id,
+                image,
+                aiter(resp.content),
+                progress or QUIET,
+                self._parse.remote_image,
+            )
+
     def watch(self, id: str) -> AsyncIteratorAndContextManager[JobDescription]:
         """Yield the job now and again on every status change, until it finishes.
 
@@ -450,43 +471,5 @@ class Jobs:
         platform does); adaptive polling otherwise (the real platform).
         """
         if self._config.status_ws_url is not None:
-            return self._watch_pushed(id, self._config.status_ws_url)
-        return self._watch_polled(id)
-
-    @asyncgeneratorcontextmanager
-    async def _watch_pushed(
-        self, id: str, base: URL
-    ) -> AsyncGenerator[JobDescription, None]:
-        url = base / id / "status_ws"
-        last: tuple[Any, ...] | None = None
-        async with self._core.ws_connect(url) as ws:
-            async for msg in ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    break
-                job = _wire.job_description_from_api(json.loads(msg.data), self._parse)
-                key = _status_key(job)
-                if key != last:
-                    last = key
-                    yield job
-                if job.status.is_finished:
-                    return
-        # The socket closed before the job finished (platform restart): say so.
-        raise ClientError(f"status stream of {id} ended before the job finished")
-
-    @asyncgeneratorcontextmanager
-    async def _watch_polled(self, id: str) -> AsyncGenerator[JobDescription, None]:
-        last: tuple[Any, ...] | None = None
-        delay = POLL_MIN
-        while True:
-            started = time.monotonic()
-            job = await self.status(id)
-            key = _status_key(job)
-            if key != last:
-                last = key
-                delay = POLL_MIN
-                yield job
-                if job.status.is_finished:
-                    return
-            else:
-                delay = min(delay * 1.5, POLL_MAX)
-            await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
+            return watch_pushed(self._core, self._parse, id, self._config.status_ws_url)
+        return watch_polled(self.status, id)

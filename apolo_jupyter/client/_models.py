@@ -183,6 +183,11 @@ class RemoteImage:
             project_name=project_name,
         )
 
+    @property
+    def _is_in_apolo_registry(self) -> bool:
+        """A platform image (``image:…``), as opposed to one of docker hub."""
+        return bool(self.registry and self.cluster_name and self.project_name)
+
     def _with_tag(self, name: str) -> str:
         return f"{name}:{self.tag}" if self.tag else name
 
