@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from typing import Any
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from apolo_jupyter import (
     AuthenticationError,
     Client,
     Container,
+    DiskVolume,
     IllegalArgumentError,
     JobStatus,
     ResourceNotFound,
     Resources,
+    SecretFile,
     get,
 )
 from apolo_jupyter.client._config import Config
 from apolo_jupyter.client._jobs import Jobs
 
-from .conftest import Platform, wait_finished
+from .conftest import Platform, job_log, start_job, wait_finished
 
 
 async def _count(client: Client) -> int:
@@ -200,3 +205,77 @@ async def test_bump_life_span(client: Client) -> None:
         assert job.life_span == 5 * 60
     finally:
         await client.jobs.kill(job_id)
+
+
+async def test_short_secret_and_disk_uris_are_completed_before_sending(
+    client: Client,
+) -> None:
+    # apolo_sdk completes secret: and disk: URIs with the current cluster, org and
+    # project, as it does storage: volumes; the platform accepts full URIs only.
+    key = f"short{uuid.uuid4().hex[:8]}"
+    await client.secrets.add(key, b"completed")
+    disk = await client.disks.create(2**30)
+    try:
+        job = await start_job(
+            client,
+            "sh -c 'echo $S; cat /run/s; echo; test -d /mnt/d && echo mounted'",
+            secret_env={"S": URL(f"secret:{key}")},
+            secret_files=[SecretFile(URL(f"secret:{key}"), "/run/s")],
+            disk_volumes=[DiskVolume(URL(f"disk:{disk.id}"), "/mnt/d")],
+        )
+        full = URL(f"secret://local/local/default/{key}")
+        assert job.container.secret_env == {"S": full}
+        assert [f.secret_uri for f in job.container.secret_files] == [full]
+        assert [d.disk_uri for d in job.container.disk_volumes] == [disk.uri]
+        assert (await wait_finished(client, job.id)).exit_code == 0
+        log = (await job_log(client, job.id)).decode()
+        assert log.split() == ["completed", "completed", "mounted"]
+
+        ran = await client.jobs.run(
+            Container(
+                image=client.parse.remote_image("ubuntu"),
+                resources=Resources(memory_mb=64, cpu=0.1),
+                command="true",
+                secret_env={"S": URL(f"secret:{key}")},
+            )
+        )
+        assert ran.container.secret_env == {"S": full}
+        await wait_finished(client, ran.id)
+
+        with pytest.raises(ValueError, match="only 'secret:' is allowed"):
+            await start_job(client, "true", secret_env={"S": URL(f"storage:{key}")})
+        with pytest.raises(ValueError, match="only 'disk:' is allowed"):
+            await start_job(
+                client, "true", disk_volumes=[DiskVolume(URL("storage:d"), "/mnt")]
+            )
+    finally:
+        await client.disks.rm(disk.id)
+
+
+async def test_requests_carry_the_sdks_tracing_headers(platform: Platform) -> None:
+    """As apolo_sdk: ``b3`` and ``sentry-trace`` on every request, a fresh trace
+    id each (the SDK makes one per request unless given one)."""
+    sent: list[Any] = []
+    trace = aiohttp.TraceConfig()
+
+    async def on_end(
+        session: aiohttp.ClientSession,
+        ctx: Any,
+        params: aiohttp.TraceRequestEndParams,
+    ) -> None:
+        sent.append(params.headers)
+
+    trace.on_request_end.append(on_end)
+    async with get(
+        platform.url, platform.token, quiet=True, trace_configs=[trace]
+    ) as c:
+        await c.jobs.get_capacity()
+        await c.storage.disk_usage()
+    traces = set()
+    for headers in sent:
+        trace_id, span = headers["b3"].split("-")
+        assert re.fullmatch("[0-9a-f]{32}", trace_id), headers["b3"]
+        assert re.fullmatch("[0-9a-f]{16}", span), headers["b3"]
+        assert headers["sentry-trace"] == f"{trace_id}-{span}-"
+        traces.add(trace_id)
+    assert len(sent) == len(traces) == 2

@@ -38,7 +38,9 @@ def _pairs() -> list[tuple[str, Any, Any]]:
     models = [
         "Container", "Resources", "HTTPPort", "Volume", "SecretFile", "DiskVolume",
         "RemoteImage", "Preset", "JobStatusItem", "VolumeParseResult",
-        "EnvParseResult", "Secret", "Disk", "DiskUsageInfo",
+        "EnvParseResult", "Secret", "Disk", "DiskUsageInfo", "LocalImage",
+        "ImageProgressPull", "ImageProgressPush", "ImageProgressSave",
+        "ImageProgressStep", "ImageCommitStarted", "ImageCommitFinished",
     ]  # fmt: skip
     pairs = [(name, getattr(ours, name), getattr(s, name)) for name in models]
     for name in ("NvidiaGPUPreset", "AMDGPUPreset", "IntelGPUPreset", "TPUPreset"):
@@ -46,7 +48,8 @@ def _pairs() -> list[tuple[str, Any, Any]]:
     methods = {
         (_jobs.Jobs, s.Jobs): [
             "run", "start", "status", "kill", "bump_life_span", "monitor",
-            "port_forward",
+            "port_forward", "list", "exec", "attach", "top", "send_signal",
+            "get_capacity", "save",
         ],
         (_parser.Parser, s.Parser): [
             "volume", "volumes", "envs", "remote_image", "str_to_uri",
@@ -61,6 +64,9 @@ def _pairs() -> list[tuple[str, Any, Any]]:
         (_storage.Storage, s.Storage): [
             "list", "stat", "mkdir", "create", "write", "open", "rm", "mv", "upload_file",
             "download_file", "disk_usage", "upload_dir", "download_dir", "glob",
+        ],
+        (ours.AbstractDockerImageProgress, s.AbstractDockerImageProgress): [
+            "pull", "push", "step", "save", "commit_started", "commit_finished",
         ],
         (type(ours.RemoteImage), type(s.RemoteImage)): [],
     }  # fmt: skip

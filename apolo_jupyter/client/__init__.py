@@ -20,6 +20,17 @@ from ._errors import (
 from ._exec import StdStream
 from ._file_filter import AsyncFilterFunc, FileFilter
 from ._image_parser import TagOption
+from ._image_save import (
+    AbstractDockerImageProgress,
+    DockerError,
+    ImageCommitFinished,
+    ImageCommitStarted,
+    ImageProgressPull,
+    ImageProgressPush,
+    ImageProgressSave,
+    ImageProgressStep,
+    LocalImage,
+)
 from ._jobs import Jobs
 from ._models import (
     AMDGPUPreset,
@@ -63,6 +74,7 @@ from ._users import Action, Permission
 __all__ = [
     "AMDGPUPreset",
     "AbstractDeleteProgress",
+    "AbstractDockerImageProgress",
     "AbstractFileProgress",
     "AbstractRecursiveFileProgress",
     "Action",
@@ -81,12 +93,19 @@ __all__ = [
     "DiskUsageInfo",
     "DiskVolume",
     "Disks",
+    "DockerError",
     "EnvParseResult",
     "FileFilter",
     "FileStatus",
     "FileStatusType",
     "HTTPPort",
     "IllegalArgumentError",
+    "ImageCommitFinished",
+    "ImageCommitStarted",
+    "ImageProgressPull",
+    "ImageProgressPush",
+    "ImageProgressSave",
+    "ImageProgressStep",
     "IntelGPUPreset",
     "JobDescription",
     "JobPriority",
@@ -96,6 +115,7 @@ __all__ = [
     "JobStatusItem",
     "JobTelemetry",
     "Jobs",
+    "LocalImage",
     "NDJSONError",
     "NvidiaGPUPreset",
     "Parser",

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import random
 import ssl
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -30,6 +33,16 @@ DEFAULT_TIMEOUT = aiohttp.ClientTimeout(
 )
 WS_HEARTBEAT = 10.0
 HANDSHAKE_TIMEOUT = 60.0  # as sock_connect above
+
+
+def trace_headers() -> dict[str, str]:
+    """The tracing headers apolo_sdk puts on each request (not on WebSocket
+    handshakes): a zipkin ``b3`` single header and a ``sentry-trace`` one, with
+    a trace id whose high 32 bits are the time (as AWS X-Ray reads them), a
+    random span id, and the sampling left to the server."""
+    trace = f"{(int(time.time()) << 96) | random.getrandbits(96):032x}"
+    span = os.urandom(8).hex()
+    return {"b3": f"{trace}-{span}", "sentry-trace": f"{trace}-{span}-"}
 
 
 def _unreachable(url: URL, reason: str) -> PlatformUnreachable:
@@ -118,7 +131,7 @@ class Core:
                 json=json,
                 params=params,
                 data=data,
-                headers=self._auth(headers),
+                headers={**self._auth(headers), **trace_headers()},
                 timeout=timeout or self._timeout,
                 read_bufsize=2**22,
             ) as resp:

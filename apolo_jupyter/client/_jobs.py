@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +18,8 @@ from ._config import Config
 from ._core import Core
 from ._errors import ClientError, NDJSONError
 from ._exec import StdStream, open_stream
+from ._image_save import QUIET, AbstractDockerImageProgress, follow_save
+from ._job_watch import watch_polled, watch_pushed
 from ._models import (
     Container,
     DiskVolume,
@@ -35,18 +36,17 @@ from ._parser import Parser
 from ._port_forward import Forward, forward
 from ._stream_models import JobTelemetry
 from ._telemetry import top
-from ._url_utils import normalize_storage_path_uri
+from ._url_utils import (
+    normalize_disk_uri,
+    normalize_secret_uri,
+    normalize_storage_path_uri,
+)
 from ._utils import AsyncIteratorAndContextManager, asyncgeneratorcontextmanager
 
-# Adaptive polling for servers without a push endpoint: start fast, back off.
-POLL_MIN = 0.05
-POLL_MAX = 2.0
-
-
-def _status_key(job: JobDescription) -> tuple[Any, ...]:
-    """What counts as a change for ``watch``: status, reason, a new transition."""
-    history = job.history
-    return (job.status, history.reason, history.description, len(history.transitions))
+# A save streams nothing while the commit runs, which can take minutes.
+SAVE_TIMEOUT = aiohttp.ClientTimeout(
+    total=None, connect=None, sock_read=None, sock_connect=60
+)
 
 
 class Jobs:
@@ -59,13 +59,37 @@ class Jobs:
     def _api(self) -> URL:
         return self._config.api_url
 
-    def _volumes(self, volumes: Sequence[Volume]) -> list[dict[str, Any]]:
-        return [
-            _wire.volume_to_api(
-                v, normalize_storage_path_uri(v.storage_uri, self._config)
-            )
-            for v in volumes
-        ]
+    def _mounts(
+        self,
+        volumes: Sequence[Volume],
+        secret_env: Mapping[str, URL] | None,
+        secret_files: Sequence[SecretFile],
+        disk_volumes: Sequence[DiskVolume],
+    ) -> dict[str, Any]:
+        """What a container mounts, each URI completed with the current cluster,
+        org and project (``secret:key`` -> ``secret://c/o/p/key``) as the SDK
+        sends it: the platform takes full URIs only."""
+        config = self._config
+        return {
+            "volumes": [
+                _wire.volume_to_api(
+                    v, normalize_storage_path_uri(v.storage_uri, config)
+                )
+                for v in volumes
+            ],
+            "secret_env": {
+                k: normalize_secret_uri(v, config)
+                for k, v in (secret_env or {}).items()
+            },
+            "secret_files": [
+                replace(f, secret_uri=normalize_secret_uri(f.secret_uri, config))
+                for f in secret_files
+            ],
+            "disk_volumes": [
+                replace(d, disk_uri=normalize_disk_uri(d.disk_uri, config))
+                for d in disk_volumes
+            ],
+        }
 
     async def _post_job(self, url: URL, payload: dict[str, Any]) -> JobDescription:
         async with self._core.request("POST", url, json=payload) as resp:
@@ -111,11 +135,13 @@ class Jobs:
             working_dir=container.working_dir,
             http=container.http,
             env=container.env,
-            volumes=self._volumes(container.volumes),
-            secret_env=container.secret_env,
-            secret_files=container.secret_files,
-            disk_volumes=container.disk_volumes,
             tty=container.tty,
+            **self._mounts(
+                container.volumes,
+                container.secret_env,
+                container.secret_files,
+                container.disk_volumes,
+            ),
         )
         payload["container"]["resources"] = _wire.resources_to_api(container.resources)
         payload["scheduler_enabled"] = scheduler_enabled
@@ -186,12 +212,9 @@ class Jobs:
                 working_dir=working_dir,
                 http=http,
                 env=env,
-                volumes=self._volumes(volumes),
-                secret_env=secret_env,
-                secret_files=secret_files,
-                disk_volumes=disk_volumes,
                 tty=tty,
                 shm=shm,
+                **self._mounts(volumes, secret_env, secret_files, disk_volumes),
             )
         )
         return await self._post_job(
@@ -212,8 +235,15 @@ class Jobs:
         cluster_name: str | None = None,
         org_names: Iterable[str | None] = (),
         project_names: Iterable[str] = (),
+        _materialized: bool | None = None,
+        _being_dropped: bool | None = False,
+        _logs_removed: bool | None = False,
     ) -> AsyncIteratorAndContextManager[JobDescription]:
-        """Stream jobs (ndjson, one at a time: memory stays flat for long lists)."""
+        """Stream jobs (ndjson, one at a time: memory stays flat for long lists).
+
+        The ``_``-flags filter on the platform's bookkeeping (``None``: either),
+        as in ``apolo_sdk``; by default jobs being dropped or without logs are
+        left out."""
         params: MultiDict[str] = MultiDict()
         for status in statuses:
             params.add("status", JobStatus(status).value)
@@ -233,8 +263,13 @@ class Jobs:
             params.add("reverse", "1")
         if limit is not None:
             params.add("limit", str(limit))
-        params.add("being_dropped", "False")
-        params.add("logs_removed", "False")
+        for key, flag in (
+            ("materialized", _materialized),
+            ("being_dropped", _being_dropped),
+            ("logs_removed", _logs_removed),
+        ):
+            if flag is not None:
+                params.add(key, str(flag))
         for org in org_names or [self._config.org_name]:
             if org is not None:
                 params.add("org_name", org)
@@ -403,6 +438,32 @@ class Jobs:
             data: Mapping[str, int] = await resp.json()
             return data
 
+    async def save(
+        self,
+        id: str,
+        image: RemoteImage,
+        *,
+        progress: AbstractDockerImageProgress | None = None,
+        cluster_name: str | None = None,
+    ) -> None:
+        """Commit the running job's container and push it as ``image``, which
+        must be in the platform's registry (``image:name:tag``); the steps go
+        to ``progress``, a failure raises ``DockerError``."""
+        if not image._is_in_apolo_registry:
+            raise ValueError(f"Image `{image}` must be in the platform registry")
+        url = self._monitoring_url(cluster_name) / id / "save"
+        payload = {"container": {"image": image.as_docker_url()}}
+        async with self._core.request(
+            "POST", url, json=payload, timeout=SAVE_TIMEOUT
+        ) as resp:
+            await follow_save(
+                id,
+                image,
+                aiter(resp.content),
+                progress or QUIET,
+                self._parse.remote_image,
+            )
+
     def watch(self, id: str) -> AsyncIteratorAndContextManager[JobDescription]:
         """Yield the job now and again on every status change, until it finishes.
 
@@ -410,43 +471,5 @@ class Jobs:
         platform does); adaptive polling otherwise (the real platform).
         """
         if self._config.status_ws_url is not None:
-            return self._watch_pushed(id, self._config.status_ws_url)
-        return self._watch_polled(id)
-
-    @asyncgeneratorcontextmanager
-    async def _watch_pushed(
-        self, id: str, base: URL
-    ) -> AsyncGenerator[JobDescription, None]:
-        url = base / id / "status_ws"
-        last: tuple[Any, ...] | None = None
-        async with self._core.ws_connect(url) as ws:
-            async for msg in ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    break
-                job = _wire.job_description_from_api(json.loads(msg.data), self._parse)
-                key = _status_key(job)
-                if key != last:
-                    last = key
-                    yield job
-                if job.status.is_finished:
-                    return
-        # The socket closed before the job finished (platform restart): say so.
-        raise ClientError(f"status stream of {id} ended before the job finished")
-
-    @asyncgeneratorcontextmanager
-    async def _watch_polled(self, id: str) -> AsyncGenerator[JobDescription, None]:
-        last: tuple[Any, ...] | None = None
-        delay = POLL_MIN
-        while True:
-            started = time.monotonic()
-            job = await self.status(id)
-            key = _status_key(job)
-            if key != last:
-                last = key
-                delay = POLL_MIN
-                yield job
-                if job.status.is_finished:
-                    return
-            else:
-                delay = min(delay * 1.5, POLL_MAX)
-            await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
+            return watch_pushed(self._core, self._parse, id, self._config.status_ws_url)
+        return watch_polled(self.status, id)

@@ -61,6 +61,9 @@ class JobRestartPolicy(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    def __repr__(self) -> str:  # as apolo_sdk: 'never'
+        return repr(self.value)
+
 
 class JobPriority(enum.IntEnum):
     LOW = enum.auto()
@@ -180,6 +183,11 @@ class RemoteImage:
             project_name=project_name,
         )
 
+    @property
+    def _is_in_apolo_registry(self) -> bool:
+        """A platform image (``image:…``), as opposed to one of docker hub."""
+        return bool(self.registry and self.cluster_name and self.project_name)
+
     def _with_tag(self, name: str) -> str:
         return f"{name}:{self.tag}" if self.tag else name
 
@@ -274,6 +282,16 @@ class JobStatusHistory:
 
 
 @dataclass(frozen=True)
+class JobDescriptionInternal:
+    """The platform's bookkeeping flags of a job record; ``apolo_sdk`` keeps them
+    out of the public fields, under ``JobDescription._internal``."""
+
+    materialized: bool = False
+    being_dropped: bool = False
+    logs_removed: bool = False
+
+
+@dataclass(frozen=True)
 class JobDescription:
     id: str
     owner: str
@@ -303,6 +321,7 @@ class JobDescription:
     privileged: bool = False
     priority: JobPriority = JobPriority.NORMAL
     energy_schedule_name: str | None = None
+    _internal: JobDescriptionInternal = JobDescriptionInternal()
 
     @property
     def reason(self) -> str:

@@ -97,6 +97,26 @@ def normalize_storage_path_uri(uri: URL, config: Config) -> URL:
     return normalize_uri(uri, config)
 
 
+def normalize_secret_uri(uri: URL, config: Config) -> URL:
+    """:func:`normalize_uri` for ``secret:`` URIs only (a job's secret_env and
+    secret files, as ``apolo_sdk`` sends them)."""
+    return _normalize_only(uri, "secret", config)
+
+
+def normalize_disk_uri(uri: URL, config: Config) -> URL:
+    """:func:`normalize_uri` for ``disk:`` URIs only (a job's disk volumes)."""
+    return _normalize_only(uri, "disk", config)
+
+
+def _normalize_only(uri: URL, scheme: str, config: Config) -> URL:
+    if uri.scheme != scheme:
+        raise ValueError(
+            f"Invalid {scheme} scheme '{uri.scheme}:' (only '{scheme}:' is allowed)"
+            f"; write it as {scheme}:<name>"
+        )
+    return normalize_uri(uri, config)
+
+
 def normalize_local_path_uri(uri: URL) -> URL:
     """Make a ``file:`` URI absolute (relative paths start at the current folder)."""
     if uri.scheme != "file":

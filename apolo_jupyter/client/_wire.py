@@ -22,6 +22,7 @@ from ._models import (
     HTTPPort,
     IntelGPUPreset,
     JobDescription,
+    JobDescriptionInternal,
     JobPriority,
     JobRestartPolicy,
     JobStatus,
@@ -234,7 +235,7 @@ def container_from_api(data: Mapping[str, Any], parser: Parser) -> Container:
                 port=int(http.get("port", -1)),
                 requires_auth=bool(http.get("requires_auth", False)),
             )
-            if http
+            if isinstance(http, Mapping)  # {} too: a port the platform did not name
             else None
         ),
         env=dict(data.get("env") or {}),
@@ -314,7 +315,8 @@ def job_description_from_api(data: Mapping[str, Any], parser: Parser) -> JobDesc
         total_price_credits=Decimal(data["total_price_credits"]),
         price_credits_per_hour=Decimal(data["price_credits_per_hour"]),
         name=data.get("name"),
-        tags=tuple(data.get("tags") or ()),
+        # As apolo_sdk: the list the platform sent (job.tags == ["a"]), () if none.
+        tags=list(tags) if (tags := data.get("tags")) is not None else (),
         description=data.get("description"),
         http_url=URL(http_url),
         internal_hostname=data.get("internal_hostname"),
@@ -327,6 +329,11 @@ def job_description_from_api(data: Mapping[str, Any], parser: Parser) -> JobDesc
         privileged=bool(data.get("privileged", False)),
         priority=JobPriority[priority.upper()] if priority else JobPriority.NORMAL,
         energy_schedule_name=data.get("energy_schedule_name"),
+        _internal=JobDescriptionInternal(
+            materialized=bool(data.get("materialized", False)),
+            being_dropped=bool(data.get("being_dropped", False)),
+            logs_removed=bool(data.get("logs_removed", False)),
+        ),
     )
 
 

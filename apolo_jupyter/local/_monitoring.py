@@ -8,6 +8,7 @@ inside a running job have modules of their own: ``exec`` (:mod:`._exec_route`),
 from __future__ import annotations
 
 import asyncio
+import json
 
 from aiohttp import web
 
@@ -88,6 +89,41 @@ async def capacity(request: web.Request) -> web.Response:
     return web.json_response(counts)
 
 
+NO_CONTAINER = (
+    "the local platform runs jobs as processes on this machine, not in containers: "
+    "there is no container to save as an image. Write what the job makes to storage "
+    "(mount a volume, e.g. -v storage:results:/var/results) or save the image on a "
+    "cluster"
+)
+
+
+async def save(request: web.Request) -> web.StreamResponse:
+    """``jobs.save`` (commit the job's container, push it as an image). Refused,
+    as the monitoring service reports a failed commit: an ndjson ``error`` line,
+    which clients raise with its message (``DockerError``)."""
+    try:
+        job = request.app[SERVICE].get(request.match_info["id"])
+    except JobNotFound as exc:
+        return json_error(404, str(exc.args[0]))
+    try:
+        body = await request.json()
+        image = body["container"]["image"]
+    except (ValueError, KeyError, TypeError):
+        image = None
+    if not isinstance(image, str) or not image:
+        return json_error(
+            400,
+            'expected a JSON body {"container": {"image": "<registry>/<image>:<tag>"}}',
+        )
+    message = NO_CONTAINER
+    if not job.status.is_running:
+        message = f"job {job.id} is {job.status.value}, not running; and {message}"
+    line = {"error": message, "errorDetail": {"message": message}}
+    return web.Response(
+        body=json.dumps(line).encode() + b"\n", content_type="application/x-ndjson"
+    )
+
+
 def add_monitoring_routes(app: web.Application) -> None:
     mon = "/api/v1/monitoring"
     app.router.add_get(f"{mon}/capacity", capacity)
@@ -98,3 +134,4 @@ def add_monitoring_routes(app: web.Application) -> None:
     app.router.add_get(f"{mon}/{{id}}/attach", attach_ws)
     app.router.add_post(f"{mon}/{{id}}/attach", attach_ws)
     app.router.add_post(f"{mon}/{{id}}/kill", send_signal)
+    app.router.add_post(f"{mon}/{{id}}/save", save)

@@ -115,3 +115,25 @@ async def test_wrong_token_is_refused_by_login(
         await apolo_sdk.login_with_token(
             "not-a-token", url=URL(platform.url), path=tmp_path / "x"
         )
+
+
+async def test_the_sdks_save_gets_the_local_platforms_reason(
+    platform: Platform, sdk_client: Any
+) -> None:
+    """``apolo save`` on the local platform: the SDK raises aiodocker's error
+    with the platform's reason, as for a commit that failed on a cluster."""
+    from aiodocker.exceptions import DockerError
+
+    client = sdk_client
+    job = await client.jobs.start(
+        image=client.parse.remote_image("ubuntu:latest"),
+        preset_name="cpu-small",
+        command="sleep 60",
+    )
+    try:
+        image = client.parse.remote_image("image:saved:v1")
+        with pytest.raises(DockerError, match="not in containers") as caught:
+            await client.jobs.save(job.id, image)
+        assert caught.value.status == 900
+    finally:
+        await client.jobs.kill(job.id)

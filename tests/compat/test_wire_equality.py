@@ -96,6 +96,11 @@ async def seed_calls(client: Any, sdk: Any, resources: Any) -> None:
     async with client.jobs.list(statuses={sdk.JobStatus.RUNNING}) as jobs:
         async for _ in jobs:
             pass
+    # The SDK's private filters on the platform's bookkeeping flags.
+    flags = {"_materialized": True, "_being_dropped": None, "_logs_removed": True}
+    async with client.jobs.list(**flags) as jobs:
+        async for _ in jobs:
+            pass
     await client.jobs.kill(job.id)
     async with client.jobs.monitor(job.id) as chunks:
         async for _ in chunks:
