@@ -7,9 +7,11 @@ import apolo_jupyter.client
 
 PUBLIC = {
     "AMDGPUPreset",
+    "AbstractDeleteProgress",
     "AbstractDockerImageProgress",
     "AbstractFileProgress",
     "AbstractRecursiveFileProgress",
+    "Action",
     "AsyncFilterFunc",
     "AuthError",
     "AuthenticationError",
@@ -51,6 +53,7 @@ PUBLIC = {
     "NDJSONError",
     "NvidiaGPUPreset",
     "Parser",
+    "Permission",
     "PlatformUnreachable",
     "Preset",
     "RemoteImage",
@@ -64,6 +67,7 @@ PUBLIC = {
     "StdStreamError",
     "Storage",
     "StorageProgressComplete",
+    "StorageProgressDelete",
     "StorageProgressEnterDir",
     "StorageProgressFail",
     "StorageProgressLeaveDir",

@@ -63,7 +63,7 @@ def _pairs() -> list[tuple[str, Any, Any]]:
         ],
         (_storage.Storage, s.Storage): [
             "list", "stat", "mkdir", "create", "write", "open", "rm", "mv", "upload_file",
-            "download_file", "disk_usage",
+            "download_file", "disk_usage", "upload_dir", "download_dir", "glob",
         ],
         (ours.AbstractDockerImageProgress, s.AbstractDockerImageProgress): [
             "pull", "push", "step", "save", "commit_started", "commit_finished",

@@ -17,12 +17,15 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from apolo_jupyter import (
+    AbstractDeleteProgress,
+    Action,
     Client,
     Container,
     IllegalArgumentError,
     JobStatus,
     ResourceNotFound,
     Resources,
+    StorageProgressDelete,
     Volume,
 )
 from apolo_jupyter.client._storage import Storage
@@ -76,6 +79,8 @@ async def test_project_root_is_a_managed_directory(storage: Storage) -> None:
     root = await storage.stat(URL("storage:"))
     assert root.type == FileStatusType.DIRECTORY
     assert root.permission == "manage"
+    # typed as apolo_sdk types it: an Action, not a bare string
+    assert root.permission is Action.MANAGE
     assert root.path == "/local/default"
     assert root.uri == URL("storage://local/local/default")
     assert isinstance(root.modification_time, int)
@@ -227,6 +232,54 @@ async def test_rm_and_mv(storage: Storage, platform: Platform) -> None:
     with pytest.raises(PermissionError, match="managed by the platform"):
         await storage.rm(URL("storage:"), recursive=True)
     assert _host(platform).is_dir()
+
+
+class Deletions(AbstractDeleteProgress):
+    def __init__(self) -> None:
+        self.events: list[StorageProgressDelete] = []
+
+    def delete(self, data: StorageProgressDelete) -> None:
+        self.events.append(data)
+
+
+async def test_rm_reports_each_removed_entry_to_progress(
+    storage: Storage, platform: Platform
+) -> None:
+    # apolo_sdk's rm(progress=...) calls progress.delete once per entry the
+    # platform removed, children before their folder, with full storage URIs.
+    folder = _folder()
+    await storage.mkdir(URL(f"storage:{folder}/d/e"), parents=True)
+    await storage.create(URL(f"storage:{folder}/d/e/f"), b"1")
+    await storage.create(URL(f"storage:{folder}/d/g"), b"2")
+    base = f"storage://local/local/default/{folder}"
+
+    one = Deletions()
+    await storage.rm(URL(f"storage:{folder}/d/g"), progress=one)
+    assert one.events == [StorageProgressDelete(URL(f"{base}/d/g"), is_dir=False)]
+
+    tree = Deletions()
+    await storage.rm(URL(f"storage:{folder}/d"), recursive=True, progress=tree)
+    assert tree.events == [
+        StorageProgressDelete(URL(f"{base}/d/e/f"), is_dir=False),
+        StorageProgressDelete(URL(f"{base}/d/e"), is_dir=True),
+        StorageProgressDelete(URL(f"{base}/d"), is_dir=True),
+    ]
+    assert not _host(platform, folder, "d").exists()
+
+
+async def test_an_unknown_cluster_is_named_in_apolo_sdk_words(
+    storage: Storage,
+) -> None:
+    # Code written for apolo_sdk matches the start of its message.
+    sdk_words = "Cluster nowhere doesn't exist in a list of available clusters"
+    with pytest.raises(RuntimeError, match=sdk_words) as caught:
+        await storage.stat(URL("storage://nowhere/local/default/x"))
+    assert "['local']" in str(caught.value)
+    with pytest.raises(RuntimeError, match=sdk_words):
+        await storage.mv(
+            URL("storage://nowhere/local/default/a"),
+            URL("storage://nowhere/local/default/b"),
+        )
 
 
 async def test_disk_usage(storage: Storage) -> None:

@@ -137,6 +137,38 @@ async def test_upload_then_download_a_tree_byte_exact_with_progress(
     assert str(down.of(StorageProgressStart)[0].src).startswith("storage://local/")
 
 
+async def test_an_empty_file_reports_start_and_complete_without_a_step(
+    client: Client, platform: Platform, tmp_path: Path
+) -> None:
+    # apolo_sdk sends no step for a file with no bytes (a progress bar would
+    # otherwise draw 0 of 0); /dev/null is read as an empty file.
+    folder = _folder()
+    await client.storage.mkdir(URL(f"storage:{folder}"))
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    for src in (empty, Path(os.devnull)):
+        rec = Recorder()
+        dst = URL(f"storage:{folder}/{src.name}")
+        await client.storage.upload_file(src, dst, progress=rec)
+        assert [type(e) for e in rec.events] == [
+            StorageProgressStart,
+            StorageProgressComplete,
+        ]
+        assert rec.events[0].size == rec.events[1].size == 0
+        assert _host(platform, folder, src.name).read_bytes() == b""
+
+    rec = Recorder()
+    back = tmp_path / "back.bin"
+    await client.storage.download_file(
+        URL(f"storage:{folder}/empty.bin"), back, progress=rec
+    )
+    assert [type(e) for e in rec.events] == [
+        StorageProgressStart,
+        StorageProgressComplete,
+    ]
+    assert back.read_bytes() == b""
+
+
 async def test_upload_dir_into_an_existing_folder_merges(
     client: Client, platform: Platform, tmp_path: Path
 ) -> None:
@@ -273,6 +305,10 @@ PATTERNS = [
     "doc/*.md",
     "[abc].txt",
     "[!x]y",
+    # "^" negates only "!" does in the SDK (as in fnmatch): "[^x]y" is ^y or xy
+    "[^x]y",
+    "[]z]",
+    "[a-]q",
     "file?.bin",
     "\\#notacomment",
     "trailing\\ ",
@@ -303,6 +339,11 @@ PATHS = [
     "d.txt",
     "zy",
     "xy",
+    "^y",
+    "]",
+    "z",
+    "-q",
+    "aq",
     "file1.bin",
     "file12.bin",
     "#notacomment",
@@ -340,6 +381,10 @@ def test_translate_edge_cases() -> None:
     assert not re.fullmatch(translate("a/*/c"), "a/b/d/c")
     assert re.fullmatch(translate("a/**/c"), "a/c")
     assert not re.fullmatch(translate("[!a]"), "/")
+    assert not re.fullmatch(translate("[^a]"), "/")
+    # a backward range matches nothing (the SDK's regex fails to compile there)
+    assert not re.fullmatch(translate("[z-a]"), "m")
+    assert re.fullmatch(translate("[!z-a]"), "m")
     with pytest.raises(ValueError, match="end with '/'"):
         FileFilter().exclude("x", prefix="sub")
 
@@ -474,6 +519,45 @@ async def test_continue_resumes_an_interrupted_upload(
     assert _host(platform, folder, "t", "small.txt").read_text() == "small"
 
 
+async def test_continue_keeps_a_short_copy_and_sends_only_the_rest(
+    client: Client, platform: Platform, tmp_path: Path
+) -> None:
+    # A storage copy of at most one MiB was written by one CREATE, so all of it
+    # is there: continue_ sends the bytes after it, as apolo_sdk does, not the
+    # whole file again. The copy's own first bytes differ here to show which
+    # bytes were sent.
+    folder = _folder()
+    host = _host(platform, folder)
+    (host / "t").mkdir(parents=True)
+    src = tmp_path / "t" / "f.txt"
+    src.parent.mkdir()
+    src.write_bytes(b"new content")
+    os.utime(src, (OLD, OLD))
+    for copy in (host / "f.txt", host / "t" / "f.txt"):
+        copy.write_bytes(b"old")  # written now: surely newer than the source
+
+    await client.storage.upload_file(
+        src, URL(f"storage:{folder}/f.txt"), continue_=True
+    )
+    assert (host / "f.txt").read_bytes() == b"old content"
+    await client.storage.upload_dir(
+        src.parent, URL(f"storage:{folder}/t"), continue_=True
+    )
+    assert (host / "t" / "f.txt").read_bytes() == b"old content"
+
+    # a copy that is not shorter is left alone; one that is longer goes again
+    (host / "f.txt").write_bytes(b"older stuff")
+    await client.storage.upload_file(
+        src, URL(f"storage:{folder}/f.txt"), continue_=True
+    )
+    assert (host / "f.txt").read_bytes() == b"older stuff"
+    (host / "f.txt").write_bytes(b"a longer old copy")
+    await client.storage.upload_file(
+        src, URL(f"storage:{folder}/f.txt"), continue_=True
+    )
+    assert (host / "f.txt").read_bytes() == b"new content"
+
+
 async def test_continue_resumes_an_interrupted_download(
     client: Client, platform: Platform, tmp_path: Path
 ) -> None:
@@ -560,3 +644,35 @@ async def test_glob(client: Client, platform: Platform) -> None:
     assert await found(f"{base}/nothing*") == []
     # no pattern: the URI itself, unchecked, as the SDK does
     assert await found(f"{base}/not-there") == [f"{base}/not-there"]
+
+
+async def test_glob_with_a_trailing_slash_matches_folders_only(
+    client: Client, platform: Platform
+) -> None:
+    # As a shell does, and apolo_sdk: "data/*/" names the folders in data, so a
+    # file there must not come back as "file/" (a path that does not exist).
+    folder = _folder()
+    host = _host(platform, folder)
+    (host / "sub" / "inner").mkdir(parents=True)
+    (host / "other").mkdir()
+    (host / "file.txt").write_text("a file")
+    (host / "sub" / "note.txt").write_text("a file")
+
+    async def found(pattern: str) -> list[str]:
+        async with client.storage.glob(URL(pattern)) as it:
+            return sorted(str(u) for u in [u async for u in it])
+
+    base = f"storage:{folder}"
+    assert await found(f"{base}/*/") == [f"{base}/other/", f"{base}/sub/"]
+    assert await found(f"{base}/**/") == [
+        f"{base}/",
+        f"{base}/other/",
+        f"{base}/sub/",
+        f"{base}/sub/inner/",
+    ]
+    # without the slash, files match too
+    assert await found(f"{base}/*") == [
+        f"{base}/file.txt",
+        f"{base}/other",
+        f"{base}/sub",
+    ]

@@ -90,3 +90,50 @@ async def test_download_resumes_after_a_dropped_connection(
     assert proxy.cut and len(proxy.opens) == 2
     assert b"Range: bytes=" in proxy.opens[1]  # the second asked from where it stopped
     assert b"Range" not in proxy.opens[0]
+
+
+async def test_download_into_dev_null_or_a_pipe_resumes_where_it_stopped(
+    platform: Platform, tmp_path: Path
+) -> None:
+    # The position of /dev/null stays 0 and a pipe has none, so the byte to go on
+    # from must be counted, not asked of the file: asking restarted /dev/null from
+    # 0 (fetching the start again) and failed on a pipe before the first byte.
+    data = os.urandom(SIZE)
+    remote = URL(f"storage:resume-{uuid.uuid4().hex[:8]}.bin")
+    async with get(platform.url, platform.token, quiet=True) as client:
+        await client.storage.create(remote, data)
+
+    async def through_a_cut(dst: Path) -> CuttingProxy:
+        target = URL(platform.url).port
+        assert target is not None
+        proxy = CuttingProxy(target)
+        server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with get(f"http://127.0.0.1:{port}/api/v1", platform.token,
+                           quiet=True) as client:  # fmt: skip
+                await client.storage.download_file(remote, dst)
+        finally:
+            server.close()
+        assert proxy.cut and len(proxy.opens) == 2
+        return proxy
+
+    proxy = await through_a_cut(Path(os.devnull))
+    assert b"Range: bytes=" in proxy.opens[1]
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def drain() -> bytes:
+        with fifo.open("rb") as pipe:
+            return pipe.read()
+
+    reader = asyncio.ensure_future(asyncio.to_thread(drain))
+    try:
+        await through_a_cut(fifo)
+    finally:
+        if not reader.done():  # a failed download never opened the pipe
+            with fifo.open("wb"):
+                pass
+    got = await reader
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()

@@ -57,9 +57,11 @@ from ._secrets import Secret, Secrets
 from ._storage import Storage
 from ._storage_models import DiskUsageInfo, FileStatus, FileStatusType
 from ._storage_progress import (
+    AbstractDeleteProgress,
     AbstractFileProgress,
     AbstractRecursiveFileProgress,
     StorageProgressComplete,
+    StorageProgressDelete,
     StorageProgressEnterDir,
     StorageProgressFail,
     StorageProgressLeaveDir,
@@ -67,12 +69,15 @@ from ._storage_progress import (
     StorageProgressStep,
 )
 from ._stream_models import JobTelemetry
+from ._users import Action, Permission
 
 __all__ = [
     "AMDGPUPreset",
+    "AbstractDeleteProgress",
     "AbstractDockerImageProgress",
     "AbstractFileProgress",
     "AbstractRecursiveFileProgress",
+    "Action",
     "AsyncFilterFunc",
     "AuthError",
     "AuthenticationError",
@@ -114,6 +119,7 @@ __all__ = [
     "NDJSONError",
     "NvidiaGPUPreset",
     "Parser",
+    "Permission",
     "PlatformUnreachable",
     "Preset",
     "RemoteImage",
@@ -127,6 +133,7 @@ __all__ = [
     "StdStreamError",
     "Storage",
     "StorageProgressComplete",
+    "StorageProgressDelete",
     "StorageProgressEnterDir",
     "StorageProgressFail",
     "StorageProgressLeaveDir",

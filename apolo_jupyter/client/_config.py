@@ -67,10 +67,12 @@ class Config:
         try:
             return self.clusters[cluster_name]
         except KeyError:
-            known = ", ".join(sorted(self.clusters)) or "none"
+            # The opening words are apolo_sdk's, which callers match on.
             raise RuntimeError(
-                f"Cluster {cluster_name} doesn't exist in the list of available clusters "
-                f"({known})"
+                f"Cluster {cluster_name} doesn't exist in a list of available "
+                f"clusters {sorted(self.clusters)}: name one of them (e.g. "
+                f"storage://<cluster>/...) or leave the cluster out for the "
+                f"current one ({self.cluster_name})"
             ) from None
 
     @property

@@ -141,11 +141,22 @@ def _whole_segment(pattern: str, i: int) -> bool:
     return before and after
 
 
+_CLASS_SPECIAL = frozenset("\\]^-[&~|")
+
+
+def _class_char(ch: str) -> str:
+    return "\\" + ch if ch in _CLASS_SPECIAL else ch
+
+
 def _char_class(pattern: str, i: int) -> tuple[str, int]:
-    """``[...]`` starting at ``i``: its regex and the index after it. A ``[``
-    without a closing ``]`` is a literal."""
+    """``[...]`` starting at ``i``: its regex and the index after it, with
+    ``apolo_sdk``'s (and ``fnmatch``'s) meaning: ``[!...]`` negates, while a
+    leading ``^`` is an ordinary member; ``a-z`` is a range (one running
+    backwards matches nothing); a leading ``]`` is a member; a ``[`` without a
+    closing ``]`` is a literal. A class never matches ``/``: the regex is
+    ``[...]`` followed by ``(?<!/)``, the form the SDK's ``translate`` gives."""
     j = i + 1
-    negate = j < len(pattern) and pattern[j] in "!^"
+    negate = j < len(pattern) and pattern[j] == "!"
     if negate:
         j += 1
     start = j
@@ -155,10 +166,19 @@ def _char_class(pattern: str, i: int) -> tuple[str, int]:
         j += 1
     if j >= len(pattern):
         return re.escape("["), i + 1
-    body = "".join("\\" + ch if ch in "\\^[]&~|" else ch for ch in pattern[start:j])
-    if negate:
-        return f"[^/{body}]", j + 1
-    return f"(?!/)[{body}]", j + 1
+    body, members, k = pattern[start:j], [], 0
+    while k < len(body):
+        if k + 2 < len(body) and body[k + 1] == "-":
+            low, high = body[k], body[k + 2]
+            if low <= high:
+                members.append(f"{_class_char(low)}-{_class_char(high)}")
+            k += 3
+        else:
+            members.append(_class_char(body[k]))
+            k += 1
+    if not members:  # only backward ranges
+        return ("[^/]" if negate else "(?!)"), j + 1
+    return f"[{'^' if negate else ''}{''.join(members)}](?<!/)", j + 1
 
 
 def _strip_trailing_spaces(line: str) -> str:

@@ -43,7 +43,12 @@ from ._storage_models import (
     file_status_from_ls,
     file_status_from_stat,
 )
-from ._storage_progress import AbstractFileProgress, Reporter
+from ._storage_progress import (
+    AbstractDeleteProgress,
+    AbstractFileProgress,
+    Reporter,
+    StorageProgressDelete,
+)
 from ._storage_progress import AbstractRecursiveFileProgress as FolderProgress
 from ._storage_transfer import local_path, next_piece
 from ._url_utils import normalize_storage_path_uri
@@ -180,21 +185,35 @@ class Storage:
     # ------------------------------------------------------------ changes
 
     async def rm(
-        self, uri: URL, *, recursive: bool = False, progress: Any = None
+        self,
+        uri: URL,
+        *,
+        recursive: bool = False,
+        progress: AbstractDeleteProgress | None = None,
     ) -> None:
         """Delete a file, or a folder with everything in it if ``recursive``.
-        ``progress`` is taken for ``apolo_sdk``'s signature; it is not called yet."""
+        ``progress.delete`` gets a ``StorageProgressDelete`` for each removed
+        entry as the platform reports it (children before their folder)."""
         uri = self._normalize(uri)
         url = self._url(uri).with_query(
             op="DELETE", recursive="true" if recursive else "false"
         )
+        assert uri.host is not None
+        base = URL.build(scheme="storage", host=uri.host)
         async with self._core.request(
             "DELETE", url, headers={"Accept": NDJSON}
         ) as resp:
             if resp.headers.get("Content-Type", "").startswith(NDJSON):
                 async for line in resp.content:
-                    if line.strip():
-                        _server_error(json.loads(line))
+                    if not line.strip():
+                        continue
+                    item = json.loads(line)
+                    _server_error(item)
+                    if progress is not None:
+                        path = str(item["path"]).lstrip("/")
+                        progress.delete(
+                            StorageProgressDelete(base / path, bool(item["is_dir"]))
+                        )
 
     async def mv(self, src: URL, dst: URL) -> None:
         """Rename ``src`` to ``dst`` (both on the same cluster)."""

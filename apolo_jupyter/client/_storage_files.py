@@ -153,9 +153,13 @@ async def send_file(
     else:
         stream, size, data = await asyncio.to_thread(_open_for_upload, path)
     report.start(src, dst, size)
-    if data is not None:  # all of it, in one CREATE (offset is 0 below a CHUNK)
-        await storage.create(dst, data)
-        report.step(src, dst, len(data), size)
+    if data is not None:  # all of it in one CREATE, or what `continue_` lacks
+        if offset:
+            await storage.write(dst, data[offset:], offset)
+        else:
+            await storage.create(dst, data)
+        if data:  # an empty file has no step, as in apolo_sdk
+            report.step(src, dst, len(data), size)
         report.complete(src, dst, size)
         return
     try:
@@ -210,7 +214,8 @@ async def fetch_file(
                 await hops.run(_write_whole, path, blocks)
             else:
                 await asyncio.to_thread(_write_whole, path, blocks)
-            report.step(src, dst, sum(map(len, blocks)), size)
+            if size:
+                report.step(src, dst, sum(map(len, blocks)), size)
             report.complete(src, dst, size)
             return
     stream = await asyncio.to_thread(_open_unbuffered, path, bool(offset))
@@ -220,7 +225,7 @@ async def fetch_file(
             await asyncio.to_thread(stream.seek, offset)
             await asyncio.to_thread(stream.truncate)
         if offset < size:
-            await _fetch_resuming(storage, src, stream, size, got)
+            await _fetch_resuming(storage, src, stream, offset, size, got)
         report.complete(src, dst, size)
     finally:
         await asyncio.to_thread(stream.close)
@@ -231,21 +236,28 @@ RESUME_ATTEMPTS = 10
 
 
 async def _fetch_resuming(
-    storage: Storage, src: URL, stream: BinaryIO, size: int, got: OnBytes
+    storage: Storage, src: URL, stream: BinaryIO, offset: int, size: int, got: OnBytes
 ) -> None:
-    """Download ``src`` into ``stream`` from its position up to ``size`` bytes.
-    When the connection drops, ask again from the byte where it stopped, as
-    ``apolo_sdk`` does; give up after RESUME_ATTEMPTS drops in a row that
-    brought no byte."""
+    """Download ``src`` into ``stream`` (positioned at ``offset``) up to ``size``
+    bytes. When the connection drops, ask again from the byte where it stopped,
+    as ``apolo_sdk`` does; give up after RESUME_ATTEMPTS drops in a row that
+    brought no byte. Where it stopped is counted, not asked of the file: the
+    position of /dev/null stays 0, and a pipe has none."""
+    at = offset
+
+    def count(more: int) -> None:
+        nonlocal at
+        at += more
+        got(more)
+
     failures = 0
     while True:
-        start = await asyncio.to_thread(stream.tell)
+        start = at
         try:
             async with storage.open(src, start) as chunks:
-                await download_stream(chunks, stream, got)
+                await download_stream(chunks, stream, count)
             return
         except ConnectionDropped:
-            at = await asyncio.to_thread(stream.tell)
             if at >= size:
                 return  # every byte had arrived before the drop
             failures = 0 if at > start else failures + 1

@@ -4,7 +4,8 @@
 itself and everything below it. Names starting with ``.`` match only a pattern
 that starts with ``.``. A URI without a pattern is yielded as it is (unchecked);
 the matches keep the form of the pattern's folder (``storage:data/*.csv`` yields
-``storage:data/a.csv``) and its trailing ``/``.
+``storage:data/a.csv``) and its trailing ``/``, which, as in a shell and in
+``apolo_sdk``, matches folders only (``storage:data/*/``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ async def glob(storage: Storage, uri: URL, dironly: bool) -> AsyncGenerator[URL,
     base = URL(str(uri).rstrip("/")) if trailing else uri
     pattern = base.name
     async for parent in glob(storage, base.parent, True):
-        async for found in _in_folder(storage, parent, pattern, dironly):
+        async for found in _in_folder(storage, parent, pattern, dironly or trailing):
             text = str(found)
             yield URL(text + "/") if trailing and not text.endswith("/") else found
 

@@ -9,7 +9,9 @@ from typing import Any
 
 from yarl import URL
 
-PERMISSIONS = ("read", "write", "manage")
+from ._users import Action
+
+PERMISSIONS = tuple(action.value for action in Action)
 
 
 class FileStatusType(str, enum.Enum):
@@ -27,7 +29,7 @@ class FileStatus:
     size: int
     type: FileStatusType
     modification_time: int
-    permission: str
+    permission: Action
     uri: URL
     target: str | None = None
 
@@ -74,7 +76,7 @@ def _status(path: str, uri: URL, values: dict[str, Any]) -> FileStatus:
         size=int(values["length"]),
         type=kind,
         modification_time=int(values["modificationTime"]),
-        permission=permission,
+        permission=Action(permission),
         uri=uri,
         target=None if target is None else str(target),
     )

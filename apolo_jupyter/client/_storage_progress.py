@@ -3,7 +3,8 @@
 A transfer reports to the ``progress`` object it was given: ``start``, ``step``
 (bytes done so far, including a resumed file's skipped part) and ``complete`` for
 each file; ``enter`` and ``leave`` for each folder of a recursive transfer, and
-``fail`` for an entry it cannot transfer (a socket, a device). Each event is a
+``fail`` for an entry it cannot transfer (a socket, a device). ``storage.rm``
+reports ``delete`` for each entry it removed. Each event is a
 frozen dataclass, so new fields never break a callback. Callbacks are plain
 methods, called on the event loop that runs the transfer; any object with those
 methods will do, subclassing the ABCs is optional.
@@ -60,6 +61,12 @@ class StorageProgressFail:
     message: str
 
 
+@dataclass(frozen=True)
+class StorageProgressDelete:
+    uri: URL
+    is_dir: bool
+
+
 class AbstractFileProgress(abc.ABC):
     """Callbacks of a one-file transfer."""
 
@@ -84,6 +91,13 @@ class AbstractRecursiveFileProgress(AbstractFileProgress):
 
     @abc.abstractmethod
     def fail(self, data: StorageProgressFail) -> None: ...
+
+
+class AbstractDeleteProgress(abc.ABC):
+    """The callback of ``storage.rm``: one call per removed entry."""
+
+    @abc.abstractmethod
+    def delete(self, data: StorageProgressDelete) -> None: ...
 
 
 class Reporter:

@@ -7,7 +7,9 @@ order does not matter); a download writes one MiB to disk while the next arrives
 An upload that stops half way (a dropped connection, Ctrl-C, a killed process)
 leaves a storage file whose first ``size - UPLOAD_WINDOW`` MiB are surely written:
 WRITEs are awaited oldest first, and the last chunk goes only once all before it
-are in, so a file of the full size is a complete one (``resume_offset``).
+are in, so a file of the full size is a complete one (``resume_offset``). A file
+of at most one MiB was written by its CREATE alone, as one stream, so all of it
+is surely there.
 """
 
 from __future__ import annotations
@@ -54,8 +56,12 @@ def local_path(path: URL | Path | str) -> Path:
 
 def resume_offset(remote_size: int) -> int:
     """Where to continue an interrupted upload whose storage file has
-    ``remote_size`` bytes: before the WRITEs that may not have landed."""
-    return max(0, (remote_size // CHUNK - UPLOAD_WINDOW) * CHUNK)
+    ``remote_size`` bytes: at its end if only the CREATE wrote it (the first
+    CHUNK, one stream: no holes), else before the WRITEs that may not have
+    landed (a WRITE is sent only once the CREATE is in)."""
+    if remote_size <= CHUNK:
+        return remote_size
+    return max(CHUNK, (remote_size // CHUNK - UPLOAD_WINDOW) * CHUNK)
 
 
 def _nothing(count: int) -> None:
