@@ -8,6 +8,7 @@ import errno
 import os
 import time
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -599,6 +600,12 @@ async def test_continue_resumes_an_interrupted_download(
 # ------------------------------------------------------------------ glob
 
 
+async def _globbed(client: Client, pattern: str, dironly: bool = False) -> list[str]:
+    """What ``storage.glob`` yields for ``pattern``, sorted, as text."""
+    async with client.storage.glob(URL(pattern), dironly=dironly) as it:
+        return sorted(str(u) for u in [u async for u in it])
+
+
 async def test_glob(client: Client, platform: Platform) -> None:
     folder = _folder()
     host = _host(platform, folder)
@@ -616,9 +623,8 @@ async def test_glob(client: Client, platform: Platform) -> None:
         (host / rel).parent.mkdir(parents=True, exist_ok=True)
         (host / rel).write_text(rel)
 
-    async def found(pattern: str, dironly: bool = False) -> list[str]:
-        async with client.storage.glob(URL(pattern), dironly=dironly) as it:
-            return sorted(str(u) for u in [u async for u in it])
+    def found(pattern: str, dironly: bool = False) -> Awaitable[list[str]]:
+        return _globbed(client, pattern, dironly)
 
     base = f"storage:{folder}"
     assert await found(f"{base}/*.csv") == [f"{base}/a.csv", f"{base}/b.csv"]
@@ -658,9 +664,8 @@ async def test_glob_with_a_trailing_slash_matches_folders_only(
     (host / "file.txt").write_text("a file")
     (host / "sub" / "note.txt").write_text("a file")
 
-    async def found(pattern: str) -> list[str]:
-        async with client.storage.glob(URL(pattern)) as it:
-            return sorted(str(u) for u in [u async for u in it])
+    def found(pattern: str) -> Awaitable[list[str]]:
+        return _globbed(client, pattern)
 
     base = f"storage:{folder}"
     assert await found(f"{base}/*/") == [f"{base}/other/", f"{base}/sub/"]
