@@ -485,6 +485,25 @@ def test_sdk_images(sdk: Sdk, text: str) -> None:
     assert ours == str(sdk.images.parse_remote(text))
 
 
+def check_local_image(sdk: Sdk, text: str) -> None:
+    def show(image: Any) -> object:
+        return (image.name, image.tag, str(image))
+
+    ours = outcome(lambda: PARSER.local_image(text), show)
+    assert same(ours, outcome(lambda: sdk.parser.local_image(text), show))
+
+
+@pytest.mark.parametrize("text", [*DIFF_IMAGES, "bananas:latest", "image:latest"])
+def test_sdk_local_images(sdk: Sdk, text: str) -> None:
+    check_local_image(sdk, text)
+
+
+@FAST
+@given(text=texts)
+def test_sdk_random_local_images(sdk: Sdk, text: str) -> None:
+    check_local_image(sdk, text)
+
+
 @pytest.mark.parametrize("text", DIFF_URIS)
 @pytest.mark.parametrize("schemes", SCHEME_SETS)
 def test_sdk_uris(sdk: Sdk, text: str, schemes: tuple[str, ...]) -> None:

@@ -52,7 +52,7 @@ def _pairs() -> list[tuple[str, Any, Any]]:
             "get_capacity", "save",
         ],
         (_parser.Parser, s.Parser): [
-            "volume", "volumes", "envs", "remote_image", "str_to_uri",
+            "volume", "volumes", "envs", "remote_image", "local_image", "str_to_uri",
             "normalize_uri", "uri_to_str",
         ],
         (_secrets.Secrets, s.Secrets): ["add", "list", "get", "rm"],

@@ -29,7 +29,6 @@ from ._image_save import (
     ImageProgressPush,
     ImageProgressSave,
     ImageProgressStep,
-    LocalImage,
 )
 from ._jobs import Jobs
 from ._models import (
@@ -44,6 +43,7 @@ from ._models import (
     JobStatus,
     JobStatusHistory,
     JobStatusItem,
+    LocalImage,
     NvidiaGPUPreset,
     Preset,
     RemoteImage,

@@ -22,7 +22,7 @@ import re
 from yarl import URL
 
 from ._config import Config
-from ._models import RemoteImage
+from ._models import LocalImage, RemoteImage
 from ._url_utils import check_uri, check_uri_text
 
 DEFAULT_TAG = "latest"
@@ -90,6 +90,22 @@ def parse_remote_image(
         return _parse_external(text)
     except ValueError as exc:
         raise _same_kind(exc, f"Invalid local image '{text}': {exc}") from None
+
+
+def parse_local_image(text: str) -> LocalImage:
+    """A local docker image, ``name[:tag]`` (``latest`` when untagged); a
+    platform image (``image:…``) is refused."""
+    try:
+        _validate_text(text)
+        if text.startswith(PLATFORM_PREFIX):
+            raise ValueError(
+                "scheme 'image://' is not allowed for local images (drop the "
+                "'image:' prefix, e.g. ubuntu:22.04)"
+            )
+        name, tag = split_image_name(text, DEFAULT_TAG)
+    except ValueError as exc:
+        raise _same_kind(exc, f"Invalid local image '{text}': {exc}") from None
+    return LocalImage(name=name, tag=tag)
 
 
 def _same_kind(exc: ValueError, message: str) -> ValueError:

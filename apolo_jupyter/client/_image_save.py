@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ClientError
-from ._models import RemoteImage
+from ._models import LocalImage, RemoteImage
 
 if TYPE_CHECKING:
     from builtins import Exception as _AiodockerError
@@ -44,17 +44,6 @@ class DockerError(ClientError, _AiodockerError):
 
     def __str__(self) -> str:
         return f"[{self.status}] {self.message}"
-
-
-@dataclass(frozen=True)
-class LocalImage:
-    """An image of the local docker daemon (``name:tag``)."""
-
-    name: str
-    tag: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.name}:{self.tag}" if self.tag else self.name
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,17 @@ class RemoteImage:
 
 
 @dataclass(frozen=True)
+class LocalImage:
+    """An image of the local docker daemon (``name:tag``)."""
+
+    name: str
+    tag: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.tag}" if self.tag else self.name
+
+
+@dataclass(frozen=True)
 class HTTPPort:
     port: int
     requires_auth: bool = True

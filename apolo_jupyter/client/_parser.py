@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from yarl import URL
 
 from ._config import Config
-from ._image_parser import TagOption, parse_remote_image
-from ._models import DiskVolume, RemoteImage, SecretFile, Volume
+from ._image_parser import TagOption, parse_local_image, parse_remote_image
+from ._models import DiskVolume, LocalImage, RemoteImage, SecretFile, Volume
 from ._url_utils import check_scheme, normalize_uri, shorten_uri, uri_from_cli
 
 #: A POSIX environment variable name.
@@ -125,6 +125,10 @@ class Parser:
             secret_files=[self._secret_file(spec, cluster_name) for spec in secrets],
             disk_volumes=[self._disk_volume(spec, cluster_name) for spec in disks],
         )
+
+    def local_image(self, image: str) -> LocalImage:
+        """A local docker image (``ubuntu:22.04``), as ``apolo push`` takes it."""
+        return parse_local_image(image)
 
     def remote_image(
         self,
