@@ -21,7 +21,7 @@ from ._settings import CLUSTER, ORG, PROJECT, REGISTRY_URL, Settings
 from ._storage import add_storage_routes
 from ._store import JobFilter
 from ._validate import MAX_LIFE_SPAN, whole
-from ._web import SERVICE, SETTINGS, json_error
+from ._web import SERVICE, SETTINGS, json_body, json_error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -101,19 +101,6 @@ async def get_config(request: web.Request) -> web.Response:
         LOCAL_KEY: True,
     }
     return web.json_response(data)
-
-
-async def json_body(request: web.Request) -> Any:
-    """The request's JSON (at most 1 MiB, aiohttp's limit); 400 if it is none."""
-    try:
-        return await request.json()
-    except ValueError:
-        raise BadRequest("the request body is not valid JSON") from None
-    except RecursionError:
-        raise BadRequest(
-            "the request body is nested too deeply (JSON of at most ~1000 levels "
-            "is read)"
-        ) from None
 
 
 async def create_job(request: web.Request) -> web.Response:

@@ -7,7 +7,7 @@ from aiohttp import web
 from ._disks import DiskNotFound, DiskStore
 from ._project import check_project
 from ._requests import BadRequest
-from ._web import SERVICE, json_error
+from ._web import SERVICE, json_body, json_error
 
 
 def _store(request: web.Request) -> DiskStore:
@@ -20,10 +20,7 @@ async def list_disks(request: web.Request) -> web.Response:
 
 
 async def create_disk(request: web.Request) -> web.Response:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("the request body is not valid JSON") from None
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise BadRequest('send {"storage": BYTES, "name": ..., "project_name": ...}')
     check_project(body.get("org_name"), body.get("project_name"))

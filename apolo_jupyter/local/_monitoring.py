@@ -17,7 +17,8 @@ from ._exec_route import exec_ws
 from ._logs import drain, finished_body, follow, parse_since
 from ._service import JobNotFound
 from ._telemetry import top_ws
-from ._web import SERVICE, SETTINGS, json_error
+from ._validate import BadRequest
+from ._web import SERVICE, SETTINGS, json_body, json_error
 
 LOG_HEARTBEAT = 30.0
 
@@ -105,16 +106,17 @@ async def save(request: web.Request) -> web.StreamResponse:
         job = request.app[SERVICE].get(request.match_info["id"])
     except JobNotFound as exc:
         return json_error(404, str(exc.args[0]))
+    expected = 'send {"container": {"image": "<registry>/<image>:<tag>"}}'
     try:
-        body = await request.json()
+        body = await json_body(request)
+    except BadRequest as exc:
+        raise BadRequest(f"{exc}: {expected}") from None
+    try:
         image = body["container"]["image"]
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         image = None
     if not isinstance(image, str) or not image:
-        return json_error(
-            400,
-            'expected a JSON body {"container": {"image": "<registry>/<image>:<tag>"}}',
-        )
+        return json_error(400, f"no image to save: {expected}")
     message = NO_CONTAINER
     if not job.status.is_running:
         message = f"job {job.id} is {job.status.value}, not running; and {message}"

@@ -11,7 +11,7 @@ from ._project import check_project
 from ._requests import BadRequest
 from ._secrets import MAX_VALUE, SecretStore
 from ._settings import ORG, PROJECT
-from ._web import SERVICE, json_error
+from ._web import SERVICE, json_body, json_error
 
 
 def _scope(request: web.Request) -> None:
@@ -31,8 +31,8 @@ async def list_secrets(request: web.Request) -> web.Response:
 
 
 async def add_secret(request: web.Request) -> web.Response:
+    body = await json_body(request)
     try:
-        body = await request.json()
         key, encoded = str(body["key"]), str(body["value"])
         value = base64.b64decode(encoded, validate=True)
     except (ValueError, KeyError, TypeError, binascii.Error):

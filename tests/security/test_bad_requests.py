@@ -310,3 +310,31 @@ async def test_a_job_that_cannot_run_never_blocks_the_queue(
         assert status == 400
         job = await start_job(client, command="true")
         assert (await finished(client, job.id, 30)).status == JobStatus.SUCCEEDED
+
+
+async def test_every_json_route_refuses_a_body_nested_too_deeply(
+    own_platform: Platform,
+) -> None:
+    """Parsing JSON nested ~100,000 levels deep exhausts Python's recursion: each
+    route that reads a JSON body answers a 400 that says so, never a 500."""
+    url, token = own_platform.url, own_platform.token
+    async with get(url, token, quiet=True) as client:
+        job = await start_job(client, "sleep 60")
+        try:
+            async with aiohttp.ClientSession() as session:
+                for path in (
+                    "/secrets",
+                    "/disk",
+                    f"/monitoring/{job.id}/save",
+                    f"/jobs/{job.id}/max_run_time_minutes",
+                ):
+                    method = "PUT" if path.endswith("minutes") else "POST"
+                    async with session.request(
+                        method, url + path, data=NESTED, headers=auth(token)
+                    ) as resp:
+                        answer = await resp.text()
+                        assert resp.status == 400, (path, resp.status, answer)
+                        assert "nested too deeply" in answer, (path, answer)
+        finally:
+            await client.jobs.kill(job.id)
+    assert tracebacks(own_platform.paths.log_file) == []
