@@ -169,9 +169,10 @@ def _push_step(obj: dict[str, Any], tag: str | None) -> ImageProgressStep | None
     shown = obj.get("progress")
     message = f"{layer}: {status}" + (f" {shown}" if shown is not None else "")
     detail = obj.get("progressDetail")
-    current = detail.get("current") if isinstance(detail, dict) else None
-    total = detail.get("total") if isinstance(detail, dict) else None
-    return ImageProgressStep(message, layer, status, current, total)
+    detail = detail if isinstance(detail, dict) else {}
+    return ImageProgressStep(
+        message, layer, status, detail.get("current"), detail.get("total")
+    )
 
 
 async def follow_save(
