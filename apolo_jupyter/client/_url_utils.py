@@ -89,12 +89,7 @@ def _check_inside(uri: URL, config: Config) -> None:
 
 def normalize_storage_path_uri(uri: URL, config: Config) -> URL:
     """:func:`normalize_uri` for ``storage:`` URIs only."""
-    if uri.scheme != "storage":
-        raise ValueError(
-            f"Invalid storage scheme '{uri.scheme}:' (only 'storage:' is allowed)"
-            f"; write it as storage:<path>"
-        )
-    return normalize_uri(uri, config)
+    return _normalize_only(uri, "storage", config, "<path>")
 
 
 def normalize_secret_uri(uri: URL, config: Config) -> URL:
@@ -108,11 +103,13 @@ def normalize_disk_uri(uri: URL, config: Config) -> URL:
     return _normalize_only(uri, "disk", config)
 
 
-def _normalize_only(uri: URL, scheme: str, config: Config) -> URL:
+def _normalize_only(
+    uri: URL, scheme: str, config: Config, example: str = "<name>"
+) -> URL:
     if uri.scheme != scheme:
         raise ValueError(
             f"Invalid {scheme} scheme '{uri.scheme}:' (only '{scheme}:' is allowed)"
-            f"; write it as {scheme}:<name>"
+            f"; write it as {scheme}:{example}"
         )
     return normalize_uri(uri, config)
 
