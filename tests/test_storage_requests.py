@@ -102,38 +102,71 @@ def _same(a: Path, b: Path) -> bool:
     )
 
 
-async def test_folder_transfers_cost_one_request_per_file(
-    counted: tuple[Client, Requests], platform: Platform, tmp_path: Path
+# HTTP requests of a folder transfer, by transport (APOLO_JUPYTER_STORAGE_TRANSPORT):
+# HTTP alone costs a request per file; the socket carries the small files and
+# the listings, leaving HTTP the large file; same-host transfers carry them all.
+_UP = {
+    "http": {
+        ("GET", "GETFILESTATUS"): 1,  # the parent folder exists
+        ("PUT", "MKDIRS"): 4,  # one per folder
+        ("PUT", "CREATE"): 13,  # one per file
+        ("PATCH", "WRITE"): 2,  # the 2.5 MiB file's second and third MiB
+    },
+    "websocket": {
+        ("GET", "GETFILESTATUS"): 1,
+        ("GET", "WEBSOCKET"): 1,
+        ("PUT", "CREATE"): 1,  # the 2.5 MiB file
+        ("PATCH", "WRITE"): 2,
+    },
+    "auto": {("GET", "GETFILESTATUS"): 1, ("GET", "WEBSOCKET"): 1},
+}
+_DOWN = {
+    "http": {
+        ("GET", "GETFILESTATUS"): 1,  # it is a folder
+        ("GET", "LISTSTATUS"): 4,  # one per folder
+        ("GET", "OPEN"): 11,  # one per file that is not empty, big or small
+    },
+    "websocket": {
+        ("GET", "GETFILESTATUS"): 1,
+        ("GET", "WEBSOCKET_READ"): 1,
+        ("GET", "OPEN"): 1,  # the 2.5 MiB file
+    },
+    "auto": {("GET", "GETFILESTATUS"): 1, ("GET", "WEBSOCKET_READ"): 1},
+}
+_COMPARED = {
+    "http": {("GET", "GETFILESTATUS"): 1, ("GET", "LISTSTATUS"): 4},
+    "websocket": {("GET", "GETFILESTATUS"): 1, ("GET", "WEBSOCKET"): 1},
+    "auto": {("GET", "GETFILESTATUS"): 1, ("GET", "WEBSOCKET"): 1},
+}
+
+
+@pytest.mark.parametrize("transport", ["http", "websocket", "auto"])
+async def test_folder_transfers_cost_no_request_per_file_but_its_transfer(
+    counted: tuple[Client, Requests],
+    platform: Platform,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    transport: str,
 ) -> None:
     """No file costs a request of its own besides its transfer: no stat, no
-    listing, no mkdir per file (the SDK stats each folder, not each file)."""
+    listing, no mkdir per file (the SDK stats each folder, not each file); and
+    over the socket, not even that."""
+    monkeypatch.setenv("APOLO_JUPYTER_STORAGE_TRANSPORT", transport)
     client, requests = counted
     src = tmp_path / "src"
     files, not_empty = _local_tree(src)
+    assert (files, not_empty) == (13, 11)
     folder = _folder()
     await client.storage.mkdir(URL(f"storage:{folder}"))
     requests.take()
 
     await client.storage.upload_dir(src, URL(f"storage:{folder}/up"))
-    assert requests.take() == Counter(
-        {
-            ("GET", "GETFILESTATUS"): 1,  # the parent folder exists
-            ("PUT", "MKDIRS"): 4,  # one per folder
-            ("PUT", "CREATE"): files,  # one per file
-            ("PATCH", "WRITE"): 2,  # the 2.5 MiB file's second and third MiB
-        }
-    )
+    assert requests.take() == Counter(_UP[transport])
     assert _same(src, _host(platform, folder, "up"))
 
     down = tmp_path / "down"
     await client.storage.download_dir(URL(f"storage:{folder}/up"), down)
-    assert requests.take() == Counter(
-        {
-            ("GET", "GETFILESTATUS"): 1,  # it is a folder
-            ("GET", "LISTSTATUS"): 4,  # one per folder
-            ("GET", "OPEN"): not_empty,  # one per file, big or small
-        }
-    )
+    assert requests.take() == Counter(_DOWN[transport])
     assert _same(src, down)
 
     # update= compares with one listing per folder, and moves nothing that is
@@ -143,15 +176,15 @@ async def test_folder_transfers_cost_one_request_per_file(
     for path in down.rglob("*"):
         os.utime(path, (LATER, LATER))
     await client.storage.upload_dir(src, URL(f"storage:{folder}/up"), update=True)
-    assert requests.take() == Counter(
-        {("GET", "GETFILESTATUS"): 1, ("GET", "LISTSTATUS"): 4}
-    )
+    assert requests.take() == Counter(_COMPARED[transport])
     await client.storage.download_dir(
         URL(f"storage:{folder}/up"), down, update=True, continue_=True
     )
-    assert requests.take() == Counter(
-        {("GET", "GETFILESTATUS"): 1, ("GET", "LISTSTATUS"): 4}
-    )
+    read_only = {
+        (method, "WEBSOCKET_READ" if op == "WEBSOCKET" else op): n
+        for (method, op), n in _COMPARED[transport].items()
+    }
+    assert requests.take() == Counter(read_only)
 
 
 async def test_small_and_large_bodies_round_trip_with_ranges(

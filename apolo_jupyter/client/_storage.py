@@ -80,6 +80,9 @@ class Storage:
         self._core = core
         self._config = config
         self._clock = ServerClock()  # for update= and continue_=
+        # Storage origins that refused the folder transfers' socket: HTTP there.
+        self._no_socket: set[str] = set()
+        self._no_local: set[str] = set()  # and those that offer no local transfer
 
     # ------------------------------------------------------------ addressing
 

@@ -18,7 +18,7 @@ import asyncio
 import errno
 import os
 import stat
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Coroutine, Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from yarl import URL
 
+from . import _storage_frames as frames
 from ._errors import ResourceNotFound
 from ._file_filter import (
     AsyncFilterFunc,
@@ -35,8 +36,11 @@ from ._file_filter import (
 )
 from ._hops import Hops
 from ._storage_files import download_offset, fetch_file, send_file, upload_offset
-from ._storage_models import FileStatus
+from ._storage_local import LocalFiles, get_local, open_local, put_local
+from ._storage_models import FileStatus, file_status_from_ls
 from ._storage_progress import Reporter
+from ._storage_socket import StorageSocket, open_socket
+from ._storage_socket_files import fetch_new, send_new
 from ._storage_transfer import CHUNK, local_path
 
 if TYPE_CHECKING:
@@ -121,14 +125,42 @@ class _FolderTransfer:
     reporter, and the slots and thread hops that its files' transfers share."""
 
     def __init__(
-        self, storage: Storage, update: bool, continue_: bool, report: Reporter
+        self,
+        storage: Storage,
+        update: bool,
+        continue_: bool,
+        report: Reporter,
+        sock: StorageSocket | None,
+        local: LocalFiles | None,
     ) -> None:
         self.storage = storage
         self.update = update
         self.continue_ = continue_
         self.report = report
+        self.sock = sock
+        self.local = local
         self.slots = Slots()
         self.hops = Hops()
+
+    async def _in_slot(self, size: int, transfer: Coroutine[Any, Any, None]) -> None:
+        try:
+            await self.slots.take(size)
+        except BaseException:
+            transfer.close()  # cancelled while it waited: it never ran
+            raise
+        try:
+            await transfer
+        finally:
+            self.slots.give_back(size)
+
+    async def _listed(self, uri: URL, rel: str) -> list[FileStatus]:
+        """The storage folder's entries (``rel``: its path under the root)."""
+        if self.sock is None:
+            async with self.storage.ls(uri) as entries:
+                return [entry async for entry in entries]
+        header, _ = await self.sock.call(frames.LIST, rel.rstrip("/"))
+        items = header["FileStatuses"]["FileStatus"]
+        return [file_status_from_ls(uri, item) for item in items]
 
 
 class _Upload(_FolderTransfer):
@@ -139,24 +171,35 @@ class _Upload(_FolderTransfer):
         continue_: bool,
         ignore_file_names: AbstractSet[str],
         report: Reporter,
+        sock: StorageSocket | None,
+        local: LocalFiles | None,
     ) -> None:
-        super().__init__(storage, update, continue_, report)
+        super().__init__(storage, update, continue_, report, sock, local)
         self.ignore_file_names = ignore_file_names
 
-    async def _remote_files(self, dst: URL, compare: bool) -> dict[str, FileStatus]:
-        """Make sure ``dst`` is a folder; its files when they will be compared."""
-        if compare:
+    async def _remote(self, dst: URL, rel: str) -> dict[str, FileStatus]:
+        """Make sure ``dst`` is a folder. Its entries, when they are needed: to
+        compare files (``update``, ``continue_``), or to know which files are
+        new (those go over the socket; a file replaced goes over HTTP, whose
+        CREATE leaves the old one whole until the new one is)."""
+        if self.sock is not None:
+            made = self.sock.submit(frames.MKDIRS, rel.rstrip("/"))
             try:
-                async with self.storage.ls(dst) as entries:
-                    return {e.name: e async for e in entries if e.is_file()}
+                await made
+            except FileExistsError:
+                raise _not_a_folder(dst) from None
+            if self.local is not None and not (self.update or self.continue_):
+                return {}  # every file goes the same way: no need to know them
+            return {e.name: e for e in await self._listed(dst, rel)}
+        if self.update or self.continue_:
+            try:
+                return {e.name: e for e in await self._listed(dst, rel)}
             except ResourceNotFound:
                 pass
         try:
             await self.storage.mkdir(dst, parents=True, exist_ok=True)
         except FileExistsError:
-            raise NotADirectoryError(
-                errno.ENOTDIR, "Not a directory (a file has that name)", str(dst)
-            ) from None
+            raise _not_a_folder(dst) from None
         return {}
 
     async def folder(
@@ -170,7 +213,7 @@ class _Upload(_FolderTransfer):
         """``above``: the folders this one is in (device, inode), so a symlink
         back up is reported, not followed forever."""
         compare = self.update or self.continue_
-        remote = await self._remote_files(dst, compare)
+        remote = await self._remote(dst, rel)
         src = URL(path.as_uri())
         self.report.enter(src, dst)
         entries = await asyncio.to_thread(scan, path)
@@ -202,19 +245,21 @@ class _Upload(_FolderTransfer):
                 )
             elif entry.kind == "file":
                 assert entry.stat is not None
+                target = dst / entry.name
+                size = entry.stat.st_size
+                there = remote.get(entry.name)
                 offset: int | None = 0
-                if entry.name in remote:
+                if there is not None and there.is_file() and compare:
                     offset = upload_offset(
                         entry.stat,
-                        remote[entry.name],
+                        there,
                         self.storage._clock,
                         update=self.update,
                         continue_=self.continue_,
                     )
                 if offset is not None:
-                    target = dst / entry.name
-                    size = entry.stat.st_size
-                    work.append(self.file(path / entry.name, target, offset, size))
+                    file = path / entry.name
+                    work.append(self.file(file, target, child, offset, size, there))
             else:
                 self.report.fail(
                     URL((path / entry.name).as_uri()),
@@ -224,12 +269,33 @@ class _Upload(_FolderTransfer):
         await run_all(work)
         self.report.leave(src, dst)
 
-    async def file(self, path: Path, dst: URL, offset: int, size: int) -> None:
-        await self.slots.take(size)
-        try:
-            await send_file(self.storage, path, dst, offset, self.report, self.hops)
-        finally:
-            self.slots.give_back(size)
+    def file(
+        self,
+        path: Path,
+        dst: URL,
+        rel: str,
+        offset: int,
+        size: int,
+        there: FileStatus | None,
+    ) -> Awaitable[None]:
+        """One file's upload, by the cheapest way that keeps storage whole: a
+        same-host copy (a new version, renamed over the old one once complete),
+        else a new small file over the socket, else HTTP (whose CREATE also
+        leaves the old file whole until the new one is)."""
+        if offset == 0 and self.local is not None:
+            put = put_local(self.local, path, dst, size, self.report)
+            return self._in_slot(size, put)
+        if offset == 0 and there is None and self.sock is not None and size < CHUNK:
+            sent = send_new(self.sock, rel, path, dst, self.report, self.hops)
+            return self._in_slot(size, sent)
+        http = send_file(self.storage, path, dst, offset, self.report, self.hops)
+        return self._in_slot(size, http)
+
+
+def _not_a_folder(dst: URL) -> NotADirectoryError:
+    return NotADirectoryError(
+        errno.ENOTDIR, "Not a directory (a file has that name)", str(dst)
+    )
 
 
 async def upload_dir(
@@ -261,8 +327,15 @@ async def upload_dir(
     chosen = filter or _always_match
     if ignore_file_names:
         chosen = load_parent_ignore_files(chosen, ignore_file_names, path)
-    job = _Upload(storage, update, continue_, ignore_file_names, Reporter(progress))
-    await job.folder(path, dst, "", chosen)
+    report = Reporter(progress)
+    async with (
+        open_socket(storage, dst, write=True) as sock,
+        open_local(storage, sock) as local,
+    ):
+        job = _Upload(
+            storage, update, continue_, ignore_file_names, report, sock, local
+        )
+        await job.folder(path, dst, "", chosen)
 
 
 class _Download(_FolderTransfer):
@@ -275,8 +348,7 @@ class _Download(_FolderTransfer):
         local: dict[str, LocalEntry] = {}
         if self.update or self.continue_:
             local = {e.name: e for e in await asyncio.to_thread(scan, path)}
-        async with self.storage.ls(src) as entries:
-            listed = [entry async for entry in entries]
+        listed = await self._listed(src, rel)
         work: list[Awaitable[None]] = []
         for entry in listed:
             child = f"{rel}{entry.name}/" if entry.is_dir() else rel + entry.name
@@ -298,7 +370,7 @@ class _Download(_FolderTransfer):
                         continue_=self.continue_,
                     )
                 if offset is not None:
-                    work.append(self.file(entry, path / entry.name, offset))
+                    work.append(self.file(entry, path / entry.name, child, offset))
             else:
                 self.report.fail(
                     src / entry.name,
@@ -308,20 +380,23 @@ class _Download(_FolderTransfer):
         await run_all(work)
         self.report.leave(src, dst)
 
-    async def file(self, entry: FileStatus, path: Path, offset: int) -> None:
-        await self.slots.take(entry.size)
-        try:
-            await fetch_file(
-                self.storage,
-                entry.uri,
-                path,
-                entry.size,
-                offset,
-                self.report,
-                self.hops,
+    def file(
+        self, entry: FileStatus, path: Path, rel: str, offset: int
+    ) -> Awaitable[None]:
+        """One file's download: a same-host copy, else a small file over the
+        socket, else HTTP."""
+        if offset == 0 and self.local is not None:
+            got = get_local(self.local, entry.uri, path, entry.size, self.report)
+            return self._in_slot(entry.size, got)
+        if offset == 0 and self.sock is not None and entry.size < CHUNK:
+            fetched = fetch_new(
+                self.sock, rel, entry.uri, path, entry.size, self.report, self.hops
             )
-        finally:
-            self.slots.give_back(entry.size)
+            return self._in_slot(entry.size, fetched)
+        http = fetch_file(
+            self.storage, entry.uri, path, entry.size, offset, self.report, self.hops
+        )
+        return self._in_slot(entry.size, http)
 
 
 async def download_dir(
@@ -345,5 +420,9 @@ async def download_dir(
     path = local_path(dst).absolute()
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path))
-    job = _Download(storage, update, continue_, Reporter(progress))
-    await job.folder(src, path, "", filter or _always_match)
+    async with (
+        open_socket(storage, src, write=False) as sock,
+        open_local(storage, sock) as local,
+    ):
+        job = _Download(storage, update, continue_, Reporter(progress), sock, local)
+        await job.folder(src, path, "", filter or _always_match)

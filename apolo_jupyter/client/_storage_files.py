@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Sequence
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -52,7 +53,14 @@ class ServerClock:
             server = parsedate_to_datetime(headers.get("Date", "")).timestamp()
         except (TypeError, ValueError):
             return
-        # the Date header is truncated to the second
+        self._bracket(sent, received, server)
+
+    def observe_stamp(self, sent: float, stamp: int) -> None:
+        """Learn from a storage socket's answer: its ``timestamp`` (seconds)."""
+        self._bracket(sent, time.time(), float(stamp))
+
+    def _bracket(self, sent: float, received: float, server: float) -> None:
+        # the server's time is truncated to the second
         self.min_diff = sent - server - 1.0
         self.max_diff = received - server
 
@@ -121,7 +129,7 @@ def download_offset(
     )
 
 
-def _open_for_upload(path: Path) -> tuple[BinaryIO, int, bytes | None]:
+def open_for_upload(path: Path) -> tuple[BinaryIO, int, bytes | None]:
     """The open file, its size, and its bytes if it fits one request (a small
     file then costs one thread hop, not three)."""
     stream = path.open("rb")
@@ -149,9 +157,9 @@ async def send_file(
     (a folder transfer's) opens and reads it with other files' calls."""
     src = URL(path.as_uri()) if report.active else dst
     if hops is not None:
-        stream, size, data = await hops.run(_open_for_upload, path)
+        stream, size, data = await hops.run(open_for_upload, path)
     else:
-        stream, size, data = await asyncio.to_thread(_open_for_upload, path)
+        stream, size, data = await asyncio.to_thread(open_for_upload, path)
     report.start(src, dst, size)
     if data is not None:  # all of it in one CREATE, or what `continue_` lacks
         if offset:
@@ -180,7 +188,7 @@ def _open_unbuffered(path: Path, keep: bool) -> BinaryIO:
     return path.open("r+b", buffering=0) if keep else path.open("wb", buffering=0)
 
 
-def _write_whole(path: Path, blocks: list[bytes]) -> None:
+def write_whole(path: Path, blocks: Sequence[bytes | memoryview]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     try:
         write_blocks(fd, blocks)
@@ -211,9 +219,9 @@ async def fetch_file(
             pass  # the file is written as a stream below, which resumes
         else:
             if hops is not None:
-                await hops.run(_write_whole, path, blocks)
+                await hops.run(write_whole, path, blocks)
             else:
-                await asyncio.to_thread(_write_whole, path, blocks)
+                await asyncio.to_thread(write_whole, path, blocks)
             if size:
                 report.step(src, dst, sum(map(len, blocks)), size)
             report.complete(src, dst, size)

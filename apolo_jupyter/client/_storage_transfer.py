@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -112,7 +112,7 @@ async def upload_stream(
         await asyncio.gather(*writing, return_exceptions=True)
 
 
-def write_blocks(fd: int, blocks: list[bytes]) -> None:
+def write_blocks(fd: int, blocks: Sequence[bytes | memoryview]) -> None:
     """All of ``blocks`` at the file position, with as few calls as it takes."""
     views = [memoryview(block) for block in blocks if block]
     while views:

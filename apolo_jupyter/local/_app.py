@@ -231,7 +231,7 @@ def make_app(settings: Settings, service: JobService, secret: bytes) -> web.Appl
     app.router.add_get("/api/v1/jobs/{id}/status_ws", status_ws)
     add_monitoring_routes(app)
     add_port_forward_routes(app)
-    add_storage_routes(app)
+    add_storage_routes(app, secret)
     add_secret_routes(app)
     add_disk_routes(app)
     app.router.add_post("/api/v1/users/{user}/permissions", refuse_share)

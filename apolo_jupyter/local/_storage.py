@@ -11,7 +11,11 @@ the headers. Larger bodies are streamed both ways (``_storage_io``): whole-chunk
 disk writes run in a thread and files go out with ``sendfile``, so a large
 transfer never stalls the event loop.
 Errors are ``{"error", "errno"}`` JSON: 404 for a missing path (the SDK's
-``ResourceNotFound``, which its probes expect), else 400 (an ``OSError`` there)."""
+``ResourceNotFound``, which its probes expect), else 400 (an ``OSError`` there).
+
+Folder transfers have two ways more: ``op=WEBSOCKET``, many file ops over one
+socket as on the real platform (``_storage_socket``), and, from the same
+machine, open files passed over a Unix socket (``_storage_local``)."""
 
 from __future__ import annotations
 
@@ -21,13 +25,12 @@ import json
 import logging
 import os
 import re
-import stat
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from ._settings import ORG, PROJECT
-from ._storage_fs import Entry, StorageError, locate, os_error, refused, storage_root
+from ._storage_fs import Entry, StorageError, locate, os_error, storage_root
 from ._storage_io import (
     SMALL_BODY,
     SMALL_FILE,
@@ -36,7 +39,9 @@ from ._storage_io import (
     receive,
     send,
 )
+from ._storage_local import LocalTransfer
 from ._storage_ops import (
+    check_depth,
     disk_usage,
     file_status,
     is_dir,
@@ -44,10 +49,12 @@ from ._storage_ops import (
     make_dirs,
     new_version,
     open_file,
+    regular_size,
     remove,
     rename,
     write_new,
 )
+from ._storage_socket import READ_ONLY, refuse_plain_get, session
 from ._web import SETTINGS
 
 log = logging.getLogger(__name__)
@@ -55,11 +62,10 @@ _STARTED = "apolo_storage_response"  # the response whose headers were sent
 NDJSON = "application/x-ndjson"
 NDJSON_BATCH = 1000
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-# Files are created, written, deleted and renamed only inside a project.
-FILE_DEPTH = 3
 
 # The project folder, and the resolved storage root, found once.
 _ROOT: web.AppKey[tuple[str, str]] = web.AppKey("storage_root", tuple)
+_LOCAL: web.AppKey[LocalTransfer] = web.AppKey("storage_local", LocalTransfer)
 
 OpHandler = Callable[[web.Request, Entry], Awaitable[web.StreamResponse]]
 
@@ -70,27 +76,6 @@ def _error(exc: StorageError) -> web.Response:
         text=json.dumps(exc.to_api()),
         content_type="application/json",
     )
-
-
-def _check_depth(entry: Entry, depth: int = FILE_DEPTH) -> None:
-    if len(entry.parts) < depth:
-        raise refused(
-            entry.api_path,
-            "is managed by the platform: use a path inside a project folder, "
-            "e.g. storage:folder/file",
-        )
-
-
-def _regular(fd: int, entry: Entry) -> int:
-    """The size of the open file; refuses folders and special files."""
-    st = os.fstat(fd)
-    if stat.S_ISDIR(st.st_mode):
-        raise StorageError(
-            400, f"Is a directory: {entry.uri}; name a file inside it", "EISDIR"
-        )
-    if not stat.S_ISREG(st.st_mode):
-        raise refused(entry.api_path, "is not a regular file")
-    return st.st_size
 
 
 async def _start(request: web.Request, resp: web.StreamResponse) -> None:
@@ -144,7 +129,7 @@ def _read_headers(
 async def read_file(request: web.Request, entry: Entry) -> web.StreamResponse:
     fd = open_file(entry, os.O_RDONLY)
     try:
-        size = _regular(fd, entry)
+        size = regular_size(fd, entry)
         rng = byte_range(request, size)
         start, end = rng or (0, size)
         if end - start <= SMALL_FILE:
@@ -172,7 +157,7 @@ async def read_file(request: web.Request, entry: Entry) -> web.StreamResponse:
 async def create_file(request: web.Request, entry: Entry) -> web.StreamResponse:
     """The body goes to a temporary file that replaces the old one only once it
     is complete: a failed upload leaves the old file as it was."""
-    _check_depth(entry)
+    check_depth(entry)
     length = request.content_length
     if length is not None and length <= SMALL_BODY:
         # Read whole, then written with one call. A small file is created right
@@ -190,7 +175,7 @@ async def create_file(request: web.Request, entry: Entry) -> web.StreamResponse:
 
 
 async def write_file(request: web.Request, entry: Entry) -> web.StreamResponse:
-    _check_depth(entry)
+    check_depth(entry)
     match = _CONTENT_RANGE.fullmatch(request.headers.get("Content-Range", ""))
     if match is None or int(match[2]) < int(match[1]):
         raise StorageError(
@@ -199,7 +184,7 @@ async def write_file(request: web.Request, entry: Entry) -> web.StreamResponse:
     first, last = int(match[1]), int(match[2])
     fd = open_file(entry, os.O_WRONLY)
     try:
-        size = _regular(fd, entry)
+        size = regular_size(fd, entry)
         complete = False
         try:
             written = await receive(request, fd, first)
@@ -223,13 +208,13 @@ async def write_file(request: web.Request, entry: Entry) -> web.StreamResponse:
 
 async def mkdirs(request: web.Request, entry: Entry) -> web.StreamResponse:
     if not is_dir(entry):
-        _check_depth(entry, 2)
+        check_depth(entry, 2)
         make_dirs(entry)
     return web.Response(status=201)
 
 
 async def delete(request: web.Request, entry: Entry) -> web.StreamResponse:
-    _check_depth(entry)
+    check_depth(entry)
     recursive = request.query.get("recursive", "").lower() == "true"
     removed = await asyncio.to_thread(remove, entry, recursive)
     if not _wants_ndjson(request):
@@ -245,10 +230,24 @@ async def move(request: web.Request, entry: Entry) -> web.StreamResponse:
             400, "RENAME needs destination=/<org>/<project>/<path>", None
         )
     dst = locate(entry.root, destination)
-    _check_depth(entry)
-    _check_depth(dst)
+    check_depth(entry)
+    check_depth(dst)
     rename(entry, dst)
     return web.Response(status=204)
+
+
+async def open_socket(request: web.Request, entry: Entry) -> web.StreamResponse:
+    """op=WEBSOCKET (and its READ/WRITE forms): one socket for many file ops."""
+    op = request.query.get("op", "").upper()
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        raise refuse_plain_get(op)
+
+    def started(resp: web.StreamResponse) -> None:
+        request[_STARTED] = resp
+
+    local = request.app[_LOCAL]
+    path = str(local.path) if local.running else None
+    return await session(request, entry, op, started, path)
 
 
 # ---------------------------------------------------------------- dispatch
@@ -259,6 +258,9 @@ OPS: dict[str, dict[str, OpHandler]] = {
         "GETFILESTATUS": get_file_status,
         "OPEN": read_file,
         "GETDISKUSAGE": get_disk_usage,
+        "WEBSOCKET": open_socket,
+        READ_ONLY: open_socket,
+        "WEBSOCKET_WRITE": open_socket,
     },
     "PUT": {"MKDIRS": mkdirs, "CREATE": create_file},
     "PATCH": {"WRITE": write_file},
@@ -313,10 +315,24 @@ async def storage(request: web.Request) -> web.StreamResponse:
     return _error(error)
 
 
-def add_storage_routes(app: web.Application) -> None:
-    storage_dir = app[SETTINGS].paths.storage_dir
-    project = os.path.join(storage_dir, ORG, PROJECT)
-    app[_ROOT] = (project, storage_root(storage_dir, (ORG, PROJECT)))
+def add_storage_routes(app: web.Application, secret: bytes) -> None:
+    paths = app[SETTINGS].paths
+    project = os.path.join(paths.storage_dir, ORG, PROJECT)
+    root = storage_root(paths.storage_dir, (ORG, PROJECT))
+    app[_ROOT] = (project, root)
+    local = app[_LOCAL] = LocalTransfer(paths.home, root, secret)
+
+    async def start_local(app: web.Application) -> None:
+        try:
+            local.start()
+        except OSError as exc:  # folder transfers use the WebSocket instead
+            log.warning("no same-host storage transfers (%s): %s", local.path, exc)
+
+    async def stop_local(app: web.Application) -> None:
+        local.stop()
+
+    app.on_startup.append(start_local)
+    app.on_cleanup.append(stop_local)
     app.router.add_route("*", "/api/v1/storage", storage)
     # [\s\S]: any character, newlines included (a file name may hold one)
     app.router.add_route("*", r"/api/v1/storage/{path:[\s\S]*}", storage)

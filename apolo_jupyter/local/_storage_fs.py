@@ -22,6 +22,7 @@ import contextlib
 import errno
 import os
 import stat
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -192,13 +193,49 @@ def _resolved_parent(entry: Entry) -> str:
     return parent
 
 
+class FolderCache:
+    """Folder fds a storage socket keeps between its requests, so that a
+    folder's many files cost one walk to it, not one each. Only folders reached
+    the fast way (real folders all the way, no symlink) are kept; the fds are
+    closed when the socket ends (``close``). An fd stays on its folder if the
+    folder is moved meanwhile, as any open folder does."""
+
+    SIZE = 64
+
+    def __init__(self) -> None:
+        self._fds: OrderedDict[tuple[str, ...], int] = OrderedDict()
+
+    def get(self, root: str, parts: tuple[str, ...]) -> int:
+        """The folder's fd (owned by the cache); OSError as ``open_dirs``."""
+        fd = self._fds.get(parts)
+        if fd is not None:
+            self._fds.move_to_end(parts)
+            return fd
+        fd = open_dirs(root, parts)
+        self._fds[parts] = fd
+        if len(self._fds) > self.SIZE:
+            os.close(self._fds.popitem(last=False)[1])
+        return fd
+
+    def close(self) -> None:
+        while self._fds:
+            os.close(self._fds.popitem()[1])
+
+
 @contextmanager
-def parent_of(entry: Entry) -> Iterator[int]:
+def parent_of(entry: Entry, cache: FolderCache | None = None) -> Iterator[int]:
     """The fd of the folder holding the entry itself (its last part is not
-    followed). Real folders all the way: one walk. Otherwise (a symlink on the
-    way, a missing folder, a file) the slow path says what is wrong or follows
-    the symlinks that stay inside the root."""
+    followed). Real folders all the way: one walk (or none, when ``cache`` has
+    it). Otherwise (a symlink on the way, a missing folder, a file) the slow
+    path says what is wrong or follows the symlinks that stay inside the root."""
     assert entry.parts, "the storage root has no parent"
+    cached = None
+    if cache is not None:
+        with contextlib.suppress(OSError):  # not a plain walk: the slow path
+            cached = cache.get(entry.root, entry.parts[:-1])
+    if cached is not None:
+        yield cached
+        return
     try:
         fd = open_dirs(entry.root, entry.parts[:-1])
     except OSError:
@@ -217,7 +254,9 @@ def _lstat_at(name: str, fd: int) -> os.stat_result | None:
 
 
 @contextmanager
-def target_of(entry: Entry) -> Iterator[tuple[int, str, os.stat_result | None]]:
+def target_of(
+    entry: Entry, cache: FolderCache | None = None
+) -> Iterator[tuple[int, str, os.stat_result | None]]:
     """What the entry names, for operations that follow it (open, create): the
     fd of the folder holding it, its name there and its ``lstat`` (None when it
     does not exist). An entry that is a symlink is followed if it stays inside
@@ -225,7 +264,7 @@ def target_of(entry: Entry) -> Iterator[tuple[int, str, os.stat_result | None]]:
     if not entry.parts:
         raise IsADirectoryError(errno.EISDIR, "Is a directory")
     name = entry.parts[-1]
-    with parent_of(entry) as fd:
+    with parent_of(entry, cache) as fd:
         st = _lstat_at(name, fd)
         if st is None or not stat.S_ISLNK(st.st_mode):
             yield fd, name, st

@@ -84,7 +84,9 @@ async def read_body(request: web.Request) -> list[bytes]:
     return pieces
 
 
-def write_all(fd: int, buffers: list[bytes], offset: int | None = None) -> None:
+def write_all(
+    fd: int, buffers: list[bytes] | list[memoryview], offset: int | None = None
+) -> None:
     """All of ``buffers``, at ``offset`` or at the file position, with as few
     calls as it takes."""
     if len(buffers) > MAX_BUFFERS:

@@ -18,6 +18,7 @@ from typing import Any
 from ._storage_fs import (
     DIR_FLAGS,
     Entry,
+    FolderCache,
     StorageError,
     folder_of,
     inside,
@@ -32,6 +33,30 @@ from ._storage_io import write_all
 
 # Uploads in progress (CREATE) are written under this name, then renamed.
 UPLOAD_PREFIX = ".apolo-upload-"
+
+# Files are created, written, deleted and renamed only inside a project.
+FILE_DEPTH = 3
+
+
+def check_depth(entry: Entry, depth: int = FILE_DEPTH) -> None:
+    if len(entry.parts) < depth:
+        raise refused(
+            entry.api_path,
+            "is managed by the platform: use a path inside a project folder, "
+            "e.g. storage:folder/file",
+        )
+
+
+def regular_size(fd: int, entry: Entry) -> int:
+    """The size of the open file; refuses folders and special files."""
+    st = os.fstat(fd)
+    if stat.S_ISDIR(st.st_mode):
+        raise StorageError(
+            400, f"Is a directory: {entry.uri}; name a file inside it", "EISDIR"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise refused(entry.api_path, "is not a regular file")
+    return st.st_size
 
 
 def _kind(mode: int) -> str:
@@ -113,34 +138,47 @@ def list_dir(entry: Entry) -> list[dict[str, Any]]:
     return result
 
 
-def open_file(entry: Entry, flags: int) -> int:
+def open_file(entry: Entry, flags: int, cache: FolderCache | None = None) -> int:
     """Open the (followed) entry as a file: ``O_NOFOLLOW``, relative to its folder."""
-    with target_of(entry) as (fd, name, _):
+    with target_of(entry, cache) as (fd, name, _):
         return os.open(
             name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o666, dir_fd=fd
         )
 
 
 @contextmanager
-def new_version(entry: Entry) -> Iterator[tuple[int, Callable[[], None]]]:
+def new_version(
+    entry: Entry, cache: FolderCache | None = None, *, direct_if_new: bool = False
+) -> Iterator[tuple[int, Callable[[], None]]]:
     """CREATE: a temporary file beside the (followed) entry, and ``commit`` that
     renames it over the entry. Until then the old file is untouched; a
-    temporary file not committed (client gone, disk full) is removed."""
-    with target_of(entry) as (folder, name, old):
+    temporary file not committed (client gone, disk full) is removed.
+
+    ``direct_if_new``: when there is no old file, write the entry itself (made
+    with ``O_EXCL``), sparing a temporary name and a rename. Not committed, it
+    keeps what was written, as an interrupted upload leaves a prefix that
+    ``continue_`` resumes (it is removed if nothing was)."""
+    with target_of(entry, cache) as (folder, name, old):
         if old is not None and stat.S_ISDIR(old.st_mode):
             raise StorageError(
                 400, f"Is a directory: {entry.uri}; name a file inside it", "EISDIR"
             )
         if old is not None and not stat.S_ISREG(old.st_mode):
             raise refused(entry.api_path, "is not a regular file")
-        temp = f"{UPLOAD_PREFIX}{secrets.token_hex(8)}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(temp, flags, 0o666, dir_fd=folder)
+        fd, temp = -1, name
+        if direct_if_new and old is None:
+            with contextlib.suppress(FileExistsError):  # made meanwhile: as below
+                fd = os.open(name, flags, 0o666, dir_fd=folder)
+        if fd < 0:
+            temp = f"{UPLOAD_PREFIX}{secrets.token_hex(8)}"
+            fd = os.open(temp, flags, 0o666, dir_fd=folder)
         committed = False
 
         def commit() -> None:
             nonlocal committed
-            os.rename(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
+            if temp != name:
+                os.rename(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
             committed = True
 
         try:
@@ -148,6 +186,8 @@ def new_version(entry: Entry) -> Iterator[tuple[int, Callable[[], None]]]:
                 os.fchmod(fd, stat.S_IMODE(old.st_mode))
             yield fd, commit
         finally:
+            if not committed and temp == name and os.fstat(fd).st_size:
+                committed = True  # a new file's prefix: kept
             os.close(fd)
             if not committed:
                 with contextlib.suppress(OSError):
