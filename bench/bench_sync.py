@@ -4,10 +4,13 @@ baseline measured in the same run.
 (a) ``storage.upload_dir`` and ``download_dir`` of a folder of mixed sizes
     (default 1,000 files, 200 MB: 10 of 10 MB, 90 of 200 kB, the rest small),
     against ``cp -r`` of the same folder on the same disk (target: >= 0.5x its
-    speed). Rounds are interleaved (cp, upload, download, then the ceiling
-    below), each after an ``os.sync()``; every copy is checked file by file.
-    The ceiling, in the same rounds: the same requests (sizes, files in flight)
-    against a bare aiohttp server that reads and writes no disk
+    speed), by the default transport (``auto``: same-host copies with the
+    local platform) and any others named with ``--transports`` (``websocket``,
+    what a cluster gets; ``http``, a request per file as apolo_sdk). Rounds are
+    interleaved (cp, then each transport's upload and download, then HTTP's
+    ceiling below), each after an ``os.sync()``; every copy is checked file by
+    file. HTTP's ceiling, in the same rounds: the same requests (sizes, files
+    in flight) against a bare aiohttp server that reads and writes no disk
     (``_http_floor.py``), and the same bytes as one file over it.
 (b) A second ``--sync`` of that folder with one file changed (target: <= 0.5 s,
     one file uploaded), against the first, full sync.
@@ -18,6 +21,7 @@ baseline measured in the same run.
     ``jobs.start`` + ``watch``) are printed too.
 
 Run: .venv/bin/python bench/bench_sync.py [--files 1000] [--mb 200] [--rounds 3]
+     [--transports auto,websocket,http]
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from yarl import URL
 
 from apolo_jupyter import Client, get
 from apolo_jupyter.client._local_home import LocalPaths
+from apolo_jupyter.client._storage_socket import ENV_TRANSPORT
 from apolo_jupyter.kernel._remote_cell import run_cell
 from apolo_jupyter.kernel._sync import sync_folder
 
@@ -114,19 +119,26 @@ def _line(label: str, size: int, times: list[float], cps: list[float]) -> str:
 
 
 async def bench_folders(
-    client: Client, paths: LocalPaths, tmp: Path, files: int, total: int, rounds: int
+    client: Client,
+    paths: LocalPaths,
+    tmp: Path,
+    files: int,
+    total: int,
+    rounds: int,
+    transports: list[str],
 ) -> Path:
     src = tmp / "src"
     make_folder(src, files, total)
     sizes = _sizes(src)
     size = sum(sizes)
-    names = ("cp", "up", "down", "bare_up", "bare_down", "one_up", "one_down")
+    moves = [f"{way}:{t}" for t in transports for way in ("up", "down")]
+    names = ["cp", *moves, "bare_up", "bare_down", "one_up", "one_down"]
     times: dict[str, list[float]] = {name: [] for name in names}
     server, floor = await _start_floor(max(max(sizes), size))
+    base = paths.storage_dir / "local" / "default" / "bench-sync"
     try:
         for r in range(rounds):
-            copy_to, down_to = tmp / f"cp{r}", tmp / f"down{r}"
-            remote = URL(f"storage:bench-sync/r{r}")
+            copy_to = tmp / f"cp{r}"
             await client.storage.mkdir(URL("storage:bench-sync"), exist_ok=True)
 
             async def cp(copy_to: Path = copy_to) -> None:
@@ -134,28 +146,31 @@ async def bench_folders(
                     subprocess.run, ["cp", "-r", str(src), str(copy_to)], check=True
                 )
 
-            async def up() -> None:
-                await client.storage.upload_dir(src, remote)  # noqa: B023
-
-            async def down() -> None:
-                await client.storage.download_dir(remote, down_to)  # noqa: B023
-
-            steps: dict[str, Callable[[], Awaitable[Any]]] = {
-                "cp": cp,
-                "up": up,
-                "down": down,
-                "bare_up": lambda: floor.transfer(sizes, up=True),
-                "bare_down": lambda: floor.transfer(sizes, up=False),
-                "one_up": lambda: floor.transfer([size], up=True),
-                "one_down": lambda: floor.transfer([size], up=False),
-            }
+            steps: dict[str, Callable[[], Awaitable[Any]]] = {"cp": cp}
+            for t in transports:
+                remote = URL(f"storage:bench-sync/r{r}-{t}")
+                steps[f"up:{t}"] = _with(t, client.storage.upload_dir, src, remote)
+                down_to = tmp / f"down{r}-{t}"
+                steps[f"down:{t}"] = _with(
+                    t, client.storage.download_dir, remote, down_to
+                )
+            steps.update(
+                {
+                    "bare_up": lambda: floor.transfer(sizes, up=True),
+                    "bare_down": lambda: floor.transfer(sizes, up=False),
+                    "one_up": lambda: floor.transfer([size], up=True),
+                    "one_down": lambda: floor.transfer([size], up=False),
+                }
+            )
             for name, func in steps.items():
                 times[name].append(await timed(func))
-            stored = paths.storage_dir / "local" / "default" / "bench-sync" / f"r{r}"
-            assert same_files(src, stored), "uploaded files differ"
-            assert same_files(src, down_to), "downloaded files differ"
-            for path in (copy_to, down_to, stored):
-                shutil.rmtree(path)
+            shutil.rmtree(copy_to)
+            for t in transports:
+                stored, down_to = base / f"r{r}-{t}", tmp / f"down{r}-{t}"
+                assert same_files(src, stored), f"uploaded files differ ({t})"
+                assert same_files(src, down_to), f"downloaded files differ ({t})"
+                shutil.rmtree(stored)
+                shutil.rmtree(down_to)
     finally:
         await floor.close()
         server.kill()
@@ -166,15 +181,22 @@ async def bench_folders(
         f"    cp -r            best {size / min(cps) / MB:7.0f} MB/s "
         f"({min(cps):.3f} s; median {statistics.median(cps):.3f} s)  baseline"
     )
-    for name, label in (("up", "upload_dir  "), ("down", "download_dir")):
-        best = min(times[name])
-        paired = statistics.median(c / t for c, t in zip(cps, times[name], strict=True))
-        ok = max(min(cps) / best, paired) >= 0.5
-        print(
-            f"{_line(label + '    ', size, times[name], cps)} "
-            f"(target >= 0.5: {check(ok, label.strip())})"
-        )
-    print("    ceiling, same rounds: the same requests over bare HTTP (no disk):")
+    for t in transports:
+        print(f"    transport {t}{' (the default)' if t == 'auto' else ''}:")
+        for way, label in (("up", "upload_dir  "), ("down", "download_dir")):
+            name = f"{way}:{t}"
+            best = min(times[name])
+            paired = statistics.median(
+                c / s for c, s in zip(cps, times[name], strict=True)
+            )
+            line = _line(label + "    ", size, times[name], cps)
+            if t == "auto":
+                ok = max(min(cps) / best, paired) >= 0.5
+                line += f" (target >= 0.5: {check(ok, label.strip())})"
+            print(line)
+    print(
+        "    HTTP's ceiling, same rounds: the same requests over bare HTTP (no disk):"
+    )
     for name, label in (
         ("bare_up", "bare upload     "),
         ("bare_down", "bare download   "),
@@ -187,6 +209,21 @@ async def bench_folders(
     ):
         print(_line(label, size, times[name], cps))
     return src
+
+
+def _with(
+    transport: str, move: Callable[[Any, Any], Awaitable[None]], src: Any, dst: Any
+) -> Callable[[], Awaitable[None]]:
+    """``move(src, dst)`` with APOLO_JUPYTER_STORAGE_TRANSPORT set to ``transport``."""
+
+    async def run() -> None:
+        os.environ[ENV_TRANSPORT] = transport
+        try:
+            await move(src, dst)
+        finally:
+            del os.environ[ENV_TRANSPORT]
+
+    return run
 
 
 async def bench_sync(client: Client, src: Path) -> None:
@@ -277,13 +314,17 @@ async def bench_cells(client: Client, rounds: int) -> None:
     )
 
 
-async def bench(tmp: Path, files: int, total: int, rounds: int) -> None:
+async def bench(
+    tmp: Path, files: int, total: int, rounds: int, transports: list[str]
+) -> None:
     paths = LocalPaths(tmp / "home")
     os.environ["APOLO_JUPYTER_HOME"] = str(paths.home)  # the magics' platform too
     with local_platform(paths) as info:
         try:
             async with get(info.url, info.token, quiet=True) as client:
-                src = await bench_folders(client, paths, tmp, files, total, rounds)
+                src = await bench_folders(
+                    client, paths, tmp, files, total, rounds, transports
+                )
                 await bench_sync(client, src)
                 await bench_cells(client, max(rounds, 5))
         finally:
@@ -298,9 +339,15 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--mb", type=int, default=200, help="total size, MB")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--transports",
+        default="auto",
+        help="comma-separated folder transports to time: auto, websocket, http",
+    )
     args = parser.parse_args()
+    transports = [t.strip() for t in args.transports.split(",") if t.strip()]
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
-        asyncio.run(bench(Path(tmp), args.files, args.mb * MB, args.rounds))
+        asyncio.run(bench(Path(tmp), args.files, args.mb * MB, args.rounds, transports))
     if NOT_MET:
         print(f"targets NOT met: {', '.join(NOT_MET)}")
         sys.exit(1)

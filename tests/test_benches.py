@@ -90,10 +90,14 @@ CASES = {
         ],
     ),
     "bench_sync.py": (
-        ["--files", "20", "--mb", "2", "--rounds", "1"],
+        ["--files", "20", "--mb", "2", "--rounds", "1"]
+        + ["--transports", "auto,websocket,http"],
         [
+            r"transport auto \(the default\):",
             rf"upload_dir +best +{NUMBER} MB/s .* ratio {NUMBER}",
             rf"download_dir +best +{NUMBER} MB/s .* ratio {NUMBER}",
+            r"transport websocket:",
+            r"transport http:",
             rf"bare upload +best +{NUMBER} MB/s .* ratio {NUMBER}",
             rf"bare download +best +{NUMBER} MB/s .* ratio {NUMBER}",
             rf"one-file upload +best +{NUMBER} MB/s .* ratio {NUMBER}",
