@@ -90,8 +90,10 @@ CASES = {
         ],
     ),
     "bench_sync.py": (
-        ["--files", "20", "--mb", "2", "--rounds", "1"]
-        + ["--transports", "auto,websocket,http"],
+        [
+            *("--files", "20", "--mb", "2", "--rounds", "1"),
+            *("--transports", "auto,websocket,http"),
+        ],
         [
             r"transport auto \(the default\):",
             rf"upload_dir +best +{NUMBER} MB/s .* ratio {NUMBER}",

@@ -9,6 +9,7 @@ import os
 import uuid
 from pathlib import Path
 
+import pytest
 from yarl import URL
 
 from apolo_jupyter import get
@@ -68,8 +69,10 @@ class CuttingProxy:
 
 
 async def test_download_resumes_after_a_dropped_connection(
-    platform: Platform, tmp_path: Path
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # over HTTP: a same-host copy has no connection of this kind to drop
+    monkeypatch.setenv("APOLO_JUPYTER_STORAGE_TRANSPORT", "http")
     target = URL(platform.url).port
     assert target is not None
     proxy = CuttingProxy(target)

@@ -4,10 +4,12 @@ platform-storage-api speaks it, and our CBOR against the real server's codec
 
 from __future__ import annotations
 
+import asyncio
 import os
 import struct
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
@@ -476,3 +478,80 @@ async def test_a_socket_that_fails_midway_fails_the_transfer(
         await client.storage.upload_dir(src, URL("storage:midway"))
     stored = _host(own_platform, "midway")
     assert sum(1 for p in stored.rglob("*") if p.is_file()) == 400
+
+
+class Counted:
+    def __init__(self) -> None:
+        self.sent: Counter[str] = Counter()
+        self.config = aiohttp.TraceConfig()
+        self.config.on_request_start.append(self._start)
+
+    async def _start(self, session: Any, context: Any, params: Any) -> None:
+        self.sent[params.url.query.get("op", "")] += 1
+
+
+@pytest.mark.parametrize("transport", ["auto", "http"])
+async def test_one_large_file_each_way(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, transport: str
+) -> None:
+    """A file of a few MiB goes as a same-host copy (the platform's Unix socket
+    found once per client), with its progress; over HTTP when told so."""
+    monkeypatch.setenv("APOLO_JUPYTER_STORAGE_TRANSPORT", transport)
+    data = os.urandom(5 * MiB + 3)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    folder = _folder()
+    counted = Counted()
+    async with get(
+        platform.url, platform.token, quiet=True, trace_configs=[counted.config]
+    ) as client:
+        await client.storage.mkdir(URL(f"storage:{folder}"))
+        for name in ("one", "two"):
+            progress = Events()
+            dst = URL(f"storage:{folder}/{name}")
+            await client.storage.upload_file(src, dst, progress=cast(Any, progress))
+            _check_progress(progress.events, {name: data})
+            back = tmp_path / f"{name}.back"
+            progress = Events()
+            await client.storage.download_file(dst, back, progress=cast(Any, progress))
+            _check_progress(progress.events, {back.name: data})
+            assert back.read_bytes() == data
+            assert _host(platform, folder, name).read_bytes() == data
+    moved = {
+        op: counted.sent[op] for op in ("CREATE", "WRITE", "OPEN", "WEBSOCKET_READ")
+    }
+    if transport == "auto":  # one socket to find the Unix one, then none
+        assert moved == {"CREATE": 0, "WRITE": 0, "OPEN": 0, "WEBSOCKET_READ": 1}
+    else:
+        assert moved == {"CREATE": 2, "WRITE": 10, "OPEN": 2, "WEBSOCKET_READ": 0}
+
+
+async def test_a_fifo_in_the_way_is_not_waited_for(
+    client: Client, platform: Platform, tmp_path: Path
+) -> None:
+    """download_file into a named pipe streams into it (over HTTP); a folder
+    download that meets one fails for that file instead of hanging."""
+    data = os.urandom(5 * MiB)
+    folder = _folder()
+    _host(platform, folder, "tree").mkdir(parents=True)
+    _host(platform, folder, "tree", "f").write_bytes(data)
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    got: list[bytes] = []
+
+    def read() -> None:
+        with open(pipe, "rb") as stream:
+            got.append(stream.read())
+
+    reader = asyncio.get_running_loop().run_in_executor(None, read)
+    await client.storage.download_file(URL(f"storage:{folder}/tree/f"), pipe)
+    await asyncio.wait_for(reader, 30)
+    assert got == [data]
+
+    down = tmp_path / "down"
+    down.mkdir()
+    os.mkfifo(down / "f")
+    with pytest.raises(OSError):
+        await asyncio.wait_for(
+            client.storage.download_dir(URL(f"storage:{folder}/tree"), down), 30
+        )

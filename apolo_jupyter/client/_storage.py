@@ -36,6 +36,7 @@ from ._storage_files import (
     upload_offset,
 )
 from ._storage_glob import glob
+from ._storage_local import get_local, one_file_local, put_local
 from ._storage_models import (
     DiskUsageInfo,
     FileStatus,
@@ -83,6 +84,7 @@ class Storage:
         # Storage origins that refused the folder transfers' socket: HTTP there.
         self._no_socket: set[str] = set()
         self._no_local: set[str] = set()  # and those that offer no local transfer
+        self._local_socket: dict[str, str] = {}  # the Unix socket of those that do
 
     # ------------------------------------------------------------ addressing
 
@@ -334,8 +336,15 @@ class Storage:
             offset = upload_offset(
                 local, existing, self._clock, update=update, continue_=continue_
             )
-        if offset is not None:
-            await send_file(self, path, dst, offset, Reporter(progress))
+        if offset is None:
+            return
+        if offset == 0:
+            size = (await asyncio.to_thread(path.stat)).st_size
+            async with one_file_local(self, dst.parent, path, size) as files:
+                if files is not None:
+                    await put_local(files, path, dst, size, Reporter(progress))
+                    return
+        await send_file(self, path, dst, offset, Reporter(progress))
 
     async def download_file(
         self,
@@ -369,8 +378,16 @@ class Storage:
                 offset = download_offset(
                     local, status, self._clock, update=update, continue_=continue_
                 )
-        if offset is not None:
-            await fetch_file(self, src, path, status.size, offset, Reporter(progress))
+        if offset is None:
+            return
+        if offset == 0:
+            async with one_file_local(self, src.parent, path, status.size) as files:
+                if files is not None:
+                    target = await asyncio.to_thread(path.absolute)
+                    report = Reporter(progress)
+                    await get_local(files, src, target, status.size, report)
+                    return
+        await fetch_file(self, src, path, status.size, offset, Reporter(progress))
 
     async def upload_dir(
         self,

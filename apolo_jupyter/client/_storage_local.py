@@ -38,7 +38,7 @@ from yarl import URL
 from . import _storage_frames as frames
 from ._errors import ClientError, ConnectionDropped
 from ._storage_progress import Reporter
-from ._storage_socket import StorageSocket, socket_error, transport
+from ._storage_socket import StorageSocket, open_socket, socket_error, transport
 from ._unix_path import unix_address
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CONNECTIONS = 2
+ONE_FILE_MIN = 4 << 20  # upload_file/download_file: bytes that make it worth it
 WINDOW = 8  # requests a connection sends before their answers
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -123,10 +124,12 @@ class LocalFiles:
             thread.start()
 
     @classmethod
-    async def open(cls, path: Path, token: str) -> LocalFiles:
+    async def open(
+        cls, path: Path, token: str, connections: int = CONNECTIONS
+    ) -> LocalFiles:
         conns: list[socket.socket] = []
         try:
-            for _ in range(CONNECTIONS):
+            for _ in range(connections):
                 conns.append(await asyncio.to_thread(_connect, path, token))
         except BaseException:
             for conn in conns:
@@ -197,10 +200,16 @@ class LocalFiles:
     def _send(self, conn: socket.socket, rid: int, job: _Job) -> None:
         if self._broken is not None:
             raise self._broken
-        flags = os.O_CLOEXEC | (
-            os.O_RDONLY
-            if job.op == frames.LOCAL_PUT
-            else os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        # O_NONBLOCK: a FIFO in the way fails at once instead of waiting for a
+        # reader (the platform takes regular files only).
+        flags = (
+            os.O_CLOEXEC
+            | os.O_NONBLOCK
+            | (
+                os.O_RDONLY
+                if job.op == frames.LOCAL_PUT
+                else os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+            )
         )
         fd = os.open(job.local, flags, 0o666)  # an error here is this file's alone
         try:
@@ -300,14 +309,44 @@ def _parse(data: bytes) -> dict[str, Any] | None:
 
 @contextlib.asynccontextmanager
 async def open_local(
-    storage: Storage, sock: StorageSocket | None
+    storage: Storage, sock: StorageSocket | None, connections: int = CONNECTIONS
 ) -> AsyncIterator[LocalFiles | None]:
     """Same-host transfers with the platform behind ``sock``, or None: when
     the platform does not offer them (a cluster, a test double), is not on this
     machine, or ``APOLO_JUPYTER_STORAGE_TRANSPORT`` says otherwise."""
     files = None
     if sock is not None and transport() == "auto":
-        files = await _discover(storage, sock)
+        files = await _discover(storage, sock.root, sock, connections)
+    async with _used(files) as used:
+        yield used
+
+
+@contextlib.asynccontextmanager
+async def one_file_local(
+    storage: Storage, folder: URL, local: Path, size: int
+) -> AsyncIterator[LocalFiles | None]:
+    """Same-host transfers for ``upload_file``/``download_file`` of a regular
+    file of ``size`` bytes at least ``ONE_FILE_MIN`` (below that a request is
+    quicker than a connection), found through a read-only socket at storage
+    ``folder`` the first time (then remembered)."""
+    files = None
+    if size >= ONE_FILE_MIN and transport() == "auto" and _regular_or_none(local):
+        files = await _discover(storage, folder, None, 1)
+    async with _used(files) as used:
+        yield used
+
+
+def _regular_or_none(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.asynccontextmanager
+async def _used(files: LocalFiles | None) -> AsyncIterator[LocalFiles | None]:
     if files is None:
         yield None
         return
@@ -319,20 +358,38 @@ async def open_local(
     await files.close()
 
 
-async def _discover(storage: Storage, sock: StorageSocket) -> LocalFiles | None:
-    url = storage._url(sock.root)
+async def _discover(
+    storage: Storage, root: URL, sock: StorageSocket | None, connections: int
+) -> LocalFiles | None:
+    """Connections to the platform's Unix socket: its path asked through
+    ``sock`` (or a read-only socket opened at ``root``) once per platform."""
+    url = storage._url(root)
     origin = str(url.origin())
     if url.host not in LOOPBACK or origin in storage._no_local:
         return None
     try:
-        header, _ = await sock.call(frames.DISCOVER_OP, "")
-        path = header.get("socket")
-        if isinstance(path, str) and usable(url, path):
-            return await LocalFiles.open(Path(path), storage._core._token)
+        path = storage._local_socket.get(origin)
+        if path is None:
+            if sock is not None:
+                path = await _ask(sock)
+            else:
+                async with open_socket(storage, root, write=False) as asked:
+                    path = await _ask(asked) if asked is not None else None
+        if path is not None and usable(url, path):
+            files = await LocalFiles.open(Path(path), storage._core._token, connections)
+            storage._local_socket[origin] = path
+            return files
     except (ClientError, OSError, ValueError) as exc:
         log.debug("no same-host transfers with %s: %s", origin, exc)
     storage._no_local.add(origin)
+    storage._local_socket.pop(origin, None)
     return None
+
+
+async def _ask(sock: StorageSocket) -> str | None:
+    header, _ = await sock.call(frames.DISCOVER_OP, "")
+    path = header.get("socket")
+    return path if isinstance(path, str) else None
 
 
 async def put_local(
