@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,6 +82,24 @@ def stop_daemon(
     while is_running(paths) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not is_running(paths), f"daemon {info.pid} did not stop"
+
+
+def storage_host(platform: Platform, *parts: str) -> Path:
+    """Where ``storage:<parts>`` of the default project is on the host."""
+    return platform.paths.storage_dir.joinpath("local", "default", *parts)
+
+
+class OpsSent:
+    """The storage ops (``?op=``) a client's requests named, counted; WebSocket
+    handshakes included."""
+
+    def __init__(self) -> None:
+        self.sent: Counter[str] = Counter()
+        self.config = aiohttp.TraceConfig()
+        self.config.on_request_start.append(self._start)
+
+    async def _start(self, session: Any, context: Any, params: Any) -> None:
+        self.sent[params.url.query.get("op", "")] += 1
 
 
 class Platform:

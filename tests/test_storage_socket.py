@@ -9,7 +9,6 @@ import os
 import struct
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
@@ -24,23 +23,23 @@ from yarl import URL
 from apolo_jupyter import Client, get
 from apolo_jupyter.client import _cbor
 from apolo_jupyter.client import _storage_frames as frames
+from apolo_jupyter.client._hops import Hops
 from apolo_jupyter.client._storage_progress import (
+    Reporter,
     StorageProgressComplete,
     StorageProgressStart,
     StorageProgressStep,
 )
+from apolo_jupyter.client._storage_socket import open_socket
+from apolo_jupyter.client._storage_socket_files import fetch_new, send_new
 
-from .conftest import Platform
+from .conftest import OpsSent, Platform, storage_host
 
 MiB = 1 << 20
 
 
 def _folder() -> str:
     return f"ws-{uuid.uuid4().hex[:8]}"
-
-
-def _host(platform: Platform, *parts: str) -> Path:
-    return platform.paths.storage_dir.joinpath("local", "default", *parts)
 
 
 def request(op: str, rid: int, path: str | None = None, **fields: object) -> bytes:
@@ -133,16 +132,16 @@ async def test_create_write_stat_read_as_the_real_server(
     # a READ past the end gets what there is
     header, data = await sock.call(frames.READ, rel, offset=54320, size=100)
     assert len(data) == 1
-    host = _host(platform, folder, "path", "to", "file").read_bytes()
+    host = storage_host(platform, folder, "path", "to", "file").read_bytes()
     assert len(host) == 54321 and host[12345:12350] == b"abcde"
 
     # WRITE before any CREATE makes the file (and its folders) too
     header, _ = await sock.call(frames.WRITE, "other/new", b"xyz", offset=3)
     assert header["op"] == frames.ACK
-    assert _host(platform, folder, "other", "new").read_bytes() == b"\0\0\0xyz"
+    assert storage_host(platform, folder, "other", "new").read_bytes() == b"\0\0\0xyz"
     # CREATE cuts a file to its size
     await sock.call(frames.CREATE, "other/new", size=2)
-    assert _host(platform, folder, "other", "new").read_bytes() == b"\0\0"
+    assert storage_host(platform, folder, "other", "new").read_bytes() == b"\0\0"
     await sock.ws.close()
 
 
@@ -177,8 +176,8 @@ async def test_read_only_socket_and_refusals(
     session: aiohttp.ClientSession, platform: Platform
 ) -> None:
     folder = _folder()
-    (_host(platform, folder)).mkdir(parents=True)
-    (_host(platform, folder, "f")).write_bytes(b"data")
+    (storage_host(platform, folder)).mkdir(parents=True)
+    (storage_host(platform, folder, "f")).write_bytes(b"data")
     sock = await _open(session, platform, folder, "WEBSOCKET_READ")
     header, data = await sock.call(frames.READ, "f", offset=0, size=10)
     assert data == b"data"
@@ -190,7 +189,7 @@ async def test_read_only_socket_and_refusals(
         header, _ = await sock.call(op, "f", b"", **fields)
         assert header["op"] == frames.ERROR
         assert "Requires writing permission" in header["error"]
-    assert _host(platform, folder, "f").read_bytes() == b"data"
+    assert storage_host(platform, folder, "f").read_bytes() == b"data"
     await sock.ws.close()
 
     sock = await _open(session, platform, folder)
@@ -290,9 +289,9 @@ async def test_symlinks_out_of_the_storage_are_not_followed(
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret").write_bytes(b"secret")
-    _host(platform, folder).mkdir(parents=True)
-    (_host(platform, folder, "door")).symlink_to(outside)
-    (_host(platform, folder, "key")).symlink_to(outside / "secret")
+    storage_host(platform, folder).mkdir(parents=True)
+    (storage_host(platform, folder, "door")).symlink_to(outside)
+    (storage_host(platform, folder, "key")).symlink_to(outside / "secret")
     sock = await _open(session, platform, folder)
     for op, path, fields in (
         (frames.READ, "key", {"offset": 0, "size": 10}),
@@ -414,7 +413,7 @@ async def test_folders_both_ways_over_each_transport(
     await client.storage.upload_dir(
         src, URL(f"storage:{folder}/up"), progress=cast(Any, progress)
     )
-    stored = _host(platform, folder, "up")
+    stored = storage_host(platform, folder, "up")
     assert {n: (stored / n).read_bytes() for n in files} == files
     assert (stored / "hollow").is_dir()
     _check_progress(progress.events, files)
@@ -476,18 +475,8 @@ async def test_a_socket_that_fails_midway_fails_the_transfer(
     own_platform.restart()
     async with get(own_platform.url, own_platform.token, quiet=True) as client:
         await client.storage.upload_dir(src, URL("storage:midway"))
-    stored = _host(own_platform, "midway")
+    stored = storage_host(own_platform, "midway")
     assert sum(1 for p in stored.rglob("*") if p.is_file()) == 400
-
-
-class Counted:
-    def __init__(self) -> None:
-        self.sent: Counter[str] = Counter()
-        self.config = aiohttp.TraceConfig()
-        self.config.on_request_start.append(self._start)
-
-    async def _start(self, session: Any, context: Any, params: Any) -> None:
-        self.sent[params.url.query.get("op", "")] += 1
 
 
 @pytest.mark.parametrize("transport", ["auto", "http"])
@@ -501,7 +490,7 @@ async def test_one_large_file_each_way(
     src = tmp_path / "big.bin"
     src.write_bytes(data)
     folder = _folder()
-    counted = Counted()
+    counted = OpsSent()
     async with get(
         platform.url, platform.token, quiet=True, trace_configs=[counted.config]
     ) as client:
@@ -516,7 +505,7 @@ async def test_one_large_file_each_way(
             await client.storage.download_file(dst, back, progress=cast(Any, progress))
             _check_progress(progress.events, {back.name: data})
             assert back.read_bytes() == data
-            assert _host(platform, folder, name).read_bytes() == data
+            assert storage_host(platform, folder, name).read_bytes() == data
     moved = {
         op: counted.sent[op] for op in ("CREATE", "WRITE", "OPEN", "WEBSOCKET_READ")
     }
@@ -533,8 +522,8 @@ async def test_a_fifo_in_the_way_is_not_waited_for(
     download that meets one fails for that file instead of hanging."""
     data = os.urandom(5 * MiB)
     folder = _folder()
-    _host(platform, folder, "tree").mkdir(parents=True)
-    _host(platform, folder, "tree", "f").write_bytes(data)
+    storage_host(platform, folder, "tree").mkdir(parents=True)
+    storage_host(platform, folder, "tree", "f").write_bytes(data)
     pipe = tmp_path / "pipe"
     os.mkfifo(pipe)
     got: list[bytes] = []
@@ -555,3 +544,33 @@ async def test_a_fifo_in_the_way_is_not_waited_for(
         await asyncio.wait_for(
             client.storage.download_dir(URL(f"storage:{folder}/tree"), down), 30
         )
+
+
+async def test_files_that_changed_size_since_they_were_listed(
+    client: Client, platform: Platform, tmp_path: Path
+) -> None:
+    """A folder transfer decides a file's way from its listed size; the socket
+    still moves it whole when it has grown past one message meanwhile."""
+    storage = client.storage
+    folder = _folder()
+    await storage.mkdir(URL(f"storage:{folder}"))
+    root = storage._normalize(URL(f"storage:{folder}"))
+    hops = Hops()
+    report = Reporter(None)
+    big = os.urandom(9 * MiB + 7)  # more than two pieces
+    grown = tmp_path / "grown"
+    grown.write_bytes(big)
+    async with open_socket(storage, root, write=True) as sock:
+        assert sock is not None
+        await send_new(sock, "up/grown", grown, root / "up" / "grown", report, hops)
+        stored = storage_host(platform, folder, "up", "grown")
+        assert stored.read_bytes() == big
+        # listed at 10 bytes, 9 MiB by the time it is read
+        back = tmp_path / "back"
+        src = root / "up" / "grown"
+        await fetch_new(sock, "up/grown", src, back, 10, report, hops)
+        assert back.read_bytes() == big
+        # listed at 9 MiB, cut to 3 bytes since
+        stored.write_bytes(b"cut")
+        await fetch_new(sock, "up/grown", src, back, len(big), report, hops)
+        assert back.read_bytes() == b"cut"

@@ -137,22 +137,13 @@ class LocalFiles:
             raise
         return cls(conns)
 
-    async def put(
-        self, local: Path, api_path: str, shown: str, progress: Progress
-    ) -> int:
-        """Copy the local file to storage path ``/org/project/...``; the bytes
-        copied. ``shown`` names the destination in errors."""
-        return await self._run(frames.LOCAL_PUT, local, api_path, shown, progress)
-
-    async def get(
-        self, api_path: str, local: Path, shown: str, progress: Progress
-    ) -> int:
-        """Copy the storage file to ``local`` (made or emptied first)."""
-        return await self._run(frames.LOCAL_GET, local, api_path, shown, progress)
-
-    async def _run(
+    async def copy(
         self, op: str, local: Path, api_path: str, shown: str, progress: Progress
     ) -> int:
+        """Copy the local file to storage path ``/org/project/...`` (a put) or
+        back (a get, into ``local``, made or emptied first); the bytes copied.
+        ``shown`` names the storage file in errors; ``progress`` gets the bytes
+        copied so far during a long copy."""
         if self._broken is not None:
             raise self._broken
         future: asyncio.Future[int] = self._loop.create_future()
@@ -396,29 +387,35 @@ async def put_local(
     files: LocalFiles, path: Path, dst: URL, size: int, report: Reporter
 ) -> None:
     """Upload ``path`` (``size`` bytes when it was listed) to storage ``dst``."""
-    src = URL(path.as_uri()) if report.active else dst
-
-    def step(done: int) -> None:
-        report.step(src, dst, done, size)
-
-    report.start(src, dst, size)
-    copied = await files.put(path, dst.path, str(dst), step)
-    if copied:
-        step(copied)
-    report.complete(src, dst, size)
+    local = URL(path.as_uri()) if report.active else dst
+    await _reported(files, frames.LOCAL_PUT, path, dst, size, report, (local, dst))
 
 
 async def get_local(
     files: LocalFiles, src: URL, path: Path, size: int, report: Reporter
 ) -> None:
     """Download storage file ``src`` into ``path`` (absolute)."""
-    dst = URL(path.as_uri()) if report.active else src
+    local = URL(path.as_uri()) if report.active else src
+    await _reported(files, frames.LOCAL_GET, path, src, size, report, (src, local))
+
+
+async def _reported(
+    files: LocalFiles,
+    op: str,
+    path: Path,
+    remote: URL,
+    size: int,
+    report: Reporter,
+    ends: tuple[URL, URL],
+) -> None:
+    """One file's copy, with the progress events of the transfer's ``ends``."""
+    src, dst = ends
 
     def step(done: int) -> None:
         report.step(src, dst, done, size)
 
     report.start(src, dst, size)
-    copied = await files.get(src.path, path, str(src), step)
+    copied = await files.copy(op, path, remote.path, str(remote), step)
     if copied:
         step(copied)
     report.complete(src, dst, size)

@@ -15,20 +15,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from yarl import URL
 
 from apolo_jupyter import get
 from apolo_jupyter.client import _storage_frames as frames
 from apolo_jupyter.local._storage_local import MAX_CONNECTIONS, PROGRESS_STEP
 
-from ..conftest import Platform, until
+from ..conftest import OpsSent, Platform, storage_host, until
 
 MiB = 1 << 20
-
-
-def _host(platform: Platform, *parts: str) -> Path:
-    return platform.paths.storage_dir.joinpath("local", "default", *parts)
 
 
 def _api(folder: str, *parts: str) -> str:
@@ -110,17 +105,17 @@ def test_no_token_no_transfer(platform: Platform, tmp_path: Path) -> None:
     reply = raw.receive()
     assert reply is not None and "error" in reply
     raw.close()
-    assert not _host(platform, "x", "stolen").exists()
+    assert not storage_host(platform, "x", "stolen").exists()
 
 
 def test_requests_that_are_refused(platform: Platform, tmp_path: Path) -> None:
     folder = f"raw-{uuid.uuid4().hex[:8]}"
-    _host(platform, folder).mkdir(parents=True)
+    storage_host(platform, folder).mkdir(parents=True)
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret").write_bytes(b"secret")
-    (_host(platform, folder, "door")).symlink_to(outside)
-    (_host(platform, folder, "key")).symlink_to(outside / "secret")
+    (storage_host(platform, folder, "door")).symlink_to(outside)
+    (storage_host(platform, folder, "key")).symlink_to(outside / "secret")
     mine = tmp_path / "mine"
     mine.write_bytes(b"mine")
     pid = platform.info.pid
@@ -161,7 +156,7 @@ def test_requests_that_are_refused(platform: Platform, tmp_path: Path) -> None:
             reply = raw.ask(message, fds)
             assert "error" in reply and why in reply["error"], (message, reply)
         # a get into a file opened for reading only
-        (_host(platform, folder, "f")).write_bytes(b"stored")
+        (storage_host(platform, folder, "f")).write_bytes(b"stored")
         get_req = {"id": 2, "op": "get", "path": _api(folder, "f")}
         reply = raw.ask(get_req, [reader])
         assert "error" in reply
@@ -191,7 +186,7 @@ def test_requests_that_are_refused(platform: Platform, tmp_path: Path) -> None:
     reply = raw.ask({"id": 3, "op": "put", "path": _api(folder, "ok")}, [fd])
     os.close(fd)
     assert reply == {"id": 3, "size": 4}
-    assert _host(platform, folder, "ok").read_bytes() == b"mine"
+    assert storage_host(platform, folder, "ok").read_bytes() == b"mine"
     raw.close()
     until(lambda: _fds(pid) == before, timeout=10)
 
@@ -212,7 +207,7 @@ def test_a_large_copy_reports_progress(platform: Platform, tmp_path: Path) -> No
         {"id": 7, "progress": 2 * PROGRESS_STEP},
         {"id": 7, "size": len(data)},
     ]
-    assert _host(platform, folder, "big").read_bytes() == data
+    assert storage_host(platform, folder, "big").read_bytes() == data
     back = tmp_path / "back"
     fd = os.open(back, os.O_WRONLY | os.O_CREAT)
     raw.send({"id": 8, "op": "get", "path": _api(folder, "big")}, [fd])
@@ -227,8 +222,8 @@ def test_a_client_that_leaves_mid_copy(platform: Platform, tmp_path: Path) -> No
     temporary file left), a new file keeps the prefix copied (as an interrupted
     HTTP upload does, for continue_ to resume)."""
     folder = f"raw-{uuid.uuid4().hex[:8]}"
-    _host(platform, folder).mkdir(parents=True)
-    old = _host(platform, folder, "old")
+    storage_host(platform, folder).mkdir(parents=True)
+    old = storage_host(platform, folder, "old")
     old.write_bytes(b"the old version")
     big = tmp_path / "big"
     big.write_bytes(os.urandom(24 * PROGRESS_STEP))
@@ -242,16 +237,19 @@ def test_a_client_that_leaves_mid_copy(platform: Platform, tmp_path: Path) -> No
         raw.close()
 
     def settled() -> bool:
-        names = sorted(p.name for p in _host(platform, folder).iterdir())
-        new = _host(platform, folder, "new")
+        names = sorted(p.name for p in storage_host(platform, folder).iterdir())
+        new = storage_host(platform, folder, "new")
         return names == ["new", "old"] and new.stat().st_size % PROGRESS_STEP == 0
 
     until(settled, timeout=30)
     assert old.read_bytes() == b"the old version"
-    assert sorted(p.name for p in _host(platform, folder).iterdir()) == ["new", "old"]
-    size = _host(platform, folder, "new").stat().st_size
+    assert sorted(p.name for p in storage_host(platform, folder).iterdir()) == [
+        "new",
+        "old",
+    ]
+    size = storage_host(platform, folder, "new").stat().st_size
     assert 0 < size < big.stat().st_size and size % PROGRESS_STEP == 0
-    assert _host(platform, folder, "new").read_bytes() == big.read_bytes()[:size]
+    assert storage_host(platform, folder, "new").read_bytes() == big.read_bytes()[:size]
 
 
 def test_connections_are_limited(own_platform: Platform) -> None:
@@ -285,16 +283,6 @@ def test_connections_are_limited(own_platform: Platform) -> None:
     assert done.is_set()
 
 
-class Requests:
-    def __init__(self) -> None:
-        self.sent: Counter[str] = Counter()
-        self.config = aiohttp.TraceConfig()
-        self.config.on_request_start.append(self._start)
-
-    async def _start(self, session: Any, context: Any, params: Any) -> None:
-        self.sent[params.url.query.get("op", "")] += 1
-
-
 def _tree(root: Path) -> dict[str, bytes]:
     files = {"a": os.urandom(100), "sub/b": os.urandom(3 * MiB), "sub/c": b""}
     for name, data in files.items():
@@ -312,7 +300,7 @@ async def test_a_home_with_a_long_path_and_a_socket_gone(tmp_path: Path) -> None
     try:
         src = tmp_path / "src"
         files = _tree(src)
-        requests = Requests()
+        requests = OpsSent()
         async with get(
             platform.url, platform.token, quiet=True, trace_configs=[requests.config]
         ) as client:
@@ -325,10 +313,10 @@ async def test_a_home_with_a_long_path_and_a_socket_gone(tmp_path: Path) -> None
             )
             for name, data in files.items():
                 assert (tmp_path / "down" / name).read_bytes() == data
-                assert _host(platform, "long", "up", name).read_bytes() == data
+                assert storage_host(platform, "long", "up", name).read_bytes() == data
 
         (home / frames.LOCAL_SOCKET_NAME).unlink()
-        requests = Requests()
+        requests = OpsSent()
         async with get(
             platform.url, platform.token, quiet=True, trace_configs=[requests.config]
         ) as client:
@@ -336,6 +324,8 @@ async def test_a_home_with_a_long_path_and_a_socket_gone(tmp_path: Path) -> None
             # the 3 MiB file goes over HTTP beside the socket
             assert requests.sent["CREATE"] == 1 and requests.sent["WEBSOCKET"] == 1
             for name, data in files.items():
-                assert _host(platform, "long", "again", name).read_bytes() == data
+                assert (
+                    storage_host(platform, "long", "again", name).read_bytes() == data
+                )
     finally:
         platform.stop()
