@@ -162,7 +162,9 @@ def _receive(conn: socket.socket) -> tuple[bytes, list[int], str | None]:
     """One message, the fds that came with it, and what is wrong with it."""
     fds = array.array("i")
     data, ancillary, flags, _ = conn.recvmsg(
-        frames.LOCAL_MAX_MESSAGE, socket.CMSG_SPACE(frames.LOCAL_MAX_FDS * fds.itemsize)
+        frames.LOCAL_MAX_MESSAGE,
+        socket.CMSG_SPACE(frames.LOCAL_MAX_FDS * fds.itemsize),
+        socket.MSG_CMSG_CLOEXEC,  # a job started meanwhile inherits none of them
     )
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
