@@ -5,6 +5,7 @@ platform-storage-api speaks it, and our CBOR against the real server's codec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import struct
 import time
@@ -16,6 +17,7 @@ from typing import Any, cast
 import aiohttp
 import cbor2
 import pytest
+from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from yarl import URL
@@ -574,3 +576,75 @@ async def test_files_that_changed_size_since_they_were_listed(
         stored.write_bytes(b"cut")
         await fetch_new(sock, "up/grown", src, back, len(big), report, hops)
         assert back.read_bytes() == b"cut"
+
+
+@contextlib.asynccontextmanager
+async def _platform_without_socket(platform: Platform) -> AsyncIterator[str]:
+    """The platform behind a relay that answers the socket's ops as a platform
+    that lacks them would (400), and passes every other request on."""
+    target = URL(platform.url).origin()
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+
+        async def relay(request: web.Request) -> web.StreamResponse:
+            if request.query.get("op", "").upper().startswith("WEBSOCKET"):
+                return web.json_response({"error": "Illegal operation"}, status=400)
+            # Host as the client sent it: the platform's config names its
+            # services from it, so the client's requests keep coming here.
+            headers = dict(request.headers)
+            async with session.request(
+                request.method,
+                target.join(URL(request.path_qs, encoded=True)),
+                headers=headers,
+                data=await request.read(),
+            ) as upstream:
+                body = await upstream.read()
+                passed = ("Content-Type", "Content-Range", "Date")
+                return web.Response(
+                    status=upstream.status,
+                    body=body,
+                    headers={
+                        k: upstream.headers[k] for k in passed if k in upstream.headers
+                    },
+                )
+
+        app = web.Application(client_max_size=64 * MiB)
+        app.router.add_route("*", "/{tail:.*}", relay)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            yield f"http://127.0.0.1:{port}/api/v1"
+        finally:
+            await runner.cleanup()
+
+
+async def test_a_platform_without_the_socket_gets_http(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """A server that refuses the socket (an older platform, a proxy) is asked
+    once; every transfer after it goes over HTTP, folders and large files."""
+    src = tmp_path / "src"
+    files = _tree(src)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(5 * MiB))
+    folder = _folder()
+    sent = OpsSent()
+    async with (
+        _platform_without_socket(platform) as url,
+        get(url, platform.token, quiet=True, trace_configs=[sent.config]) as client,
+    ):
+        await client.storage.mkdir(URL(f"storage:{folder}"))
+        await client.storage.upload_dir(src, URL(f"storage:{folder}/up"))
+        assert sent.sent["WEBSOCKET"] == 1 and sent.sent["CREATE"] == len(files)
+        await client.storage.download_dir(
+            URL(f"storage:{folder}/up"), tmp_path / "down"
+        )
+        await client.storage.upload_file(big, URL(f"storage:{folder}/big"))
+        await client.storage.download_file(URL(f"storage:{folder}/big"), tmp_path / "b")
+        # asked once: the refusal is remembered for this storage
+        assert sent.sent["WEBSOCKET"] + sent.sent["WEBSOCKET_READ"] == 1
+    assert {n: (tmp_path / "down" / n).read_bytes() for n in files} == files
+    assert (tmp_path / "b").read_bytes() == big.read_bytes()
+    assert storage_host(platform, folder, "big").read_bytes() == big.read_bytes()
