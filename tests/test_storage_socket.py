@@ -508,13 +508,11 @@ async def test_one_large_file_each_way(
             _check_progress(progress.events, {back.name: data})
             assert back.read_bytes() == data
             assert storage_host(platform, folder, name).read_bytes() == data
-    moved = {
-        op: counted.sent[op] for op in ("CREATE", "WRITE", "OPEN", "WEBSOCKET_READ")
-    }
+    moved = {op: counted.sent[op] for op in ("CREATE", "WRITE", "OPEN", "WEBSOCKET")}
     if transport == "auto":  # one socket to find the Unix one, then none
-        assert moved == {"CREATE": 0, "WRITE": 0, "OPEN": 0, "WEBSOCKET_READ": 1}
+        assert moved == {"CREATE": 0, "WRITE": 0, "OPEN": 0, "WEBSOCKET": 1}
     else:
-        assert moved == {"CREATE": 2, "WRITE": 10, "OPEN": 2, "WEBSOCKET_READ": 0}
+        assert moved == {"CREATE": 2, "WRITE": 10, "OPEN": 2, "WEBSOCKET": 0}
 
 
 async def test_a_fifo_in_the_way_is_not_waited_for(
@@ -562,7 +560,7 @@ async def test_files_that_changed_size_since_they_were_listed(
     big = os.urandom(9 * MiB + 7)  # more than two pieces
     grown = tmp_path / "grown"
     grown.write_bytes(big)
-    async with open_socket(storage, root, write=True) as sock:
+    async with open_socket(storage, root) as sock:
         assert sock is not None
         await send_new(sock, "up/grown", grown, root / "up" / "grown", report, hops)
         stored = storage_host(platform, folder, "up", "grown")
@@ -644,7 +642,7 @@ async def test_a_platform_without_the_socket_gets_http(
         await client.storage.upload_file(big, URL(f"storage:{folder}/big"))
         await client.storage.download_file(URL(f"storage:{folder}/big"), tmp_path / "b")
         # asked once: the refusal is remembered for this storage
-        assert sent.sent["WEBSOCKET"] + sent.sent["WEBSOCKET_READ"] == 1
+        assert sent.sent["WEBSOCKET"] == 1
     assert {n: (tmp_path / "down" / n).read_bytes() for n in files} == files
     assert (tmp_path / "b").read_bytes() == big.read_bytes()
     assert storage_host(platform, folder, "big").read_bytes() == big.read_bytes()

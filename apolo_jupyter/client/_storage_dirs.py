@@ -329,7 +329,7 @@ async def upload_dir(
         chosen = load_parent_ignore_files(chosen, ignore_file_names, path)
     report = Reporter(progress)
     async with (
-        open_socket(storage, dst, write=True) as sock,
+        open_socket(storage, dst) as sock,
         open_local(storage, sock) as local,
     ):
         job = _Upload(
@@ -421,7 +421,7 @@ async def download_dir(
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path))
     async with (
-        open_socket(storage, src, write=False) as sock,
+        open_socket(storage, src) as sock,
         open_local(storage, sock) as local,
     ):
         job = _Download(storage, update, continue_, Reporter(progress), sock, local)

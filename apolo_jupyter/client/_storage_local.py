@@ -318,7 +318,7 @@ async def one_file_local(
 ) -> AsyncIterator[LocalFiles | None]:
     """Same-host transfers for ``upload_file``/``download_file`` of a regular
     file of ``size`` bytes at least ``ONE_FILE_MIN`` (below that a request is
-    quicker than a connection), found through a read-only socket at storage
+    quicker than a connection), found through a storage socket at
     ``folder`` the first time (then remembered)."""
     files = None
     if size >= ONE_FILE_MIN and transport() == "auto" and _regular_or_none(local):
@@ -353,7 +353,7 @@ async def _discover(
     storage: Storage, root: URL, sock: StorageSocket | None, connections: int
 ) -> LocalFiles | None:
     """Connections to the platform's Unix socket: its path asked through
-    ``sock`` (or a read-only socket opened at ``root``) once per platform."""
+    ``sock`` (or a socket opened at ``root``) once per platform."""
     url = storage._url(root)
     origin = str(url.origin())
     if url.host not in LOOPBACK or origin in storage._no_local:
@@ -364,7 +364,7 @@ async def _discover(
             if sock is not None:
                 path = await _ask(sock)
             else:
-                async with open_socket(storage, root, write=False) as asked:
+                async with open_socket(storage, root) as asked:
                     path = await _ask(asked) if asked is not None else None
         if path is not None and usable(url, path):
             files = await LocalFiles.open(Path(path), storage._core._token, connections)

@@ -204,7 +204,7 @@ def transport() -> str:
 
 @contextlib.asynccontextmanager
 async def open_socket(
-    storage: Storage, root: URL, *, write: bool
+    storage: Storage, root: URL
 ) -> AsyncIterator[StorageSocket | None]:
     """A socket at the (normalized) storage folder ``root``, or None when this
     storage does not open one (use HTTP then)."""
@@ -213,11 +213,10 @@ async def open_socket(
     if transport() == "http" or origin in storage._no_socket:
         yield None
         return
-    op = "WEBSOCKET" if write else "WEBSOCKET_READ"
     try:
         ws = await asyncio.wait_for(
             storage._core.session.ws_connect(
-                url.with_query(op=op),
+                url.with_query(op="WEBSOCKET"),
                 headers=storage._core._auth(None),
                 max_msg_size=frames.MAX_MESSAGE,
                 compress=0,
