@@ -68,6 +68,17 @@ def os_error(exc: OSError, api_path: str) -> StorageError:
     return StorageError(status, f"{reason}: {api_uri(api_path)}", name)
 
 
+def error_fields(exc: Exception, api_path: str) -> dict[str, Any]:
+    """An error as the storage sockets answer it: ``error``, and ``errno`` for
+    an OSError (a StorageError, an OSError on ``api_path``); any other error is
+    a request's fault, its message alone."""
+    if isinstance(exc, StorageError):
+        return exc.to_api()
+    if isinstance(exc, OSError):
+        return os_error(exc, api_path).to_api()
+    return {"error": str(exc)}
+
+
 def inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root + os.sep)
 

@@ -39,10 +39,16 @@ from typing import Any
 from ..client import _storage_frames as frames
 from ..client._unix_path import unix_address
 from ._auth import verify
-from ._storage_fs import Entry, FolderCache, StorageError, locate, os_error
+from ._storage_fs import (
+    Entry,
+    FolderCache,
+    StorageError,
+    error_fields,
+    locate,
+)
 from ._storage_ops import (
     check_depth,
-    make_dirs,
+    in_its_folder,
     new_version,
     open_file,
     regular_size,
@@ -131,13 +137,7 @@ class _Request:
         size = _regular_fd(src, "file sent").st_size
         entry = locate(self.root, api_path)
         check_depth(entry)
-        try:
-            return self._put_version(entry, src, size)
-        except StorageError as exc:
-            if exc.status != 404:
-                raise
-        make_dirs(Entry(entry.root, entry.parts[:-1]))  # as the socket's CREATE
-        return self._put_version(entry, src, size)
+        return in_its_folder(entry, lambda: self._put_version(entry, src, size))
 
     def _put_version(self, entry: Entry, src: int, size: int) -> int:
         with new_version(entry, self.folders, direct_if_new=True) as (fd, commit):
@@ -182,19 +182,6 @@ def _send(conn: socket.socket, reply: dict[str, Any]) -> None:
     conn.send(json.dumps(reply).encode())
 
 
-def _error(exc: Exception, api_path: str) -> dict[str, Any]:
-    if isinstance(exc, StorageError):
-        error = exc
-    elif isinstance(exc, OSError):
-        error = os_error(exc, api_path)
-    else:
-        return {"error": str(exc)}
-    reply: dict[str, Any] = {"error": error.message}
-    if error.errno_name:
-        reply["errno"] = error.errno_name
-    return reply
-
-
 def _answer(
     conn: socket.socket, root: str, data: bytes, fds: list[int], folders: FolderCache
 ) -> dict[str, Any]:
@@ -225,7 +212,7 @@ def _answer(
             reply["size"] = request.get(path, fds[0])
     except (StorageError, OSError, _Refused, ValueError) as exc:
         shown = path if isinstance(path, str) else "/"
-        reply.update(_error(exc, shown))
+        reply.update(error_fields(exc, shown))
     return reply
 
 

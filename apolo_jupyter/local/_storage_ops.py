@@ -13,7 +13,7 @@ import secrets
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from ._storage_fs import (
     DIR_FLAGS,
@@ -33,6 +33,7 @@ from ._storage_io import write_all
 
 # Uploads in progress (CREATE) are written under this name, then renamed.
 UPLOAD_PREFIX = ".apolo-upload-"
+T = TypeVar("T")
 
 # Files are created, written, deleted and renamed only inside a project.
 FILE_DEPTH = 3
@@ -200,6 +201,44 @@ def write_new(entry: Entry, data: list[bytes]) -> None:
     with new_version(entry) as (fd, commit):
         write_all(fd, data)
         commit()
+
+
+def in_its_folder(entry: Entry, attempt: Callable[[], T]) -> T:
+    """``attempt()``; when the entry's folder is missing (a 404), make it and the
+    folders above it, as MKDIRS does, and attempt once more (the storage
+    socket's CREATE and WRITE, and same-host copies, make their folders)."""
+    try:
+        return attempt()
+    except StorageError as exc:
+        if exc.status != 404:
+            raise
+    make_dirs(Entry(entry.root, entry.parts[:-1]))
+    return attempt()
+
+
+def open_to_write(entry: Entry, cache: FolderCache | None = None) -> int:
+    """The entry (a file inside a project) opened for writing, made with its
+    folders when missing; refused if it is not a regular file."""
+    check_depth(entry)
+    fd = in_its_folder(entry, lambda: open_file(entry, os.O_WRONLY | os.O_CREAT, cache))
+    try:
+        regular_size(fd, entry)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_range(
+    entry: Entry, offset: int, size: int, cache: FolderCache | None = None
+) -> bytes:
+    """Up to ``size`` bytes of the (regular) file at ``offset``."""
+    fd = open_file(entry, os.O_RDONLY, cache)
+    try:
+        regular_size(fd, entry)
+        return os.pread(fd, size, offset)
+    finally:
+        os.close(fd)
 
 
 def _mode(entry: Entry, real: str) -> int | None:

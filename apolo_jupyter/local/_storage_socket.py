@@ -39,7 +39,13 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from ..client import _storage_frames as frames
-from ._storage_fs import Entry, FolderCache, StorageError, locate, os_error
+from ._storage_fs import (
+    Entry,
+    FolderCache,
+    StorageError,
+    error_fields,
+    locate,
+)
 from ._storage_io import SMALL_FILE, write_all
 from ._storage_ops import (
     check_depth,
@@ -47,8 +53,8 @@ from ._storage_ops import (
     is_dir,
     list_dir,
     make_dirs,
-    open_file,
-    regular_size,
+    open_to_write,
+    read_range,
 )
 
 log = logging.getLogger(__name__)
@@ -116,26 +122,10 @@ class _Session:
         self.folders.close()
 
     def open_to_write(self, entry: Entry) -> int:
-        """The entry opened for writing; the file, and folders up to it, are
-        made when missing."""
+        """The entry opened for writing (the held fd if it is this file's); the
+        file, and folders up to it, are made when missing."""
         held = self.take(entry)
-        if held is not None:
-            return held
-        check_depth(entry)
-        flags = os.O_WRONLY | os.O_CREAT
-        try:
-            fd = open_file(entry, flags, self.folders)
-        except StorageError as exc:
-            if exc.status != 404:
-                raise
-            make_dirs(Entry(entry.root, entry.parts[:-1]))
-            fd = open_file(entry, flags, self.folders)
-        try:
-            regular_size(fd, entry)
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        return held if held is not None else open_to_write(entry, self.folders)
 
     def create(self, entry: Entry, size: int) -> None:
         fd = self.open_to_write(entry)
@@ -158,38 +148,15 @@ class _Session:
 
     def read(self, entry: Entry, offset: int, size: int) -> bytes:
         self.release()
-        fd = open_file(entry, os.O_RDONLY, self.folders)
-        try:
-            regular_size(fd, entry)
-            return os.pread(fd, size, offset)
-        finally:
-            os.close(fd)
+        return read_range(entry, offset, size, self.folders)
 
 
 def _write_alone(entry: Entry, offset: int, data: memoryview) -> None:
     """A large WRITE, in a thread: it opens and closes its own fd (and walks
     on its own), so nothing it uses can be closed under it."""
-    check_depth(entry)
-    flags = os.O_WRONLY | os.O_CREAT
+    fd = open_to_write(entry)
     try:
-        fd = open_file(entry, flags)
-    except StorageError as exc:
-        if exc.status != 404:
-            raise
-        make_dirs(Entry(entry.root, entry.parts[:-1]))
-        fd = open_file(entry, flags)
-    try:
-        regular_size(fd, entry)
         write_all(fd, [data], offset)
-    finally:
-        os.close(fd)
-
-
-def _read_alone(entry: Entry, offset: int, size: int) -> bytes:
-    fd = open_file(entry, os.O_RDONLY)
-    try:
-        regular_size(fd, entry)
-        return os.pread(fd, size, offset)
     finally:
         os.close(fd)
 
@@ -221,7 +188,7 @@ async def _answer(
             raise BadRequest(f"Too large read size: at most {frames.MAX_READ} bytes")
         if size <= SMALL_FILE:
             return {}, state.read(entry, offset, size)
-        return {}, await asyncio.to_thread(_read_alone, entry, offset, size)
+        return {}, await asyncio.to_thread(read_range, entry, offset, size)
     if op not in frames.WRITE_OPS:
         known = ", ".join(sorted(frames.WRITE_OPS | {frames.READ, frames.STAT, "LIST"}))
         raise BadRequest(f"Unknown operation {op!r}: use one of {known}")
@@ -241,19 +208,6 @@ async def _answer(
             state.release()
             await asyncio.to_thread(_write_alone, entry, offset, data)
     return {}, b""
-
-
-def _error_fields(exc: Exception, entry_path: str) -> dict[str, Any]:
-    if isinstance(exc, StorageError):
-        error = exc
-    elif isinstance(exc, OSError):
-        error = os_error(exc, entry_path)
-    else:  # BadRequest, or a name the file system cannot encode
-        return {"error": str(exc)}
-    fields: dict[str, Any] = {"error": error.message}
-    if error.errno_name:
-        fields["errno"] = error.errno_name
-    return fields
 
 
 async def _handle(ws: web.WebSocketResponse, state: _Session, message: bytes) -> None:
@@ -277,7 +231,7 @@ async def _handle(ws: web.WebSocketResponse, state: _Session, message: bytes) ->
         base = state.base.api_path
         path = header.get("path")
         shown = f"{base}/{path}" if isinstance(path, str) and path else base
-        await _send(ws, {"op": frames.ERROR, **reply, **_error_fields(exc, shown)})
+        await _send(ws, {"op": frames.ERROR, **reply, **error_fields(exc, shown)})
         return
     await _send(ws, {"op": frames.ACK, **reply, **fields}, payload)
 
