@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import stat
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from collections.abc import Set as AbstractSet
@@ -36,7 +37,12 @@ from ._storage_files import (
     upload_offset,
 )
 from ._storage_glob import glob
-from ._storage_local import get_local, one_file_local, put_local
+from ._storage_local import (
+    get_local,
+    one_file_local,
+    put_local,
+    regular_or_missing,
+)
 from ._storage_models import (
     DiskUsageInfo,
     FileStatus,
@@ -339,8 +345,9 @@ class Storage:
         if offset is None:
             return
         if offset == 0:
-            size = (await asyncio.to_thread(path.stat)).st_size
-            async with one_file_local(self, dst.parent, path, size) as files:
+            st = await asyncio.to_thread(path.stat)
+            size, regular = st.st_size, stat.S_ISREG(st.st_mode)
+            async with one_file_local(self, dst.parent, size, regular) as files:
                 if files is not None:
                     await put_local(files, path, dst, size, Reporter(progress))
                     return
@@ -381,7 +388,8 @@ class Storage:
         if offset is None:
             return
         if offset == 0:
-            async with one_file_local(self, src.parent, path, status.size) as files:
+            regular = await asyncio.to_thread(regular_or_missing, path)
+            async with one_file_local(self, src.parent, status.size, regular) as files:
                 if files is not None:
                     target = await asyncio.to_thread(path.absolute)
                     report = Reporter(progress)

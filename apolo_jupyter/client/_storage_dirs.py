@@ -179,9 +179,8 @@ class _Upload(_FolderTransfer):
 
     async def _remote(self, dst: URL, rel: str) -> dict[str, FileStatus]:
         """Make sure ``dst`` is a folder. Its entries, when they are needed: to
-        compare files (``update``, ``continue_``), or to know which files are
-        new (those go over the socket; a file replaced goes over HTTP, whose
-        CREATE leaves the old one whole until the new one is)."""
+        compare files (``update``, ``continue_``), or, over the socket, to know
+        which files are new (see ``file``)."""
         if self.sock is not None:
             made = self.sock.submit(frames.MKDIRS, rel.rstrip("/"))
             try:
@@ -283,13 +282,12 @@ class _Upload(_FolderTransfer):
         else a new small file over the socket, else HTTP (whose CREATE also
         leaves the old file whole until the new one is)."""
         if offset == 0 and self.local is not None:
-            put = put_local(self.local, path, dst, size, self.report)
-            return self._in_slot(size, put)
-        if offset == 0 and there is None and self.sock is not None and size < CHUNK:
-            sent = send_new(self.sock, rel, path, dst, self.report, self.hops)
-            return self._in_slot(size, sent)
-        http = send_file(self.storage, path, dst, offset, self.report, self.hops)
-        return self._in_slot(size, http)
+            move = put_local(self.local, path, dst, size, self.report)
+        elif offset == 0 and there is None and self.sock is not None and size < CHUNK:
+            move = send_new(self.sock, rel, path, dst, self.report, self.hops)
+        else:
+            move = send_file(self.storage, path, dst, offset, self.report, self.hops)
+        return self._in_slot(size, move)
 
 
 def _not_a_folder(dst: URL) -> NotADirectoryError:
@@ -385,18 +383,14 @@ class _Download(_FolderTransfer):
     ) -> Awaitable[None]:
         """One file's download: a same-host copy, else a small file over the
         socket, else HTTP."""
+        src, size, report, hops = entry.uri, entry.size, self.report, self.hops
         if offset == 0 and self.local is not None:
-            got = get_local(self.local, entry.uri, path, entry.size, self.report)
-            return self._in_slot(entry.size, got)
-        if offset == 0 and self.sock is not None and entry.size < CHUNK:
-            fetched = fetch_new(
-                self.sock, rel, entry.uri, path, entry.size, self.report, self.hops
-            )
-            return self._in_slot(entry.size, fetched)
-        http = fetch_file(
-            self.storage, entry.uri, path, entry.size, offset, self.report, self.hops
-        )
-        return self._in_slot(entry.size, http)
+            move = get_local(self.local, src, path, size, report)
+        elif offset == 0 and self.sock is not None and size < CHUNK:
+            move = fetch_new(self.sock, rel, src, path, size, report, hops)
+        else:
+            move = fetch_file(self.storage, src, path, size, offset, report, hops)
+        return self._in_slot(size, move)
 
 
 async def download_dir(

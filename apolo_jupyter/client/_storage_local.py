@@ -300,34 +300,36 @@ def _parse(data: bytes) -> dict[str, Any] | None:
 
 @contextlib.asynccontextmanager
 async def open_local(
-    storage: Storage, sock: StorageSocket | None, connections: int = CONNECTIONS
+    storage: Storage, sock: StorageSocket | None
 ) -> AsyncIterator[LocalFiles | None]:
     """Same-host transfers with the platform behind ``sock``, or None: when
     the platform does not offer them (a cluster, a test double), is not on this
     machine, or ``APOLO_JUPYTER_STORAGE_TRANSPORT`` says otherwise."""
     files = None
     if sock is not None and transport() == "auto":
-        files = await _discover(storage, sock.root, sock, connections)
+        files = await _discover(storage, sock.root, sock, CONNECTIONS)
     async with _used(files) as used:
         yield used
 
 
 @contextlib.asynccontextmanager
 async def one_file_local(
-    storage: Storage, folder: URL, local: Path, size: int
+    storage: Storage, folder: URL, size: int, regular: bool
 ) -> AsyncIterator[LocalFiles | None]:
-    """Same-host transfers for ``upload_file``/``download_file`` of a regular
-    file of ``size`` bytes at least ``ONE_FILE_MIN`` (below that a request is
-    quicker than a connection), found through a storage socket at
-    ``folder`` the first time (then remembered)."""
+    """Same-host transfers for ``upload_file``/``download_file`` of ``size``
+    bytes at least ``ONE_FILE_MIN`` (below that a request is quicker than a
+    connection) when the local end is a ``regular`` file (or none yet), found
+    through a storage socket at ``folder`` the first time (then remembered)."""
     files = None
-    if size >= ONE_FILE_MIN and transport() == "auto" and _regular_or_none(local):
+    if size >= ONE_FILE_MIN and regular and transport() == "auto":
         files = await _discover(storage, folder, None, 1)
     async with _used(files) as used:
         yield used
 
 
-def _regular_or_none(path: Path) -> bool:
+def regular_or_missing(path: Path) -> bool:
+    """Whether ``path`` is a regular file or nothing (a FIFO, a device, a folder
+    keep the HTTP path)."""
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
     except FileNotFoundError:
@@ -366,7 +368,7 @@ async def _discover(
             else:
                 async with open_socket(storage, root) as asked:
                     path = await _ask(asked) if asked is not None else None
-        if path is not None and usable(url, path):
+        if path is not None and await asyncio.to_thread(usable, url, path):
             files = await LocalFiles.open(Path(path), storage._core._token, connections)
             storage._local_socket[origin] = path
             return files
