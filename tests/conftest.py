@@ -18,7 +18,19 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
-from apolo_jupyter import Client, JobDescription, JobStatus, get
+from apolo_jupyter import (
+    AbstractRecursiveFileProgress,
+    Client,
+    JobDescription,
+    JobStatus,
+    StorageProgressComplete,
+    StorageProgressEnterDir,
+    StorageProgressFail,
+    StorageProgressLeaveDir,
+    StorageProgressStart,
+    StorageProgressStep,
+    get,
+)
 from apolo_jupyter.client._local_home import (
     DaemonInfo,
     LocalPaths,
@@ -100,6 +112,39 @@ class OpsSent:
 
     async def _start(self, session: Any, context: Any, params: Any) -> None:
         self.sent[params.url.query.get("op", "")] += 1
+
+
+class Recorder(AbstractRecursiveFileProgress):
+    """A progress object that keeps every event, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    def start(self, data: StorageProgressStart) -> None:
+        self.events.append(data)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
+    def step(self, data: StorageProgressStep) -> None:
+        self.events.append(data)
+
+    def complete(self, data: StorageProgressComplete) -> None:
+        self.events.append(data)
+        self.in_flight -= 1
+
+    def enter(self, data: StorageProgressEnterDir) -> None:
+        self.events.append(data)
+
+    def leave(self, data: StorageProgressLeaveDir) -> None:
+        self.events.append(data)
+
+    def fail(self, data: StorageProgressFail) -> None:
+        self.events.append(data)
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
 
 
 class Platform:

@@ -16,7 +16,6 @@ import pytest
 from yarl import URL
 
 from apolo_jupyter import (
-    AbstractRecursiveFileProgress,
     Client,
     FileFilter,
     StorageProgressComplete,
@@ -28,43 +27,10 @@ from apolo_jupyter import (
 )
 from apolo_jupyter.client._file_filter import translate
 
-from .conftest import Platform
+from .conftest import Platform, Recorder
 
 MiB = 1 << 20
 OLD = time.time() - 3600  # an hour ago: surely older than anything the server writes
-
-
-class Recorder(AbstractRecursiveFileProgress):
-    """A progress object that keeps every event, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-        self.in_flight = 0
-        self.most_in_flight = 0
-
-    def start(self, data: StorageProgressStart) -> None:
-        self.events.append(data)
-        self.in_flight += 1
-        self.most_in_flight = max(self.most_in_flight, self.in_flight)
-
-    def step(self, data: StorageProgressStep) -> None:
-        self.events.append(data)
-
-    def complete(self, data: StorageProgressComplete) -> None:
-        self.events.append(data)
-        self.in_flight -= 1
-
-    def enter(self, data: StorageProgressEnterDir) -> None:
-        self.events.append(data)
-
-    def leave(self, data: StorageProgressLeaveDir) -> None:
-        self.events.append(data)
-
-    def fail(self, data: StorageProgressFail) -> None:
-        self.events.append(data)
-
-    def of(self, kind: type) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
 
 
 def _folder() -> str:

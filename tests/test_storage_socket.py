@@ -35,7 +35,7 @@ from apolo_jupyter.client._storage_progress import (
 from apolo_jupyter.client._storage_socket import open_socket
 from apolo_jupyter.client._storage_socket_files import fetch_new, send_new
 
-from .conftest import OpsSent, Platform, storage_host
+from .conftest import OpsSent, Platform, Recorder, storage_host
 
 MiB = 1 << 20
 
@@ -390,14 +390,6 @@ def _tree(root: Path) -> dict[str, bytes]:
     return files
 
 
-class Events:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return self.events.append
-
-
 @pytest.mark.parametrize("transport", ["auto", "websocket", "http"])
 async def test_folders_both_ways_over_each_transport(
     client: Client,
@@ -411,10 +403,8 @@ async def test_folders_both_ways_over_each_transport(
     files = _tree(src)
     folder = _folder()
     await client.storage.mkdir(URL(f"storage:{folder}"))
-    progress = Events()
-    await client.storage.upload_dir(
-        src, URL(f"storage:{folder}/up"), progress=cast(Any, progress)
-    )
+    progress = Recorder()
+    await client.storage.upload_dir(src, URL(f"storage:{folder}/up"), progress=progress)
     stored = storage_host(platform, folder, "up")
     assert {n: (stored / n).read_bytes() for n in files} == files
     assert (stored / "hollow").is_dir()
@@ -427,9 +417,9 @@ async def test_folders_both_ways_over_each_transport(
     assert (stored / "a.txt").read_bytes() == b"new"
 
     down = tmp_path / "down"
-    progress = Events()
+    progress = Recorder()
     await client.storage.download_dir(
-        URL(f"storage:{folder}/up"), down, progress=cast(Any, progress)
+        URL(f"storage:{folder}/up"), down, progress=progress
     )
     assert {n: (down / n).read_bytes() for n in files} == files
     assert (down / "hollow").is_dir()
@@ -498,13 +488,13 @@ async def test_one_large_file_each_way(
     ) as client:
         await client.storage.mkdir(URL(f"storage:{folder}"))
         for name in ("one", "two"):
-            progress = Events()
+            progress = Recorder()
             dst = URL(f"storage:{folder}/{name}")
-            await client.storage.upload_file(src, dst, progress=cast(Any, progress))
+            await client.storage.upload_file(src, dst, progress=progress)
             _check_progress(progress.events, {name: data})
             back = tmp_path / f"{name}.back"
-            progress = Events()
-            await client.storage.download_file(dst, back, progress=cast(Any, progress))
+            progress = Recorder()
+            await client.storage.download_file(dst, back, progress=progress)
             _check_progress(progress.events, {back.name: data})
             assert back.read_bytes() == data
             assert storage_host(platform, folder, name).read_bytes() == data
