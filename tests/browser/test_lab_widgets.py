@@ -115,9 +115,12 @@ CELLS = {
     ),
     "panel": "panel = JobsPanel()\npanel",
     "kill": "victim = %apolo_run -n kill-me-@RUN@ ubuntu -- sh -c 'echo started; sleep 300'",
+    # At least 24 s of printing, so new lines still come after test 2 has
+    # watched the pane follow and scrolled it up (a busy machine once found the
+    # job done by then, and no "new lines" to show).
     "stream": (
         "streamed = %apolo_run -n streamer-@RUN@ ubuntu -- "
-        "sh -c 'for i in $(seq 1 400); do echo \"line $i of the stream\"; sleep 0.03; done'"
+        "sh -c 'for i in $(seq 1 400); do echo \"line $i of the stream\"; sleep 0.06; done'"
     ),
     "failed": "failed = %apolo_run -n fails-@RUN@ ubuntu -- sh -c 'echo about to fail; exit 3'",
     "late": "late = %apolo_run --detach -n late-@RUN@ ubuntu -- sh -c 'sleep 4; echo finished late'",
